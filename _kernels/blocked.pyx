@@ -1,0 +1,422 @@
+# Blocked Cholesky factor of the penalized system for mixed models.
+#
+# The system, for random-effect terms T0 (the one with the most levels, "block 1") and T1..Tr ("block 2",
+# treated as one dense block) and e extra dense columns E (the fixed-effects matrix X then a response column):
+#
+#     [ L0'A11 L0 + I    .                 .   ]   [ L11  0    0   ] [ L11  0    0   ]'
+#     [ LR'A21 L0        LR'A22 LR + I     .   ] = [ L21  L22  0   ] [ L21  L22  0   ]
+#     [ AE1 L0           AER LR            AEE ]   [ L31  L32  L33 ] [ L31  L32  L33 ]
+#
+# where A = [Z E]' W [Z E] are weighted cross-products and L0, LR are the block-diagonal relative covariance
+# factors Lambda(theta). A11 is block diagonal (one k0 x k0 block per level of T0), so L11 is too; A21 is
+# block-sparse and keeps its pattern in S = A21 L0 L11^{-T}; the Schur complement of block 2 is dense.
+# All matrices here are C-ordered; LAPACK sees the transpose, so a C-lower factor is a Fortran-upper one.
+#
+# cython: language_level=3
+
+cimport cython
+from libc.math cimport log, sqrt
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_lapack cimport dpotrf
+from scipy.linalg.cython_blas cimport dtrsm, dtrsv
+
+import numpy as np
+
+
+cdef int small_chol(double* M, Py_ssize_t k) noexcept nogil:
+    """In-place lower Cholesky of a k x k C-ordered block (upper part zeroed). Returns 0 or the failing pivot."""
+    cdef Py_ssize_t i, j, l
+    cdef double s
+    for j in range(k):
+        s = M[j * k + j]
+        for l in range(j):
+            s -= M[j * k + l] * M[j * k + l]
+        if s <= 0.0:
+            return <int>(j + 1)
+        s = sqrt(s)
+        M[j * k + j] = s
+        for i in range(j + 1, k):
+            for l in range(j):
+                M[i * k + j] -= M[i * k + l] * M[j * k + l]
+            M[i * k + j] /= s
+        for i in range(j):
+            M[i * k + j] = 0.0
+    return 0
+
+
+cdef inline void row_times_lam_solve(const double* v, const double* lam, const double* L, double* out,
+                                     Py_ssize_t k) noexcept nogil:
+    """out = (v @ lam) @ inv(L).T for a row vector v of length k, lam and L lower k x k."""
+    cdef Py_ssize_t a, c
+    cdef double s
+    for a in range(k):               # out = v @ lam  (lam lower: column a gets rows c >= a)
+        s = 0.0
+        for c in range(a, k):
+            s += v[c] * lam[c * k + a]
+        out[a] = s
+    for a in range(k):               # solve x L' = out  <=>  L x' = out'  (forward substitution)
+        s = out[a]
+        for c in range(a):
+            s -= L[a * k + c] * out[c]
+        out[a] = s / L[a * k + a]
+
+
+@cython.final
+cdef class BlockedCholesky:
+    """Workspace and factor for one blocked system; ``update(theta-derived lambdas)`` refactors in place.
+
+    Parameters are the block structure (see mixframe.fit.blocked.BlockedSystem, which builds it).
+    """
+    cdef public Py_ssize_t k0, m0, q1, q2, ne, nnz, nr
+    cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term
+    # cross-products
+    cdef public double[:, :, ::1] A11
+    cdef public double[:, ::1] A21, A22, AE1, AER, AEE
+    # factor
+    cdef public double[:, :, ::1] L11
+    cdef public double[:, ::1] S, L22, F1, F2, L33, tmp2
+    cdef public double[::1] lam0, lamR
+    cdef int[::1] lamR_off
+    cdef double[::1] work
+
+    def __init__(self, Py_ssize_t k0, Py_ssize_t m0, int[::1] a21_ptr, int[::1] a21_row,
+                 int[::1] r_off, int[::1] r_k, int[::1] r_m, Py_ssize_t ne):
+        cdef Py_ssize_t t, i, r
+        self.k0 = k0
+        self.m0 = m0
+        self.q1 = k0 * m0
+        self.a21_ptr = a21_ptr
+        self.a21_row = a21_row
+        self.nnz = a21_row.shape[0]
+        self.r_off = r_off
+        self.r_k = r_k
+        self.r_m = r_m
+        self.nr = r_k.shape[0]
+        self.q2 = 0
+        for t in range(self.nr):
+            self.q2 += r_k[t] * r_m[t]
+        self.ne = ne
+        self.row_term = np.zeros(self.q2, dtype=np.int32)
+        for t in range(self.nr):
+            for r in range(r_off[t], r_off[t] + r_k[t] * r_m[t]):
+                self.row_term[r] = <int>t
+        self.A11 = np.zeros((m0, k0, k0))
+        self.A21 = np.zeros((self.nnz, k0))
+        self.A22 = np.zeros((self.q2, self.q2))
+        self.AE1 = np.zeros((ne, self.q1))
+        self.AER = np.zeros((ne, self.q2))
+        self.AEE = np.zeros((ne, ne))
+        self.L11 = np.zeros((m0, k0, k0))
+        self.S = np.zeros((self.nnz, k0))
+        self.L22 = np.zeros((self.q2, self.q2))
+        self.tmp2 = np.zeros((self.q2, self.q2)) if self.nr > 0 and self.has_vector_r() else np.zeros((0, 0))
+        self.F1 = np.zeros((ne, self.q1))
+        self.F2 = np.zeros((ne, self.q2))
+        self.L33 = np.zeros((ne, ne))
+        self.lam0 = np.zeros(k0 * k0)
+        self.lamR_off = np.zeros(self.nr + 1, dtype=np.int32)
+        for t in range(self.nr):
+            self.lamR_off[t + 1] = self.lamR_off[t] + r_k[t] * r_k[t]
+        self.lamR = np.zeros(self.lamR_off[self.nr])
+        self.work = np.zeros(max(k0, 1) * k0 * 4 + self.q2 + 8)
+
+    cdef bint has_vector_r(self):
+        cdef Py_ssize_t t
+        for t in range(self.nr):
+            if self.r_k[t] > 1:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ cross-products
+    def set_crossprod(self, const int[::1] code0, const double[:, ::1] Z0, const int[:, ::1] rcodes,
+                      const double[:, ::1] ZR, const int[::1] zr_off, const int[:, ::1] pos,
+                      const double[:, ::1] E, const double[::1] w):
+        """Accumulate A = [Z E]' W [Z E] in one pass over the rows (w may be empty for unit weights).
+
+        code0 (n,): level of T0; Z0 (n, k0); rcodes (n, nr): level of each R term; ZR (n, sum k_t): the R
+        terms' model matrices side by side, term t from column zr_off[t]; pos (n, nr): index of the first
+        A21 entry of the row's (T0 level, R block) pair; E (n, ne).
+        """
+        cdef Py_ssize_t n = code0.shape[0]
+        cdef Py_ssize_t i, a, c, t, s, b, d, j, e0, r0, r1, kt, ks
+        cdef Py_ssize_t k0 = self.k0, ne = self.ne, nr = self.nr
+        cdef double wi, zi
+        cdef bint weighted = w.shape[0] > 0
+        cdef double[:, :, ::1] A11 = self.A11
+        cdef double[:, ::1] A21 = self.A21, A22 = self.A22, AE1 = self.AE1, AER = self.AER, AEE = self.AEE
+        with nogil:
+            if A11.shape[0] > 0:
+                memset(&A11[0, 0, 0], 0, A11.shape[0] * k0 * k0 * sizeof(double))
+            if self.nnz > 0:
+                memset(&A21[0, 0], 0, self.nnz * k0 * sizeof(double))
+            if self.q2 > 0:
+                memset(&A22[0, 0], 0, self.q2 * self.q2 * sizeof(double))
+                memset(&AER[0, 0], 0, ne * self.q2 * sizeof(double))
+            memset(&AE1[0, 0], 0, ne * self.q1 * sizeof(double))
+            memset(&AEE[0, 0], 0, ne * ne * sizeof(double))
+            for i in range(n):
+                wi = w[i] if weighted else 1.0
+                j = code0[i]
+                for a in range(k0):
+                    zi = wi * Z0[i, a]
+                    for c in range(k0):
+                        A11[j, a, c] += zi * Z0[i, c]
+                    for d in range(ne):
+                        AE1[d, j * k0 + a] += zi * E[i, d]
+                for t in range(nr):
+                    kt = self.r_k[t]
+                    r0 = self.r_off[t] + rcodes[i, t] * kt
+                    e0 = pos[i, t]
+                    for b in range(kt):
+                        zi = wi * ZR[i, zr_off[t] + b]
+                        for a in range(k0):
+                            A21[e0 + b, a] += zi * Z0[i, a]
+                        for d in range(ne):
+                            AER[d, r0 + b] += zi * E[i, d]
+                        for s in range(nr):
+                            ks = self.r_k[s]
+                            r1 = self.r_off[s] + rcodes[i, s] * ks
+                            for c in range(ks):
+                                A22[r0 + b, r1 + c] += zi * ZR[i, zr_off[s] + c]
+                for d in range(ne):
+                    zi = wi * E[i, d]
+                    for c in range(d + 1):
+                        AEE[d, c] += zi * E[i, c]
+            for d in range(ne):
+                for c in range(d + 1, ne):
+                    AEE[d, c] = AEE[c, d]
+
+    # ------------------------------------------------------------------ factorization
+    def update(self, const double[::1] lam0, const double[::1] lamR):
+        """Factor the system at the given relative factors (lam0: k0*k0 C-ordered lower; lamR: the R terms'
+        k_t*k_t lower factors concatenated). Returns 0, or a positive code if a block is not positive
+        definite (1: block 1, 2: block 2, 3: the fixed-effects block)."""
+        cdef int status
+        self.lam0[:] = lam0
+        if self.lamR.shape[0] > 0:
+            self.lamR[:] = lamR
+        with nogil:
+            status = self._factor()
+        return status
+
+    cdef int _factor(self) noexcept nogil:
+        cdef Py_ssize_t k0 = self.k0, m0 = self.m0, q2 = self.q2, ne = self.ne
+        cdef Py_ssize_t j, a, c, e1, e2, r1, r2, t, b, d, lev, kt, off, ee
+        cdef double s
+        cdef int info = 0, n_int, ne_int, status = 0
+        cdef double one = 1.0
+        cdef char uplo = b'U', side = b'L', trans = b'T', diag = b'N'
+        cdef double* tmp
+        cdef double[:, :, ::1] L11 = self.L11, A11 = self.A11
+        cdef double[:, ::1] S = self.S, A21 = self.A21, L22 = self.L22, A22 = self.A22
+        cdef double[:, ::1] F1 = self.F1, F2 = self.F2, AE1 = self.AE1, AER = self.AER, L33 = self.L33
+        cdef double[:, ::1] AEE = self.AEE
+        cdef double[::1] work = self.work
+        cdef double[:, ::1] T2 = self.tmp2
+        cdef double[::1] lam0 = self.lam0
+        if True:
+            tmp = &work[0]
+            # block 1: L11[j] = chol(lam0' A11[j] lam0 + I)
+            for j in range(m0):
+                for a in range(k0):
+                    for c in range(k0):
+                        s = 0.0
+                        for b in range(k0):
+                            s += A11[j, a, b] * lam0[b * k0 + c]
+                        tmp[a * k0 + c] = s
+                for a in range(k0):
+                    for c in range(k0):
+                        s = 0.0
+                        for b in range(k0):
+                            s += lam0[b * k0 + a] * tmp[b * k0 + c]
+                        L11[j, a, c] = s + (1.0 if a == c else 0.0)
+                if small_chol(&L11[j, 0, 0], k0) != 0:
+                    return 1
+            # S = A21 lam0 L11^{-T} (row by row); F1 = AE1 lam0 L11^{-T}
+            for j in range(m0):
+                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                    row_times_lam_solve(&A21[e1, 0], &lam0[0], &L11[j, 0, 0], &S[e1, 0], k0)
+                for d in range(ne):
+                    row_times_lam_solve(&AE1[d, j * k0], &lam0[0], &L11[j, 0, 0], &F1[d, j * k0], k0)
+            if q2 > 0:
+                # G = A22 - S S' (into L22), F2 <- AER - F1 S'
+                memcpy(&L22[0, 0], &A22[0, 0], q2 * q2 * sizeof(double))
+                memcpy(&F2[0, 0], &AER[0, 0], ne * q2 * sizeof(double))
+                for j in range(m0):
+                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                        r1 = self.a21_row[e1]
+                        for e2 in range(self.a21_ptr[j], e1 + 1):
+                            r2 = self.a21_row[e2]
+                            s = 0.0
+                            for a in range(k0):
+                                s += S[e1, a] * S[e2, a]
+                            L22[r1, r2] -= s
+                            if r1 != r2:
+                                L22[r2, r1] -= s
+                        for d in range(ne):
+                            s = 0.0
+                            for a in range(k0):
+                                s += F1[d, j * k0 + a] * S[e1, a]
+                            F2[d, r1] -= s
+                # M22 = LR' G LR + I ; F2 <- F2 LR
+                self._apply_lamR(L22, F2, T2)
+                for r1 in range(q2):
+                    L22[r1, r1] += 1.0
+                # chol: C-lower L22 is Fortran-upper
+                n_int = <int>q2
+                dpotrf(&uplo, &n_int, &L22[0, 0], &n_int, &info)
+                if info != 0:
+                    return 2
+                for r1 in range(q2):
+                    for r2 in range(r1 + 1, q2):
+                        L22[r1, r2] = 0.0
+                # F2 <- F2 L22^{-T}: in Fortran view F2' (q2 x ne) = U^{-T} F2'  with U = L22'
+                if ne > 0:
+                    ne_int = <int>ne
+                    dtrsm(&side, &uplo, &trans, &diag, &n_int, &ne_int, &one, &L22[0, 0], &n_int,
+                          &F2[0, 0], &n_int)
+            # L33 = chol(AEE - F1 F1' - F2 F2')
+            for d in range(ne):
+                for ee in range(d + 1):
+                    s = AEE[d, ee]
+                    for a in range(self.q1):
+                        s -= F1[d, a] * F1[ee, a]
+                    for a in range(q2):
+                        s -= F2[d, a] * F2[ee, a]
+                    L33[d, ee] = s
+                    L33[ee, d] = s
+            if ne > 0:
+                ne_int = <int>ne
+                dpotrf(&uplo, &ne_int, &L33[0, 0], &ne_int, &info)
+                if info != 0:
+                    status = 3
+                for d in range(ne):
+                    for ee in range(d + 1, ne):
+                        L33[d, ee] = 0.0
+        return status
+
+    cdef void _apply_lamR(self, double[:, ::1] G, double[:, ::1] F2, double[:, ::1] T2) noexcept nogil:
+        """G <- LR' G LR and F2 <- F2 LR for the block-diagonal R factor."""
+        cdef Py_ssize_t q2 = self.q2, ne = self.ne, t, lev, b, c, r, kt, off, base, lo
+        cdef double s, lamv
+        cdef double[::1] lamR = self.lamR
+        cdef bint vector = T2.shape[0] > 0
+        cdef double* lv = &self.work[0]
+        if not vector:
+            # all R terms scalar: G[r, c] *= l[r] l[c], F2[:, r] *= l[r]
+            for r in range(q2):
+                lv[r] = lamR[self.lamR_off[self.row_term[r]]]
+            for r in range(q2):
+                lamv = lv[r]
+                for c in range(q2):
+                    G[r, c] *= lamv * lv[c]
+                for c in range(ne):
+                    F2[c, r] *= lamv
+            return
+        # general: T2 = G LR (column blocks), then G = LR' T2 (row blocks)
+        for t in range(self.nr):
+            kt = self.r_k[t]
+            lo = self.lamR_off[t]
+            for lev in range(self.r_m[t]):
+                base = self.r_off[t] + lev * kt
+                for r in range(q2):
+                    for c in range(kt):
+                        s = 0.0
+                        for b in range(c, kt):
+                            s += G[r, base + b] * lamR[lo + b * kt + c]
+                        T2[r, base + c] = s
+                for r in range(ne):
+                    for c in range(kt):
+                        s = 0.0
+                        for b in range(c, kt):
+                            s += F2[r, base + b] * lamR[lo + b * kt + c]
+                        self.work[c] = s
+                    for c in range(kt):
+                        F2[r, base + c] = self.work[c]
+        for t in range(self.nr):
+            kt = self.r_k[t]
+            lo = self.lamR_off[t]
+            for lev in range(self.r_m[t]):
+                base = self.r_off[t] + lev * kt
+                for c in range(q2):
+                    for r in range(kt):
+                        s = 0.0
+                        for b in range(r, kt):
+                            s += lamR[lo + b * kt + r] * T2[base + b, c]
+                        G[base + r, c] = s
+
+    # ------------------------------------------------------------------ results
+    def logdets(self):
+        """(log det of the Z block, log det of the fixed-effects block RX'RX, penalized RSS r^2).
+
+        The last extra column is the response; the fixed-effects block is the first ne - 1 columns.
+        """
+        cdef Py_ssize_t j, a, r, d
+        cdef double ldz = 0.0, ldx = 0.0, r2 = 0.0
+        with nogil:
+            for j in range(self.m0):
+                for a in range(self.k0):
+                    ldz += log(self.L11[j, a, a])
+            for r in range(self.q2):
+                ldz += log(self.L22[r, r])
+            for d in range(self.ne - 1):
+                ldx += log(self.L33[d, d])
+            if self.ne > 0:
+                r2 = self.L33[self.ne - 1, self.ne - 1] ** 2
+        return 2.0 * ldz, 2.0 * ldx, r2
+
+    def solve(self, double[::1] u_out, double[::1] beta_out):
+        """The solution of the penalized least-squares system: beta (ne - 1) and the spherical effects u (q1+q2)."""
+        cdef Py_ssize_t p = self.ne - 1, q1 = self.q1, q2 = self.q2, k0 = self.k0
+        cdef Py_ssize_t d, c, j, a, e1, r1, t, b, kt, base, lo, lev
+        cdef double s
+        cdef int n_int, inc = 1
+        cdef char uplo = b'U', trans = b'N', diag = b'N'
+        cdef double[::1] work
+        cdef double[:, ::1] L33 = self.L33, F1 = self.F1, F2 = self.F2, S = self.S
+        cdef double[::1] v = np.zeros(q2)
+        with nogil:
+            # beta: L33[:p,:p]' beta = L33[p,:p]
+            for d in range(p - 1, -1, -1):
+                s = L33[p, d]
+                for c in range(d + 1, p):
+                    s -= L33[c, d] * beta_out[c]
+                beta_out[d] = s / L33[d, d]
+            # u2: L22' u2 = F2[p,:] - F2[:p,:]' beta
+            for r1 in range(q2):
+                s = F2[p, r1]
+                for d in range(p):
+                    s -= F2[d, r1] * beta_out[d]
+                u_out[q1 + r1] = s
+            if q2 > 0:
+                n_int = <int>q2
+                # C-lower L22' x = c  <=>  Fortran-upper U x = c (no transpose)
+                dtrsv(&uplo, &trans, &diag, &n_int, &self.L22[0, 0], &n_int, &u_out[q1], &inc)
+                # v = LR u2
+                for t in range(self.nr):
+                    kt = self.r_k[t]
+                    lo = self.lamR_off[t]
+                    for lev in range(self.r_m[t]):
+                        base = self.r_off[t] + lev * kt
+                        for b in range(kt):
+                            s = 0.0
+                            for c in range(b + 1):
+                                s += self.lamR[lo + b * kt + c] * u_out[q1 + base + c]
+                            v[base + b] = s
+            # u1: L11' u1 = F1[p,:] - F1[:p,:]' beta - S' v
+            for j in range(self.m0):
+                for a in range(k0):
+                    s = F1[p, j * k0 + a]
+                    for d in range(p):
+                        s -= F1[d, j * k0 + a] * beta_out[d]
+                    u_out[j * k0 + a] = s
+                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                    r1 = self.a21_row[e1]
+                    for a in range(k0):
+                        u_out[j * k0 + a] -= S[e1, a] * v[r1]
+                for a in range(k0 - 1, -1, -1):
+                    s = u_out[j * k0 + a]
+                    for c in range(a + 1, k0):
+                        s -= self.L11[j, c, a] * u_out[j * k0 + c]
+                    u_out[j * k0 + a] = s / self.L11[j, a, a]
+        return 0

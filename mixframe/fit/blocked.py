@@ -1,0 +1,208 @@
+"""The blocked penalized system shared by every model kind.
+
+``BlockedSystem(terms, n_extra)`` builds, once, the structure of
+
+    [Lambda' Z' W Z Lambda + I,  Lambda' Z' W E]
+    [E' W Z Lambda,              E' W E        ]
+
+for the random-effect terms of a design (largest term first) and ``n_extra`` dense columns E (for an LMM:
+the fixed-effects matrix X and the response y; for PIRLS: the working response alone). ``crossprod(E, w)``
+rebuilds the weighted cross-products in one O(n) pass (compiled); ``factor(theta)`` refactors at a new theta
+in time independent of n. The factor gives log-determinants, the penalized residual sum of squares, the
+solution (beta, u), and the conditional covariance blocks of u.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from .._ext.blocked import BlockedCholesky
+from ..design.lam import theta_to_lambdas
+
+
+class FactorError(ArithmeticError):
+    """The penalized system is not positive definite at this theta."""
+
+
+class BlockedSystem:
+    """Structure and workspace of the blocked Cholesky factor for a list of random-effect terms.
+
+    Parameters
+    ----------
+    terms : list of RETerm
+        Ordered by number of levels, largest first (``Design.terms`` is).
+    n_extra : int
+        Number of dense columns appended after Z (X columns then one response column).
+    """
+
+    def __init__(self, terms, n_extra: int):
+        if not terms:
+            raise ValueError("a blocked system needs at least one random-effect term")
+        self.terms = list(terms)
+        self.n_extra = int(n_extra)
+        t0 = self.terms[0]
+        rterms = self.terms[1:]
+        self.n_obs = t0.Z.shape[0]
+        self.k0, self.m0 = t0.k, t0.n_levels
+        self.code0 = np.ascontiguousarray(t0.codes, dtype=np.int32)
+        self.Z0 = np.ascontiguousarray(t0.Z, dtype=np.float64)
+        r_k = np.array([t.k for t in rterms], dtype=np.int32)
+        r_m = np.array([t.n_levels for t in rterms], dtype=np.int32)
+        r_off = np.zeros(len(rterms), dtype=np.int32)
+        if len(rterms):
+            r_off[1:] = np.cumsum(r_k * r_m)[:-1]
+        self.q1 = self.k0 * self.m0
+        self.q2 = int(np.sum(r_k * r_m)) if len(rterms) else 0
+        n = self.n_obs
+        self.rcodes = np.ascontiguousarray(
+            np.stack([t.codes for t in rterms], axis=1) if rterms else np.zeros((n, 0)), dtype=np.int32)
+        self.ZR = np.ascontiguousarray(
+            np.concatenate([t.Z for t in rterms], axis=1) if rterms else np.zeros((n, 0)), dtype=np.float64)
+        self.zr_off = np.zeros(len(rterms), dtype=np.int32)
+        if len(rterms):
+            self.zr_off[1:] = np.cumsum(r_k)[:-1]
+        a21_ptr, a21_row, pos = self._pattern(r_off, r_k)
+        self.a21_ptr, self.a21_row, self.pos = a21_ptr, a21_row, pos
+        self.r_off, self.r_k, self.r_m = r_off, r_k, r_m
+        self.chol = BlockedCholesky(self.k0, self.m0, a21_ptr, a21_row, r_off, r_k, r_m, self.n_extra)
+        # theta -> (lam0 flat, lamR flat) index maps
+        lam_len = [t.k * t.k for t in self.terms]
+        self._lam_offsets = np.concatenate([[0], np.cumsum(lam_len)]).astype(np.int64)
+        idx = []
+        for ti, t in enumerate(self.terms):
+            for j in range(t.k):
+                for i in range(j, t.k):
+                    idx.append(self._lam_offsets[ti] + i * t.k + j)
+        self._theta_idx = np.asarray(idx, dtype=np.int64)
+        self._lam_all = np.zeros(int(self._lam_offsets[-1]))
+        self.theta = None
+
+    def _pattern(self, r_off, r_k):
+        """Block-sparse pattern of Z_R' W Z_0: per level of term 0, the sorted scalar rows of block 2."""
+        n, nr = self.n_obs, len(r_k)
+        if nr == 0:
+            return (np.zeros(self.m0 + 1, dtype=np.int32), np.zeros(0, dtype=np.int32),
+                    np.zeros((n, 0), dtype=np.int32))
+        q2 = max(self.q2, 1)
+        code0 = self.code0.astype(np.int64)
+        keys = np.concatenate([code0 * q2 + r_off[t] + self.rcodes[:, t].astype(np.int64) * r_k[t]
+                               for t in range(nr)])
+        uniq, inv = np.unique(keys, return_inverse=True)
+        rows0 = uniq % q2
+        term_of = np.searchsorted(r_off, rows0, side="right") - 1
+        sizes = r_k[term_of].astype(np.int64)
+        start = np.zeros(len(uniq), dtype=np.int64)
+        start[1:] = np.cumsum(sizes)[:-1]
+        within = np.arange(int(sizes.sum())) - np.repeat(start, sizes)
+        a21_row = (np.repeat(rows0, sizes) + within).astype(np.int32)
+        cols = np.repeat(uniq // q2, sizes)
+        a21_ptr = np.searchsorted(cols, np.arange(self.m0 + 1)).astype(np.int32)
+        pos = start[inv].reshape(nr, n).T
+        return a21_ptr, a21_row, np.ascontiguousarray(pos, dtype=np.int32)
+
+    # ------------------------------------------------------------------
+    def crossprod(self, E, w=None):
+        """Rebuild the weighted cross-products of [Z E] (E: (n, n_extra); w: None or (n,) weights)."""
+        E = np.ascontiguousarray(E, dtype=np.float64)
+        if E.ndim == 1:
+            E = E[:, None]
+        wv = np.empty(0) if w is None else np.ascontiguousarray(w, dtype=np.float64)
+        self.chol.set_crossprod(self.code0, self.Z0, self.rcodes, self.ZR, self.zr_off, self.pos, E, wv)
+        self.theta = None
+
+    def set_crossprod_blocks(self, A11, A21, A22, AE1, AER, AEE):
+        """Install cross-products computed elsewhere (e.g. summed over chunks of a stream)."""
+        c = self.chol
+        np.asarray(c.A11)[...] = A11
+        np.asarray(c.A21)[...] = A21
+        np.asarray(c.A22)[...] = A22
+        np.asarray(c.AE1)[...] = AE1
+        np.asarray(c.AER)[...] = AER
+        np.asarray(c.AEE)[...] = AEE
+        self.theta = None
+
+    def lambdas_flat(self, theta):
+        lam = self._lam_all
+        lam[self._theta_idx] = theta
+        o = int(self._lam_offsets[1])
+        return lam[:o], lam[o:]
+
+    def factor(self, theta) -> int:
+        """Factor at theta; returns 0 or a positive status when a block is not positive definite."""
+        theta = np.asarray(theta, dtype=np.float64)
+        lam0, lamR = self.lambdas_flat(theta)
+        status = self.chol.update(np.ascontiguousarray(lam0), np.ascontiguousarray(lamR))
+        self.theta = theta.copy() if status == 0 else None
+        return status
+
+    def logdets(self):
+        """(log det(Lambda'Z'WZLambda + I), log det of the fixed-effects block, penalized RSS)."""
+        return self.chol.logdets()
+
+    def solve(self):
+        """(beta, u): the penalized least-squares solution for the current factor."""
+        u = np.zeros(self.q1 + self.q2)
+        beta = np.zeros(self.n_extra - 1)
+        self.chol.solve(u, beta)
+        return beta, u
+
+    # ------------------------------------------------------------------
+    def fixed_block(self):
+        """The lower-triangular factor of the fixed-effects block (RX' in lme4's notation), p x p."""
+        p = self.n_extra - 1
+        return np.asarray(self.chol.L33)[:p, :p].copy()
+
+    def cond_cov_u(self, chunk: int = 2048):
+        """Diagonal blocks of (L_Z L_Z')^{-1} per term: list of (n_levels, k, k) arrays.
+
+        These are the conditional covariances of the spherical effects u given beta (up to the scale).
+        """
+        c = self.chol
+        k0, m0, q2 = self.k0, self.m0, self.q2
+        L11 = np.asarray(c.L11)
+        L11inv = np.linalg.inv(L11) if m0 else L11
+        out0 = np.einsum("jba,jbc->jac", L11inv, L11inv)  # L11^{-T} L11^{-1}
+        outs = []
+        if q2:
+            L22 = np.asarray(c.L22)
+            L22inv = solve_triangular(L22, np.eye(q2), lower=True)
+            S = np.asarray(c.S)
+            lamR = np.asarray(c.lamR)
+            # block-2 diagonal blocks: (L22inv[:, blk])' (L22inv[:, blk])
+            for t, (off, k, m) in enumerate(zip(self.r_off, self.r_k, self.r_m)):
+                blk = L22inv[:, off:off + k * m].reshape(q2, m, k)
+                outs.append(np.einsum("rma,rmc->mac", blk, blk))
+            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}
+            lam_rows = self._lamR_dense_rows(lamR)
+            cols = np.repeat(np.arange(m0), np.diff(self.a21_ptr))
+            for j0 in range(0, m0, chunk):
+                j1 = min(m0, j0 + chunk)
+                sel = slice(self.a21_ptr[j0], self.a21_ptr[j1])
+                D = np.zeros((q2, (j1 - j0) * k0))
+                rows, cj = self.a21_row[sel], cols[sel] - j0
+                for a in range(k0):
+                    np.add.at(D, (rows, cj * k0 + a), S[sel, a])
+                D = lam_rows(D)
+                W = (L22inv @ D).reshape(q2, j1 - j0, k0)
+                W = np.einsum("rjb,jba->rja", W, L11inv[j0:j1])
+                out0[j0:j1] += np.einsum("rja,rjc->jac", W, W)
+        return [out0] + outs
+
+    def _lamR_dense_rows(self, lamR):
+        """A function applying LR' from the left to a dense (q2, m) matrix."""
+        offs = np.concatenate([[0], np.cumsum(self.r_k.astype(np.int64) ** 2)])
+
+        def apply(D):
+            out = np.empty_like(D)
+            for t, (off, k, m) in enumerate(zip(self.r_off, self.r_k, self.r_m)):
+                lam = lamR[offs[t]:offs[t + 1]].reshape(k, k)
+                blk = D[off:off + k * m].reshape(m, k, -1)
+                out[off:off + k * m] = np.einsum("ba,mbc->mac", lam, blk).reshape(k * m, -1)
+            return out
+
+        return apply
+
+
+def lambdas_for(terms, theta):
+    """Per-term relative factors at theta (convenience re-export)."""
+    return theta_to_lambdas(terms, theta)
