@@ -14,7 +14,7 @@ solution (beta, u), and the conditional covariance blocks of u.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
 from ..design.lam import theta_to_lambdas
@@ -165,7 +165,8 @@ class BlockedSystem:
         outs = []
         if q2:
             L22 = np.asarray(c.L22)
-            L22inv = solve_triangular(L22, np.eye(q2), lower=True)
+            L22inv, info = dtrtri(L22, lower=1)
+            L22inv = np.tril(L22inv)
             S = np.asarray(c.S)
             lamR = np.asarray(c.lamR)
             # block-2 diagonal blocks: (L22inv[:, blk])' (L22inv[:, blk])

@@ -1,0 +1,161 @@
+"""Linear mixed models: the profiled (RE)ML deviance at theta, its optimisation, and the fit record.
+
+The deviance follows Bates, Maechler, Bolker & Walker (2015), JSS 67(1), eqs. (34) and (41): with the blocked
+factor L of [Lambda'Z'WZLambda + I, ...; X'WZLambda, X'WX] and the penalized residual sum of squares r^2,
+
+    ML:   log|L_Z|^2 + n (1 + log(2 pi r^2 / n))
+    REML: log|L_Z|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+minus the sum of the log prior weights.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy.linalg.lapack import dtrtri
+
+from ..design.lam import theta_to_lambdas, u_to_b, z_times_b
+from ..errors import ConvergenceWarning, DataError, SingularFitWarning
+from .blocked import BlockedSystem
+from .optimize import minimize_bounded
+from .result import RawFit
+from .satterthwaite import satterthwaite_df
+
+LOG_2PI = math.log(2.0 * math.pi)
+SINGULAR_TOL = 1e-4
+
+
+class LmmObjective:
+    """The profiled deviance of an LMM as a pure function of theta (and, unprofiled, of theta and sigma).
+
+    Parameters
+    ----------
+    design : Design
+    reml : bool
+    """
+
+    def __init__(self, design, reml: bool = True):
+        self.design = design
+        self.reml = bool(reml)
+        n, p = design.X.shape
+        if n <= p:
+            raise DataError(f"{n} complete rows cannot estimate {p} fixed effects and a residual variance")
+        self.n, self.p = n, p
+        y = design.y if design.offset is None else design.y - design.offset
+        self.system = BlockedSystem(design.terms, p + 1)
+        self.system.crossprod(np.column_stack([design.X, y]), design.weights)
+        self.log_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+        self.evaluations = 0
+
+    def _factor(self, theta):
+        if self.system.factor(theta) != 0:
+            return None
+        return self.system.logdets()
+
+    def __call__(self, theta) -> float:
+        """Profiled deviance (REML criterion when reml) at theta; inf where the system is not definite."""
+        self.evaluations += 1
+        parts = self._factor(theta)
+        if parts is None:
+            return math.inf
+        ldz, ldx, r2 = parts
+        if self.reml:
+            nmp = self.n - self.p
+            return ldz + ldx + nmp * (1.0 + LOG_2PI + math.log(r2 / nmp)) - self.log_w
+        return ldz + self.n * (1.0 + LOG_2PI + math.log(r2 / self.n)) - self.log_w
+
+    def deviance_at(self, theta, sigma, reml=None) -> float:
+        """Unprofiled -2 (RE)ML log-likelihood at (theta, sigma), beta and u at their conditional optimum."""
+        reml = self.reml if reml is None else reml
+        parts = self._factor(theta)
+        if parts is None:
+            return math.inf
+        ldz, ldx, r2 = parts
+        s2 = sigma * sigma
+        if reml:
+            return ldz + ldx + (self.n - self.p) * (LOG_2PI + math.log(s2)) + r2 / s2 - self.log_w
+        return ldz + self.n * (LOG_2PI + math.log(s2)) + r2 / s2 - self.log_w
+
+    def sigma_hat(self, theta, reml=None) -> float:
+        reml = self.reml if reml is None else reml
+        parts = self._factor(theta)
+        r2 = parts[2]
+        return math.sqrt(r2 / ((self.n - self.p) if reml else self.n))
+
+    def vcov_beta(self, theta, sigma) -> np.ndarray:
+        """sigma^2 (R_X' R_X)^{-1} at theta."""
+        if self._factor(theta) is None:
+            return np.full((self.p, self.p), np.nan)
+        inv = tri_inv(self.system.fixed_block())
+        return sigma * sigma * (inv.T @ inv)
+
+
+def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
+    """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
+    obj = LmmObjective(design, reml)
+    ctl = dict(control or {})
+    ctl.pop("progress", None)
+    opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=ctl)
+    theta = opt.x
+    dev = obj(theta)  # leaves the factor at the optimum
+    messages = []
+    if not np.isfinite(dev):
+        raise DataError("the model could not be fitted: the penalized system is singular at every "
+                        "tried value; check for collinear or constant predictors")
+    sys = obj.system
+    ldz, ldx, r2 = sys.logdets()
+    n, p = obj.n, obj.p
+    sigma = math.sqrt(r2 / ((n - p) if reml else n))
+    beta, u = sys.solve()
+    rx_inv = tri_inv(sys.fixed_block())
+    vcov = sigma ** 2 * (rx_inv.T @ rx_inv)
+    lambdas = theta_to_lambdas(design.terms, theta)
+    bs = u_to_b(design.terms, theta, u)
+    cov_u = sys.cond_cov_u()
+    b_sd = [sigma * np.sqrt(np.maximum(np.einsum("ab,jbc,ac->ja", lam, cu, lam), 0.0))
+            for lam, cu in zip(lambdas, cov_u)]
+    eta_fixed = design.X @ beta
+    if design.offset is not None:
+        eta_fixed = eta_fixed + design.offset
+    eta = eta_fixed + z_times_b(design.terms, bs)
+    # deviance as lme4 reports it: -2 ML log-likelihood (at the REML estimates for a REML fit)
+    ml_dev = ldz + n * (1.0 + LOG_2PI + math.log(r2 / n)) - obj.log_w
+    loglik = -dev / 2.0
+    singular = _is_singular(design, theta)
+    if singular:
+        messages.append("boundary (singular) fit: a variance component is estimated as zero or a "
+                        "correlation as +-1; consider simplifying the random effects")
+        warnings.warn(messages[-1], SingularFitWarning, stacklevel=3)
+    if not opt.converged:
+        messages.append(f"optimizer did not converge ({opt.message}) after {opt.evaluations} evaluations; "
+                        "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
+        warnings.warn(messages[-1], ConvergenceWarning, stacklevel=3)
+    df = satterthwaite_df(obj, theta, sigma)
+    n_params = p + design.n_theta + 1
+    return RawFit(
+        kind="lmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov,
+        theta=theta, lambdas=lambdas, re_scale=sigma, sigma=sigma, b=bs, b_sd=b_sd,
+        eta=eta, eta_fixed=eta_fixed, loglik=loglik, deviance=ml_dev, n_params=n_params,
+        family="gaussian", link="identity", method="REML" if reml else "ML",
+        converged=opt.converged, singular=singular, iterations=opt.evaluations,
+        reml_crit=dev if reml else None, df=df, messages=messages,
+        extra={"optimizer": opt.message, "objective": obj},
+    )
+
+
+def tri_inv(L) -> np.ndarray:
+    """Inverse of a lower-triangular matrix (LAPACK dtrtri)."""
+    if L.shape[0] == 0:
+        return L.copy()
+    inv, info = dtrtri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return np.tril(inv)
+
+
+def _is_singular(design, theta) -> bool:
+    lower = design.theta_lower_bounds()
+    diag = np.isfinite(lower)
+    return bool(np.any(np.asarray(theta)[diag] < SINGULAR_TOL))

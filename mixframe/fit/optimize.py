@@ -1,0 +1,121 @@
+"""Bound-constrained derivative-free minimisation (BOBYQA through nlopt) with a fit log."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import nlopt
+import numpy as np
+
+DEFAULTS = {
+    "optimizer": "bobyqa",
+    "maxiter": 100_000,
+    "ftol_rel": 1e-12,
+    "ftol_abs": 1e-10,
+    "xtol_rel": 1e-10,
+    "xtol_abs": 1e-10,
+    "initial_step": None,
+    "verbose": False,
+}
+
+_ALGORITHMS = {
+    "bobyqa": nlopt.LN_BOBYQA,
+    "neldermead": nlopt.LN_NELDERMEAD,
+    "cobyla": nlopt.LN_COBYLA,
+    "sbplx": nlopt.LN_SBPLX,
+}
+
+
+def control_settings(control: dict | None) -> dict:
+    """Merge a user's ``control`` dict with the defaults; unknown keys are an error naming them."""
+    out = dict(DEFAULTS)
+    if control:
+        unknown = sorted(set(control) - set(DEFAULTS) - {"tol", "progress", "nagq_start"})
+        if unknown:
+            raise ValueError(f"unknown control option(s) {unknown}; known: {sorted(DEFAULTS)}")
+        out.update(control)
+        if "tol" in control:
+            out["ftol_rel"] = out["xtol_rel"] = float(control["tol"])
+    if out["optimizer"] not in _ALGORITHMS:
+        raise ValueError(f"control optimizer {out['optimizer']!r} is not one of {sorted(_ALGORITHMS)}")
+    return out
+
+
+@dataclass
+class OptSummary:
+    """What the optimizer did: start, result, evaluations, and its return code."""
+
+    x0: np.ndarray
+    x: np.ndarray
+    fmin: float
+    evaluations: int
+    return_code: int
+    message: str
+    converged: bool
+    trace: list = field(default_factory=list)
+
+
+_MESSAGES = {
+    nlopt.SUCCESS: "success",
+    nlopt.STOPVAL_REACHED: "stopping value reached",
+    nlopt.FTOL_REACHED: "function tolerance reached",
+    nlopt.XTOL_REACHED: "parameter tolerance reached",
+    nlopt.MAXEVAL_REACHED: "maximum number of evaluations reached",
+    nlopt.MAXTIME_REACHED: "maximum time reached",
+}
+
+
+def minimize_bounded(fun, x0, lower, upper=None, control: dict | None = None) -> OptSummary:
+    """Minimise ``fun(x)`` from ``x0`` subject to ``lower <= x <= upper``.
+
+    Non-finite objective values are treated as a large penalty so the optimizer backs off.
+    """
+    ctl = control_settings(control)
+    x0 = np.asarray(x0, dtype=float)
+    n = x0.size
+    lower = np.asarray(lower, dtype=float)
+    upper = np.full(n, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    trace = []
+    best = [np.inf, x0.copy()]
+
+    def objective(x, grad):
+        val = float(fun(x))
+        if not np.isfinite(val):
+            val = 1e300
+        if val < best[0]:
+            best[0], best[1] = val, x.copy()
+        if ctl["verbose"]:
+            trace.append((x.copy(), val))
+        return val
+
+    algo = _ALGORITHMS[ctl["optimizer"]]
+    if algo == nlopt.LN_BOBYQA and n == 1:
+        algo = nlopt.LN_BOBYQA  # nlopt's BOBYQA handles one parameter
+    opt = nlopt.opt(algo, n)
+    opt.set_min_objective(objective)
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_upper_bounds(np.where(np.isfinite(upper), upper, np.inf))
+    opt.set_ftol_rel(ctl["ftol_rel"])
+    opt.set_ftol_abs(ctl["ftol_abs"])
+    opt.set_xtol_rel(ctl["xtol_rel"])
+    opt.set_xtol_abs(np.full(n, ctl["xtol_abs"]))
+    opt.set_maxeval(int(ctl["maxiter"]))
+    if ctl["initial_step"] is not None:
+        opt.set_initial_step(np.broadcast_to(np.asarray(ctl["initial_step"], dtype=float), (n,)).copy())
+    x_start = np.clip(x0, np.where(np.isfinite(lower), lower, -np.inf), upper)
+    code = None
+    try:
+        x = opt.optimize(x_start)
+        fmin = opt.last_optimum_value()
+        code = opt.last_optimize_result()
+    except (nlopt.RoundoffLimited, RuntimeError) as err:  # keep the best point seen
+        x, fmin = best[1], best[0]
+        code = -4
+        msg = f"optimizer stopped early ({type(err).__name__}); best point kept"
+    else:
+        msg = _MESSAGES.get(code, f"nlopt code {code}")
+    converged = code is not None and code > 0 and code != nlopt.MAXEVAL_REACHED and code != nlopt.MAXTIME_REACHED
+    if code == -4:
+        converged = np.isfinite(fmin) and fmin < 1e299
+    return OptSummary(x0=x0, x=np.asarray(x, dtype=float), fmin=float(fmin),
+                      evaluations=int(opt.get_numevals()), return_code=int(code), message=msg,
+                      converged=bool(converged), trace=trace)
