@@ -132,7 +132,11 @@ def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
         messages.append(f"optimizer did not converge ({opt.message}) after {opt.evaluations} evaluations; "
                         "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=3)
-    df = satterthwaite_df(obj, theta, sigma)
+    theta_hat = theta.copy()
+
+    def df():
+        return satterthwaite_df(obj, theta_hat, sigma)
+
     n_params = p + design.n_theta + 1
     return RawFit(
         kind="lmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov,

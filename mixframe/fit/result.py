@@ -32,7 +32,8 @@ class RawFit:
     deviance : as lme4/glmmTMB/ordinal report it (see reference README)
     reml_crit : REML criterion or None
     n_params : number of estimated parameters (for AIC/BIC)
-    df : Satterthwaite denominator df per coefficient (LMM) or None
+    df : Satterthwaite denominator df per coefficient (LMM), a zero-argument callable computing them on first
+        use (read them through ``ddf()``), or None
     family, link : strings
     method : "REML", "ML", "Laplace", "AGQ(k)", "PIRLS (nAGQ=0)"
     converged, singular : bool
@@ -68,3 +69,12 @@ class RawFit:
     df: np.ndarray | None = None
     messages: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+    def ddf(self):
+        """The Satterthwaite df as an array (computed once, on first use), or None."""
+        if callable(self.df):
+            cache = self.__dict__.get("_ddf_cache")
+            if cache is None:
+                cache = self.__dict__["_ddf_cache"] = (self.df(),)
+            return cache[0]
+        return self.df

@@ -1,0 +1,411 @@
+# Cumulative link kernels: link distributions and the per-observation pieces of the ordinal likelihood.
+#
+# An observation in category c (0-based, of K) has probability P = F(x1) - F(x0) with x1 = alpha_c - eta and
+# x0 = alpha_{c-1} - eta, where alpha_{-1} = -inf and alpha_{K-1} = +inf. Everything is computed on the log
+# scale from log F, log S (S = 1 - F), log f and g = f'/f, so the tails keep their precision: P is taken as a
+# difference of lower-tail probabilities when x0 <= 0 and of upper-tail probabilities otherwise.
+#
+# Link codes: 0 logit, 1 probit, 2 cloglog (F(x) = 1 - exp(-exp(x))), 3 loglog (F(x) = exp(-exp(-x))),
+# 4 cauchit.
+#
+# cython: language_level=3
+
+cimport cython
+import numpy as np
+from libc.math cimport (atan, erfc, exp, expm1, fabs, INFINITY, log, log1p, M_PI, sqrt)
+
+DEF LOG_SQRT_2PI = 0.91893853320467274178
+
+
+cdef inline double log_ndtr(double x) noexcept nogil:
+    """log of the standard normal CDF, with an asymptotic series far in the lower tail."""
+    cdef double r, r2
+    if x > -30.0:
+        return log(0.5 * erfc(-x / sqrt(2.0)))
+    r2 = 1.0 / (x * x)
+    r = 1.0 + r2 * (-1.0 + r2 * (3.0 + r2 * (-15.0 + r2 * 105.0)))
+    return -0.5 * x * x - log(-x) - LOG_SQRT_2PI + log(r)
+
+
+cdef inline double cauchy_cdf(double x) noexcept nogil:
+    if x < 0.0:
+        return atan(-1.0 / x) / M_PI
+    return 0.5 + atan(x) / M_PI
+
+
+cdef inline void link_eval(int link, double x, double* lF, double* lS, double* lf, double* g) noexcept nogil:
+    """log F(x), log S(x), log f(x) and g(x) = f'(x)/f(x) for a finite x."""
+    cdef double e, ex
+    if link == 0:                                   # logistic
+        e = exp(-fabs(x))
+        if x >= 0.0:
+            lF[0] = -log1p(e)
+            lS[0] = -x - log1p(e)
+            g[0] = (e - 1.0) / (1.0 + e)
+        else:
+            lF[0] = x - log1p(e)
+            lS[0] = -log1p(e)
+            g[0] = (1.0 - e) / (1.0 + e)
+        lf[0] = lF[0] + lS[0]
+    elif link == 1:                                 # normal
+        lF[0] = log_ndtr(x)
+        lS[0] = log_ndtr(-x)
+        lf[0] = -0.5 * x * x - LOG_SQRT_2PI
+        g[0] = -x
+    elif link == 2:                                 # Gumbel for minima: F = 1 - exp(-exp(x))
+        ex = exp(x)
+        lS[0] = -ex
+        if x < -30.0:
+            lF[0] = x - 0.5 * ex
+        else:
+            lF[0] = log(-expm1(-ex))
+        lf[0] = x - ex
+        g[0] = 1.0 - ex
+    elif link == 3:                                 # Gumbel for maxima: F = exp(-exp(-x))
+        ex = exp(-x)
+        lF[0] = -ex
+        if x > 30.0:
+            lS[0] = -x - 0.5 * ex
+        else:
+            lS[0] = log(-expm1(-ex))
+        lf[0] = -x - ex
+        g[0] = ex - 1.0
+    else:                                           # Cauchy
+        lF[0] = log(cauchy_cdf(x))
+        lS[0] = log(cauchy_cdf(-x))
+        lf[0] = -log(M_PI) - log1p(x * x)
+        g[0] = -2.0 * x / (1.0 + x * x)
+
+
+cdef inline double obs_terms(int link, double x1, double x0, bint has1, bint has0,
+                             double* r1, double* r0, double* g1, double* g0) noexcept nogil:
+    """log P of one observation; r1 = f(x1)/P, r0 = f(x0)/P (0 where the bound is infinite), g1, g0."""
+    cdef double lF1 = 0.0, lS1 = 0.0, lf1 = 0.0, lF0 = 0.0, lS0 = 0.0, lf0 = 0.0
+    cdef double logP
+    r1[0] = 0.0
+    r0[0] = 0.0
+    g1[0] = 0.0
+    g0[0] = 0.0
+    if has1:
+        link_eval(link, x1, &lF1, &lS1, &lf1, g1)
+    if has0:
+        link_eval(link, x0, &lF0, &lS0, &lf0, g0)
+    if has1 and has0:
+        if not (x1 > x0):
+            return -INFINITY
+        if x0 > 0.0:
+            logP = lS0 + log1p(-exp(lS1 - lS0))
+        else:
+            logP = lF1 + log1p(-exp(lF0 - lF1))
+    elif has1:
+        logP = lF1
+    elif has0:
+        logP = lS0
+    else:
+        return 0.0
+    if has1:
+        r1[0] = exp(lf1 - logP)
+    if has0:
+        r0[0] = exp(lf0 - logP)
+    return logP
+
+
+cdef inline void bounds(const double[::1] alpha, double eta, Py_ssize_t c, Py_ssize_t nthr,
+                        double* x1, double* x0, bint* has1, bint* has0) noexcept nogil:
+    has1[0] = c < nthr
+    has0[0] = c > 0
+    x1[0] = alpha[c] - eta if has1[0] else INFINITY
+    x0[0] = alpha[c - 1] - eta if has0[0] else -INFINITY
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def cumlink_eta(const int[::1] y, const double[::1] eta, const double[::1] alpha, const double[::1] wts,
+                int link, double[::1] score_out, double[::1] curv_out):
+    """Log-likelihood, score and curvature of every observation with respect to eta.
+
+    Parameters
+    ----------
+    y : int32 (n,) category codes 0..K-1
+    eta : (n,) location x'beta (+ z'b); the model is F(alpha_c - eta)
+    alpha : (K-1,) increasing thresholds
+    wts : (n,) prior weights, or empty for unit weights
+    link : link code (0 logit, 1 probit, 2 cloglog, 3 loglog, 4 cauchit)
+    score_out : (n,) d loglik_i / d eta_i (weighted)
+    curv_out : (n,) -d^2 loglik_i / d eta_i^2 (weighted)
+
+    Returns
+    -------
+    (status, loglik) : status 0, or 1 when some probability is 0 (loglik is then -inf)
+    """
+    cdef Py_ssize_t n = y.shape[0], nthr = alpha.shape[0], i, c
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, total = 0.0
+    cdef bint has1, has0, weighted = wts.shape[0] > 0
+    cdef int status = 0
+    with nogil:
+        for i in range(n):
+            c = y[i]
+            w = wts[i] if weighted else 1.0
+            bounds(alpha, eta[i], c, nthr, &x1, &x0, &has1, &has0)
+            lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+            if lp == -INFINITY:
+                status = 1
+            d = r1 - r0
+            total += w * lp
+            score_out[i] = -w * d
+            curv_out[i] = -w * (r1 * g1 - r0 * g0 - d * d)
+    return status, total
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def cumlink_full(const int[::1] y, const double[::1] eta, const double[::1] alpha, const double[::1] wts,
+                 const double[:, ::1] X, int link, double[::1] grad_a_out, double[:, ::1] hess_aa_out,
+                 double[:, ::1] hess_ab_out, double[::1] score_out, double[::1] d2eta_out):
+    """Log-likelihood and its first and second derivatives in the thresholds and in eta.
+
+    The derivatives in beta follow from those in eta (d eta / d beta = x): the caller forms
+    X' score and X' diag(d2eta) X. This kernel accumulates the threshold gradient (K-1), the
+    threshold Hessian (K-1, K-1) and the threshold-by-beta block (K-1, p) of the Hessian.
+
+    Returns
+    -------
+    (status, loglik) : status 0, or 1 when some probability is 0
+    """
+    cdef Py_ssize_t n = y.shape[0], nthr = alpha.shape[0], p = X.shape[1], i, c, j
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, total = 0.0, h1e, h0e
+    cdef bint has1, has0, weighted = wts.shape[0] > 0
+    cdef int status = 0
+    with nogil:
+        grad_a_out[:] = 0.0
+        hess_aa_out[:, :] = 0.0
+        hess_ab_out[:, :] = 0.0
+        for i in range(n):
+            c = y[i]
+            w = wts[i] if weighted else 1.0
+            bounds(alpha, eta[i], c, nthr, &x1, &x0, &has1, &has0)
+            lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+            if lp == -INFINITY:
+                status = 1
+            d = r1 - r0
+            total += w * lp
+            score_out[i] = -w * d
+            d2eta_out[i] = w * (r1 * g1 - r0 * g0 - d * d)
+            if has1:
+                grad_a_out[c] += w * r1
+                hess_aa_out[c, c] += w * (r1 * g1 - r1 * r1)
+                h1e = w * (-r1 * g1 + r1 * d)
+                for j in range(p):
+                    hess_ab_out[c, j] += h1e * X[i, j]
+            if has0:
+                grad_a_out[c - 1] -= w * r0
+                hess_aa_out[c - 1, c - 1] += w * (-r0 * g0 - r0 * r0)
+                h0e = w * (r0 * g0 - r0 * d)
+                for j in range(p):
+                    hess_ab_out[c - 1, j] += h0e * X[i, j]
+            if has1 and has0:
+                hess_aa_out[c, c - 1] += w * r1 * r0
+                hess_aa_out[c - 1, c] += w * r1 * r0
+    return status, total
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def cumlink_loglik_groups(const int[::1] y, const double[::1] eta, const double[::1] alpha,
+                          const double[::1] wts, const int[::1] codes, int link, double[::1] out):
+    """Add each observation's weighted log-probability to ``out[codes[i]]``; returns a status (1: P = 0)."""
+    cdef Py_ssize_t n = y.shape[0], nthr = alpha.shape[0], i, c
+    cdef double x1, x0, r1, r0, g1, g0, lp
+    cdef bint has1, has0, weighted = wts.shape[0] > 0
+    cdef int status = 0
+    with nogil:
+        for i in range(n):
+            c = y[i]
+            bounds(alpha, eta[i], c, nthr, &x1, &x0, &has1, &has0)
+            lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+            if lp == -INFINITY:
+                status = 1
+            out[codes[i]] += (wts[i] if weighted else 1.0) * lp
+    return status
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def add_zb(const int[::1] codes, const double[:, ::1] Z, const double[:, ::1] b, double[::1] out):
+    """out[i] += Z[i, :] @ b[codes[i], :] (the random-effect part of the linear predictor, one term)."""
+    cdef Py_ssize_t n = codes.shape[0], k = Z.shape[1], i, j, lev
+    cdef double s
+    with nogil:
+        for i in range(n):
+            lev = codes[i]
+            s = 0.0
+            for j in range(k):
+                s += Z[i, j] * b[lev, j]
+            out[i] += s
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def link_functions(int link, const double[::1] x, double[::1] cdf_out, double[::1] pdf_out,
+                   double[::1] dpdf_out):
+    """CDF F(x), density f(x) and density derivative f'(x) of a link's distribution, elementwise.
+
+    Any output may be empty to skip it.
+    """
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef double lF, lS, lf, g, xi, f
+    cdef bint want_c = cdf_out.shape[0] > 0, want_p = pdf_out.shape[0] > 0, want_d = dpdf_out.shape[0] > 0
+    with nogil:
+        for i in range(n):
+            xi = x[i]
+            if xi == INFINITY or xi == -INFINITY:
+                if want_c:
+                    cdf_out[i] = 1.0 if xi > 0 else 0.0
+                if want_p:
+                    pdf_out[i] = 0.0
+                if want_d:
+                    dpdf_out[i] = 0.0
+                continue
+            link_eval(link, xi, &lF, &lS, &lf, &g)
+            f = exp(lf)
+            if want_c:
+                cdf_out[i] = exp(lF) if lF < -0.6931471805599453 else -expm1(lS)
+            if want_p:
+                pdf_out[i] = f
+            if want_d:
+                dpdf_out[i] = f * g if f > 0.0 else 0.0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha, const double[::1] wts,
+                   const int[::1] codes, const double[::1] z, double lam, int link, double[::1] u,
+                   double[::1] h_out, double[::1] ll_out, int maxit, double tol):
+    """Conditional modes of one scalar random-effect term by Newton's method, group by group.
+
+    The linear predictor is eta_fix + lam * z * u[codes]; each group's penalized log-likelihood
+    sum_i loglik_i - u_j^2 / 2 is maximised in u_j (a step that lowers it is halved).
+
+    Parameters
+    ----------
+    u : (m,) starting values, overwritten with the modes
+    h_out : (m,) the negative second derivative of the penalized log-likelihood at the modes
+    ll_out : (m,) each group's conditional log-likelihood at the modes
+    maxit, tol : iteration limit and the largest step |du| at which the modes count as found
+
+    Returns
+    -------
+    (status, iterations) : status 0; 1 a probability is 0 at the start; 2 no convergence
+    """
+    cdef Py_ssize_t n = y.shape[0], m = u.shape[0], nthr = alpha.shape[0], i, j, c
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, zi, hj, step, maxstep, obj, bad_start = 0.0
+    cdef bint has1, has0, weighted = wts.shape[0] > 0, final = False, first = True, halved
+    cdef int it = 0, nhalf = 0, status = 2
+    cdef double[::1] g = np.zeros(m)
+    cdef double[::1] u_prev = np.zeros(m)
+    cdef double[::1] obj_prev = np.zeros(m)
+    with nogil:
+        while it < maxit:
+            it += 1
+            ll_out[:] = 0.0
+            h_out[:] = 0.0
+            g[:] = 0.0
+            for i in range(n):
+                j = codes[i]
+                c = y[i]
+                zi = z[i]
+                w = wts[i] if weighted else 1.0
+                bounds(alpha, eta_fix[i] + lam * zi * u[j], c, nthr, &x1, &x0, &has1, &has0)
+                lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+                d = r1 - r0
+                ll_out[j] += w * lp
+                g[j] -= lam * zi * w * d
+                h_out[j] -= lam * lam * zi * zi * w * (r1 * g1 - r0 * g0 - d * d)
+            halved = False
+            if first:
+                for j in range(m):
+                    if ll_out[j] == -INFINITY:
+                        bad_start = 1.0
+            else:
+                for j in range(m):
+                    obj = -ll_out[j] + 0.5 * u[j] * u[j]
+                    if not (obj <= obj_prev[j] + 1e-10 * (1.0 + fabs(obj_prev[j]))) and nhalf < 40:
+                        u[j] = 0.5 * (u[j] + u_prev[j])
+                        halved = True
+            if bad_start > 0.0:
+                status = 1
+                break
+            if halved:
+                nhalf += 1
+                continue
+            if final:
+                status = 0
+                break
+            maxstep = 0.0
+            for j in range(m):
+                hj = h_out[j] + 1.0
+                if hj < 1e-8:
+                    hj = 1e-8
+                step = (g[j] - u[j]) / hj
+                u_prev[j] = u[j]
+                obj_prev[j] = -ll_out[j] + 0.5 * u[j] * u[j]
+                u[j] += step
+                if fabs(step) > maxstep:
+                    maxstep = fabs(step)
+            first = False
+            nhalf = 0
+            if maxstep < tol:
+                final = True
+        for j in range(m):
+            h_out[j] += 1.0
+    return status, it
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha, const double[::1] wts,
+               const int[::1] codes, const double[::1] z, double lam, int link, const double[::1] u,
+               const double[::1] h, const double[::1] nodes, const double[::1] log_weights,
+               double[:, ::1] work):
+    """Adaptive Gauss-Hermite log-likelihood of one scalar random-effect term.
+
+    Group j's integral over u ~ N(0, 1) is centred at its mode u[j] and scaled by h[j]^(-1/2), the
+    curvature of its penalized log-likelihood there: with Gauss-Hermite nodes x_k and log weights,
+    log L_j = -log(h_j)/2 - log(pi)/2 + logsumexp_k(log w_k + x_k^2 + l_j(u_jk) - u_jk^2 / 2),
+    u_jk = u_j + sqrt(2 / h_j) x_k. ``work`` is an (m, n_nodes) scratch array.
+
+    Returns
+    -------
+    (status, loglik) : status 1 when a probability is 0 at some node
+    """
+    cdef Py_ssize_t n = y.shape[0], m = u.shape[0], nq = nodes.shape[0], nthr = alpha.shape[0], i, j, k, c
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, ujk, mx, s, total = 0.0
+    cdef bint has1, has0, weighted = wts.shape[0] > 0
+    cdef int status = 0
+    with nogil:
+        work[:, :] = 0.0
+        for i in range(n):
+            j = codes[i]
+            c = y[i]
+            w = wts[i] if weighted else 1.0
+            for k in range(nq):
+                ujk = u[j] + sqrt(2.0 / h[j]) * nodes[k]
+                bounds(alpha, eta_fix[i] + lam * z[i] * ujk, c, nthr, &x1, &x0, &has1, &has0)
+                lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+                work[j, k] += w * lp
+        for j in range(m):
+            mx = -INFINITY
+            for k in range(nq):
+                ujk = u[j] + sqrt(2.0 / h[j]) * nodes[k]
+                work[j, k] += log_weights[k] + nodes[k] * nodes[k] - 0.5 * ujk * ujk
+                if work[j, k] > mx:
+                    mx = work[j, k]
+            if mx == -INFINITY:
+                status = 1
+                total = -INFINITY
+                break
+            s = 0.0
+            for k in range(nq):
+                s += exp(work[j, k] - mx)
+            total += mx + log(s) - 0.5 * log(h[j]) - 0.5 * log(M_PI)
+    return status, total

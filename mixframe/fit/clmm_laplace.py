@@ -1,0 +1,198 @@
+"""The marginal log-likelihood of a cumulative link mixed model at given parameters.
+
+With spherical random effects u ~ N(0, I), b = Lambda(theta) u and the location
+eta = x'beta + offset + z'b, the conditional log-likelihood l(u) = sum_i log P(Y_i = y_i | u) is
+maximised in u by Newton's method: the curvature of the penalized log-likelihood l(u) - |u|^2 / 2 is
+H = Lambda'Z'WZ Lambda + I with W diagonal, so each step is the penalized weighted least-squares
+solve u_new = H^{-1} Lambda'Z'W (Z Lambda u + s / w) with per-row score s and curvature w — the
+blocked Cholesky of ``BlockedSystem`` for any random-effect structure, or a group-by-group scalar
+Newton (compiled) for one scalar term. The Laplace approximation is then
+
+    log L = l(u_hat) - |u_hat|^2 / 2 - log det(H) / 2,
+
+and adaptive Gauss-Hermite quadrature refines it for one scalar term.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._ext.ordinal import add_zb, agq_scalar, cumlink_eta, laplace_scalar
+from ..design.lam import split_u, theta_to_lambdas
+from .blocked import BlockedSystem
+
+INNER_TOL = 1e-7      # largest Newton step in u at which the modes count as found (one more step follows)
+INNER_MAXIT = 60
+
+
+class InnerError(ArithmeticError):
+    """The conditional modes could not be found (zero probabilities or a non-positive-definite system)."""
+
+
+class LaplaceObjective:
+    """-log L(xi, beta, theta) of a CLMM by Laplace (``nagq=1``) or adaptive Gauss-Hermite quadrature.
+
+    Parameters
+    ----------
+    design : Design
+        With at least one random-effect term; ``y`` the 0-based category codes.
+    y : ndarray of int32
+        The category codes.
+    link_code : int
+        Kernel code of the link (see ``mixframe.fit.clm.LINKS``).
+    J : ndarray (K-1, n_xi)
+        Threshold structure: alpha = J @ xi.
+    nagq : int
+        1 for the Laplace approximation; more for adaptive Gauss-Hermite (one scalar term only).
+    """
+
+    def __init__(self, design, y, link_code: int, J, nagq: int = 1):
+        self.design = design
+        self.terms = list(design.terms)
+        self.y = y
+        self.code = link_code
+        self.J = J
+        self.X = np.ascontiguousarray(design.X, dtype=float)
+        self.offset = np.zeros(design.n_obs) if design.offset is None else np.asarray(design.offset, float)
+        self.wts = (np.empty(0) if design.weights is None
+                    else np.ascontiguousarray(design.weights, dtype=float))
+        self.q = sum(t.q for t in self.terms)
+        self.scalar = len(self.terms) == 1 and self.terms[0].k == 1
+        self.nagq = int(nagq)
+        if self.nagq > 1 and not self.scalar:
+            raise ValueError("adaptive Gauss-Hermite quadrature (nagq > 1) needs a single scalar random-effect "
+                             "term such as (1 | g); use nagq=1 (Laplace) for this model")
+        if self.scalar:
+            t = self.terms[0]
+            self.codes = np.ascontiguousarray(t.codes, dtype=np.int32)
+            self.z = np.ascontiguousarray(t.Z[:, 0], dtype=float)
+            self.h = np.ones(t.n_levels)
+            self.ll_groups = np.zeros(t.n_levels)
+            if self.nagq > 1:
+                x, w = np.polynomial.hermite.hermgauss(self.nagq)
+                self.nodes, self.log_weights = x, np.log(w)
+                self.work = np.zeros((t.n_levels, self.nagq))
+        else:
+            self.sys = BlockedSystem(self.terms, 1)
+            self._codes = [np.ascontiguousarray(t.codes, dtype=np.int32) for t in self.terms]
+            self._Z = [np.ascontiguousarray(t.Z, dtype=float) for t in self.terms]
+        self.u = np.zeros(self.q)
+        self.n_eval = 0
+
+    # ------------------------------------------------------------------
+    def alpha(self, xi):
+        return np.ascontiguousarray(self.J @ np.asarray(xi, dtype=float))
+
+    def eta_fixed(self, beta):
+        return self.X @ np.asarray(beta, dtype=float) + self.offset
+
+    def eta_random(self, theta, u):
+        """Z Lambda(theta) u on the used rows."""
+        out = np.zeros(self.design.n_obs)
+        for t, ut, lam, codes, Z in zip(self.terms, split_u(self.terms, u), theta_to_lambdas(self.terms, theta),
+                                        self._codes_list(), self._Z_list()):
+            add_zb(codes, Z, np.ascontiguousarray(ut @ lam.T), out)
+        return out
+
+    def _codes_list(self):
+        return [self.codes] if self.scalar else self._codes
+
+    def _Z_list(self):
+        return [np.ascontiguousarray(self.z[:, None])] if self.scalar else self._Z
+
+    # ------------------------------------------------------------------
+    def __call__(self, xi, beta, theta) -> float:
+        """-log L at (xi, beta, theta); +inf where the thresholds are not increasing or the modes fail."""
+        self.n_eval += 1
+        alpha = self.alpha(xi)
+        if alpha.size > 1 and not np.all(np.diff(alpha) > 0):
+            return np.inf
+        try:
+            return self._scalar(alpha, xi, beta, theta) if self.scalar else self._general(alpha, beta, theta)
+        except InnerError:
+            return np.inf
+
+    def _scalar(self, alpha, xi, beta, theta) -> float:
+        eta0 = self.eta_fixed(beta)
+        lam = float(theta[0])
+        status, _ = laplace_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code, self.u,
+                                   self.h, self.ll_groups, INNER_MAXIT, INNER_TOL)
+        if status == 1:           # a poor warm start: begin again from u = 0
+            self.u[:] = 0.0
+            status, _ = laplace_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code,
+                                       self.u, self.h, self.ll_groups, INNER_MAXIT, INNER_TOL)
+        if status == 1 or not np.all(np.isfinite(self.u)):
+            self.u[:] = 0.0
+            raise InnerError("zero probability at the conditional modes")
+        if self.nagq > 1:
+            status, ll = agq_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code, self.u,
+                                    self.h, self.nodes, self.log_weights, self.work)
+            if status:
+                raise InnerError("zero probability at a quadrature node")
+            return -ll
+        return -(self.ll_groups.sum() - 0.5 * self.u @ self.u - 0.5 * np.log(self.h).sum())
+
+    def _general(self, alpha, beta, theta) -> float:
+        ll, logdet = self.solve_modes(alpha, self.eta_fixed(beta), theta)
+        return -(ll - 0.5 * self.u @ self.u - 0.5 * logdet)
+
+    def solve_modes(self, alpha, eta0, theta):
+        """Newton's method for u on the blocked system; returns (l(u_hat), log det H) and keeps u_hat."""
+        n = eta0.size
+        score = np.empty(n)
+        curv = np.empty(n)
+        u = self.u.copy()
+        u_prev = obj_prev = None
+        final = False
+        nhalf = 0
+        for _ in range(INNER_MAXIT * 2):
+            eta_r = self.eta_random(theta, u)
+            status, ll = cumlink_eta(self.y, eta0 + eta_r, alpha, self.wts, self.code, score, curv)
+            obj = -ll + 0.5 * u @ u
+            if u_prev is not None and not (obj <= obj_prev + 1e-10 * (1.0 + abs(obj_prev))) and nhalf < 40:
+                u = 0.5 * (u + u_prev)
+                nhalf += 1
+                continue
+            if status or not np.isfinite(obj):
+                if u_prev is None and np.any(u != 0):
+                    u = np.zeros_like(u)      # the warm start was poor: begin again from 0
+                    continue
+                self.u[:] = 0.0
+                raise InnerError("zero probability at the conditional modes")
+            w = np.maximum(curv, 1e-10)
+            self.sys.crossprod(eta_r + score / w, w)
+            if self.sys.factor(theta) != 0:
+                self.u[:] = 0.0
+                raise InnerError("the penalized system is not positive definite")
+            if final:
+                self.u[:] = u
+                return ll, self.sys.logdets()[0]
+            _, u_new = self.sys.solve()
+            if np.max(np.abs(u_new - u), initial=0.0) < INNER_TOL:
+                final = True
+            u_prev, obj_prev, u, nhalf = u, obj, u_new, 0
+        self.u[:] = 0.0
+        raise InnerError("Newton's method for the conditional modes did not converge")
+
+    # ------------------------------------------------------------------
+    def conditional(self, xi, beta, theta):
+        """Modes and conditional SDs of the random effects at the parameters, per term.
+
+        Returns (b, b_sd, eta) with b and b_sd lists of (n_levels, k) arrays (b = Lambda u_hat, the
+        conditional covariance Lambda H^{-1} Lambda' block by block) and eta = x'beta + offset + z'b.
+        """
+        value = self(xi, beta, theta)
+        if not np.isfinite(value):
+            raise InnerError("the conditional modes could not be found at the estimates")
+        lams = theta_to_lambdas(self.terms, theta)
+        us = split_u(self.terms, self.u)
+        if self.scalar:
+            covs = [(1.0 / self.h)[:, None, None]]
+        else:
+            covs = self.sys.cond_cov_u()
+        b, b_sd = [], []
+        for ut, lam, cov in zip(us, lams, covs):
+            b.append(ut @ lam.T)
+            cb = np.einsum("ab,jbc,dc->jad", lam, cov, lam)
+            b_sd.append(np.sqrt(np.maximum(np.einsum("jaa->ja", cb), 0.0)))
+        eta = self.eta_fixed(beta) + self.eta_random(theta, self.u)
+        return b, b_sd, eta

@@ -1,0 +1,278 @@
+"""Fitting generalized linear mixed models: Laplace, adaptive Gauss-Hermite quadrature and the PIRLS-only mode.
+
+The optimisation follows lme4's two stages. Stage 1 optimises the covariance parameters theta with beta and u
+both from penalized IRLS (the ``nagq=0`` fit). Stage 2 optimises (theta, beta) jointly, PIRLS over u only,
+with the Laplace deviance (``nagq=1``) or the adaptive Gauss-Hermite deviance (``nagq>1``, one scalar term).
+Families with a dispersion parameter (negative binomial, gamma, inverse Gaussian, gaussian with a non-identity
+link) add its logarithm to stage 2 and use the exact (observed-information) Laplace approximation, as glmmTMB
+does. Standard errors come from a finite-difference Hessian of the stage-2 deviance over all parameters.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..design.lam import theta_to_lambdas, u_to_b
+from ..errors import ConvergenceWarning
+from ..families import Family, get_family
+from .glmm_laplace import GLMMObjective, PirlsError
+from .glmm_opt import bobyqa, fd_hessian, glm_start, initial_dispersion
+from .result import RawFit
+
+
+def _control(control) -> dict:
+    c = {"maxeval": 100000, "xtol_rel": 1e-12, "ftol_rel": 1e-15, "ftol_abs": 1e-14, "xtol_abs": 1e-12,
+         "pirls_tol": 1e-14, "hessian_step": 1e-4, "calc_hessian": True, "verbose": False}
+    if control:
+        c.update({k: v for k, v in dict(control).items() if v is not None})
+        if "maxiter" in c:
+            c["maxeval"] = int(c["maxiter"])
+        if "tol" in c:
+            c["ftol_rel"] = float(c["tol"])
+    return c
+
+
+def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) -> RawFit:
+    """Fit a GLMM by maximum (approximate marginal) likelihood.
+
+    Parameters
+    ----------
+    design : Design
+        The model design (response as float; binomial: proportion with the trials as weights).
+    family : str or Family
+        Family name (``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``,
+        ``"negative_binomial"``, ``"gaussian"``) or a Family object.
+    link : str or None
+        Link name; None takes the canonical one.
+    nagq : int
+        0: PIRLS-only fit (stage 1); 1: Laplace; > 1: adaptive Gauss-Hermite with that many nodes (one scalar
+        random-effect term only).
+    control : dict or None
+        ``maxeval``/``maxiter``, ``ftol_rel``/``tol``, ``xtol_rel``, ``pirls_tol``, ``calc_hessian``.
+
+    Returns
+    -------
+    RawFit
+
+    Raises
+    ------
+    ValueError
+        Unknown family or link, or ``nagq > 1`` with anything but one scalar random-effect term.
+    mixframe.errors.DataError
+        A response the family cannot have.
+
+    Examples
+    --------
+    >>> from mixframe.fit.glmm import fit_glmm  # doctest: +SKIP
+    >>> raw = fit_glmm(design, "binomial")      # doctest: +SKIP
+    """
+    fam = family if isinstance(family, Family) and link is None else get_family(family, link)
+    nagq = int(nagq)
+    if nagq < 0:
+        raise ValueError(f"nagq must be 0, 1 or a larger number of quadrature nodes; got {nagq}")
+    if not design.terms:
+        raise ValueError("a GLMM needs at least one random-effect term")
+    if nagq > 1 and (len(design.terms) != 1 or design.terms[0].k != 1):
+        raise ValueError("adaptive Gauss-Hermite quadrature (nagq > 1) needs exactly one scalar random-effect term "
+                         "such as (1 | g); this model has " + ", ".join(f"({' + '.join(t.col_names)} | {t.group})"
+                                                                       for t in design.terms)
+                         + ". Use nagq=1 (Laplace).")
+    fam.validate_response(design.y, design.weights, design.response or "response")
+    ctl = _control(control)
+    messages: list[str] = []
+    disp_free = fam.has_dispersion
+    obj = GLMMObjective(design, fam, obs_info=disp_free, tol=ctl["pirls_tol"])
+    n_theta = design.n_theta
+    p = design.p
+
+    beta0 = glm_start(obj)
+    disp0 = initial_dispersion(obj, beta0) if disp_free else 1.0
+    theta0 = design.theta_start()
+    lower_theta = design.theta_lower_bounds()
+    n_evals = 0
+
+    # ---- stage 1: theta (and the log dispersion), beta and u from PIRLS -------------------------
+    cache = {"beta": beta0.copy()}
+
+    def f1(x):
+        dp = float(np.exp(x[-1])) if disp_free else 1.0
+        try:
+            dev, st = obj.stage1(x[:n_theta], cache["beta"], dp)
+        except PirlsError:
+            return 1e10
+        cache["beta"] = st["beta"].copy()
+        return dev
+
+    x1 = np.concatenate([theta0] + ([[np.log(disp0)]] if disp_free else []))
+    lower1 = np.concatenate([lower_theta] + ([[-np.inf]] if disp_free else []))
+    x1, dev1, ev1, code1 = bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl)
+    n_evals += ev1
+    th1 = x1[:n_theta]
+    disp0 = float(np.exp(x1[-1])) if disp_free else 1.0
+    dev1, st1 = obj.stage1(th1, cache["beta"], disp0)
+    beta1 = st1["beta"].copy()
+    conv = code1 > 0
+
+    nodes = weights = None
+    if nagq == 0:
+        x_opt, method = np.concatenate([th1, beta1] + ([[np.log(disp0)]] if disp_free else [])), "PIRLS (nAGQ=0)"
+        dev_fun = None
+    else:
+        # ---- stage 2: (theta, beta[, log dispersion]) jointly ------------------------------------
+        if nagq > 1:
+            nodes, weights = np.polynomial.hermite_e.hermegauss(nagq)
+            weights = weights / np.sqrt(2.0 * np.pi)
+
+        def dev_fun(x):
+            th, be = x[:n_theta], x[n_theta:n_theta + p]
+            dp = float(np.exp(x[-1])) if disp_free else 1.0
+            if nagq > 1:
+                return obj.agq(th, be, nodes, weights, dp)[0]
+            return obj.laplace(th, be, dp)[0]
+
+        def f2(x):
+            try:
+                return dev_fun(x)
+            except PirlsError:
+                return 1e10
+
+        x0 = np.concatenate([th1, beta1] + ([[np.log(disp0)]] if disp_free else []))
+        se1 = _fixed_se(obj)
+        step = np.concatenate([np.full(n_theta, 0.05), np.where(np.isfinite(se1), 0.5 * se1, 0.1)]
+                              + ([[0.1]] if disp_free else []))
+        lower = np.concatenate([lower_theta, np.full(p + disp_free, -np.inf)])
+        x_opt, _, ev2, code2 = bobyqa(f2, x0, lower, step, ctl)
+        n_evals += ev2
+        conv = conv and code2 > 0
+        if code2 <= 0 or code2 == 5:
+            messages.append(f"optimizer (BOBYQA) stopped with code {code2}")
+        method = "Laplace" if nagq <= 1 else f"AGQ({nagq})"
+
+    return _finish(obj, fam, design, x_opt, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl,
+                   nodes, weights)
+
+
+def _fixed_se(obj) -> np.ndarray:
+    """SEs of beta from the fixed-effects block of the current joint factor (stage 1)."""
+    try:
+        L = obj.sys_j.fixed_block()
+        Linv = np.linalg.inv(L)
+        return np.sqrt(np.sum(Linv * Linv, axis=0))
+    except np.linalg.LinAlgError:
+        return np.full(obj.p, np.nan)
+
+
+def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl, nodes, weights):
+    n_theta, p = design.n_theta, design.p
+    theta, beta = np.asarray(x[:n_theta], float), np.asarray(x[n_theta:n_theta + p], float)
+    disp = float(np.exp(x[-1])) if disp_free and len(x) > n_theta + p else 1.0
+    if nagq > 1:
+        dev, st = obj.agq(theta, beta, nodes, weights, disp)
+        obj.refactor(theta, st, disp, observed=False)
+    else:
+        dev, st = obj.laplace(theta, beta, disp)
+    # conditional modes and SDs from the factor at the mode
+    cond = obj.sys_u.cond_cov_u()
+    lams = theta_to_lambdas(design.terms, theta)
+    b = u_to_b(design.terms, theta, st["u"])
+    b_sd = [np.sqrt(np.maximum(np.einsum("ab,mbc,dc->mad", lam, c, lam).diagonal(axis1=1, axis2=2), 0.0))
+            for lam, c in zip(lams, cond)]
+    eta = st["eta"]
+    eta_fixed = obj.off + design.X @ beta
+    mu = st["mu"]
+    # covariance of the fixed effects
+    vcov = cov_all = None
+    if dev_fun is not None and ctl["calc_hessian"]:
+        H = fd_hessian(dev_fun, np.asarray(x, float), ctl["hessian_step"])
+        try:
+            cov_all = 2.0 * np.linalg.inv(H)
+            V = cov_all[n_theta:n_theta + p, n_theta:n_theta + p]
+            V = 0.5 * (V + V.T)
+            if np.all(np.isfinite(V)) and np.all(np.linalg.eigvalsh(V) > 0):
+                vcov = V
+        except np.linalg.LinAlgError:
+            pass
+        if vcov is None:
+            messages.append("finite-difference Hessian not positive definite; standard errors from the "
+                            "conditional fixed-effects information instead")
+    if vcov is None:
+        vcov = _vcov_rx(obj, theta, beta, disp)
+    elif disp_free and nagq == 1:
+        b_sd = _add_parameter_uncertainty(obj, design, np.asarray(x, float), cov_all, b_sd, st["u"],
+                                          ctl["hessian_step"])
+    n_params = p + n_theta + (1 if disp_free else 0)
+    loglik = -0.5 * dev
+    if disp_free:
+        deviance = -2.0 * loglik
+    else:
+        deviance = float(np.sum(fam.dev_resid(obj.y, mu, obj.wt, disp)))
+    sigma = disp if disp_free else None
+    singular = bool(np.any(theta[design.theta_lower_bounds() == 0] < 1e-4))
+    extra = {"family_obj": fam, "glance_extra": {}}
+    if fam.name in ("binomial", "poisson"):
+        pearson = (obj.y - mu) ** 2 * obj.wt / fam.variance(mu, disp)
+        extra["glance_extra"]["pearson_dispersion"] = float(np.sum(pearson) / max(obj.n - n_params, 1))
+    _check_separation(fam, beta, vcov, mu, obj, messages)
+    if not conv:
+        messages.append("the optimizer did not report convergence")
+    for m in messages:
+        warnings.warn(f"{m}; consider rescaling continuous predictors, simplifying the random-effects structure "
+                      "or increasing control['maxeval']", ConvergenceWarning, stacklevel=3)
+    return RawFit(
+        kind="glmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov, theta=theta,
+        lambdas=lams, re_scale=1.0, sigma=sigma, b=b, b_sd=b_sd, eta=eta, eta_fixed=eta_fixed,
+        loglik=float(loglik), deviance=float(deviance), n_params=int(n_params), family=fam.name, link=fam.link,
+        method=method, converged=bool(conv and not messages), singular=singular, iterations=int(n_evals),
+        messages=list(messages), extra=extra)
+
+
+def _add_parameter_uncertainty(obj, design, x, cov_all, b_sd, u_hat, h):
+    """Conditional SDs of the random effects including the uncertainty of the estimated parameters.
+
+    As glmmTMB reports them: Var(b) = H_bb^{-1} + J Cov(x) J' with J = d b_hat / d x, the sensitivity of the
+    conditional modes to the parameters (central differences), and Cov(x) from the deviance Hessian.
+    """
+    n_theta, p = design.n_theta, design.p
+    disp_of = (lambda z: float(np.exp(z[-1]))) if len(x) > n_theta + p else (lambda z: 1.0)
+
+    def modes(z):
+        st = obj.pirls_u(z[:n_theta], z[n_theta:n_theta + p], disp_of(z), u0=u_hat)
+        return np.concatenate([bt.ravel() for bt in u_to_b(design.terms, z[:n_theta], st["u"])])
+
+    J = np.empty((sum(t.q for t in design.terms), len(x)))
+    for j in range(len(x)):
+        e = np.zeros(len(x))
+        e[j] = h
+        J[:, j] = (modes(x + e) - modes(x - e)) / (2.0 * h)
+    extra = np.einsum("ij,jk,ik->i", J, cov_all, J)
+    obj.pirls_u(x[:n_theta], x[n_theta:n_theta + p], disp_of(x), u0=u_hat)
+    out, pos = [], 0
+    for t, sd in zip(design.terms, b_sd):
+        add = np.maximum(extra[pos:pos + t.q], 0.0).reshape(t.n_levels, t.k)
+        out.append(np.sqrt(sd ** 2 + add))
+        pos += t.q
+    return out
+
+
+def _vcov_rx(obj, theta, beta, disp):
+    """Covariance of beta from the fixed-effects block of the joint penalized system at the mode."""
+    st = obj.pirls_u(theta, beta, disp)
+    E = obj._E
+    E[:, obj.p] = st["eta"] - obj.off + st["r"]
+    obj.sys_j.crossprod(E, st["w"])
+    obj.sys_j.factor(theta)
+    L = obj.sys_j.fixed_block()
+    Linv = np.linalg.inv(L)
+    return Linv.T @ Linv
+
+
+def _check_separation(fam, beta, vcov, mu, obj, messages):
+    se = np.sqrt(np.abs(np.diag(vcov)))
+    if fam.name == "binomial":
+        extreme = np.mean((mu < 1e-8) | (mu > 1 - 1e-8))
+        if np.any(np.abs(beta) > 15) or np.any(se > 1e3) or extreme > 0:
+            messages.append("fitted probabilities numerically 0 or 1 or very large coefficients: the data may be "
+                            "(quasi-)completely separated")
+    elif np.any(np.abs(beta) > 50) or np.any(se > 1e4):
+        messages.append("very large coefficients or standard errors")

@@ -1,0 +1,168 @@
+"""Optimizer, finite-difference Hessian and starting values for GLMM fits."""
+from __future__ import annotations
+
+import nlopt
+import numpy as np
+
+
+def bobyqa(f, x0, lower, step, ctl):
+    """Minimise ``f`` by BOBYQA (nlopt) subject to lower bounds.
+
+    Parameters
+    ----------
+    f : callable
+        Objective of one 1-D array.
+    x0, lower, step : ndarray
+        Start, lower bounds (-inf allowed) and initial step per coordinate.
+    ctl : dict
+        ``maxeval``, ``ftol_rel``, ``ftol_abs``, ``xtol_rel``, ``xtol_abs``.
+
+    Returns
+    -------
+    (x, f(x), evaluations, nlopt result code) for the best point seen; the code is negative on failure.
+    """
+    x0 = np.maximum(np.asarray(x0, dtype=float), lower)
+    n = len(x0)
+    best = {"x": x0.copy(), "f": np.inf, "n": 0}
+
+    def wrapped(x, grad):
+        val = float(f(np.asarray(x)))
+        best["n"] += 1
+        if not np.isfinite(val):
+            val = 1e10
+        if val < best["f"]:
+            best["f"], best["x"] = val, np.array(x, copy=True)
+        return val
+
+    if n == 1:
+        return _golden_newton(f, x0, lower, step, ctl)
+    opt = nlopt.opt(nlopt.LN_BOBYQA, n)
+    opt.set_min_objective(wrapped)
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_initial_step(np.asarray(step, dtype=float))
+    opt.set_ftol_rel(ctl["ftol_rel"])
+    opt.set_ftol_abs(ctl["ftol_abs"])
+    opt.set_xtol_rel(ctl["xtol_rel"])
+    opt.set_xtol_abs(np.full(n, ctl["xtol_abs"]))
+    opt.set_maxeval(int(ctl["maxeval"]))
+    try:
+        opt.optimize(x0)
+        code = int(opt.last_optimize_result())
+    except nlopt.RoundoffLimited:
+        code = 6  # the best point is as good as floating point allows
+    except (RuntimeError, ValueError):
+        code = -1
+    return best["x"], best["f"], best["n"], code
+
+
+def _golden_newton(f, x0, lower, step, ctl):
+    """One-dimensional bounded minimisation (Brent's method on a bracket found by stepping from x0)."""
+    from scipy.optimize import minimize_scalar
+
+    lo = float(lower[0]) if np.isfinite(lower[0]) else -np.inf
+    count = {"n": 0}
+
+    def g(t):
+        count["n"] += 1
+        return float(f(np.array([t])))
+
+    a = float(x0[0])
+    h = float(step[0]) if step is not None else 0.1
+    fa = g(a)
+    # walk downhill to bracket a minimum
+    b = a + h
+    fb = g(b)
+    if fb > fa:
+        h = -h
+        b = max(a + h, lo) if np.isfinite(lo) else a + h
+        fb = g(b)
+    while fb < fa and count["n"] < 200:
+        a, fa = b, fb
+        h *= 2.0
+        b = a + h
+        if np.isfinite(lo) and b < lo:
+            b = lo
+        fb = g(b)
+        if b == lo:
+            break
+    left, right = min(a - abs(h), b), max(a + abs(h), b)
+    if np.isfinite(lo):
+        left = max(left, lo)
+    res = minimize_scalar(g, bounds=(left, right), method="bounded",
+                          options={"xatol": max(ctl["xtol_rel"] * abs(a), 1e-10), "maxiter": 500})
+    x, fx = float(res.x), float(res.fun)
+    if np.isfinite(lo) and g(lo) < fx:
+        x, fx = lo, g(lo)
+    code = 4 if res.success else 5
+    return np.array([x]), fx, count["n"], code
+
+
+def fd_hessian(f, x, h=1e-4):
+    """Central finite-difference Hessian of ``f`` at ``x`` with absolute step ``h``."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    f0 = f(x)
+    H = np.empty((n, n))
+    fp, fm = np.empty(n), np.empty(n)
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h
+        fp[i], fm[i] = f(x + e), f(x - e)
+        H[i, i] = (fp[i] - 2.0 * f0 + fm[i]) / (h * h)
+    for i in range(n):
+        for j in range(i):
+            ei = np.zeros(n)
+            ej = np.zeros(n)
+            ei[i], ej[j] = h, h
+            v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4.0 * h * h)
+            H[i, j] = H[j, i] = v
+    return H
+
+
+def glm_start(obj, maxit: int = 50) -> np.ndarray:
+    """Fixed effects of the GLM without random effects (IRLS from the family's starting means)."""
+    fam, y, wt, X, off = obj.family, obj.y, obj.wt, obj.X, obj.off
+    eta = fam.linkfun(fam.mustart(y, wt))
+    disp = 1.0 if not fam.has_dispersion else (np.std(y) if fam.name == "gaussian" else 1.0)
+    beta = np.zeros(obj.p)
+    dev_old = np.inf
+    for _ in range(maxit):
+        mu, w, r, ll, status = fam.working(y, eta, wt, disp)
+        if status != 0:
+            break
+        z = eta - off + r
+        sw = np.sqrt(w)
+        beta_new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+        eta_new = off + X @ beta_new
+        step = 1.0
+        for _ in range(30):
+            _, _, _, ll_new, st = fam.working(y, eta_new, wt, disp)
+            if st == 0:
+                break
+            step *= 0.5
+            eta_new = eta + step * (off + X @ beta_new - eta)
+        if st != 0:
+            break
+        beta, eta = beta_new, eta_new
+        dev = -2.0 * np.sum(ll_new)
+        if abs(dev - dev_old) < 1e-10 * (abs(dev) + 1.0):
+            break
+        dev_old = dev
+    if not np.any(beta):
+        beta = np.linalg.lstsq(X, eta - off, rcond=None)[0]
+    return beta
+
+
+def initial_dispersion(obj, beta) -> float:
+    """A moment estimate of the dispersion parameter from the GLM fit (mixframe's ``sigma`` scale)."""
+    fam, y = obj.family, obj.y
+    mu = fam.linkinv(obj.off + obj.X @ beta)
+    if fam.name == "negative_binomial":
+        excess = np.sum((y - mu) ** 2 - mu)
+        size = np.sum(mu ** 2) / excess if excess > 0 else 100.0
+        return float(np.clip(size, 0.05, 1e4))
+    if fam.name == "gaussian":
+        return float(max(np.sqrt(np.mean((y - mu) ** 2)), 1e-8))
+    if fam.name == "gamma":
+        return float(max(np.sqrt(np.mean(((y - mu) / mu) ** 2)), 1e-4))
+    return float(max(np.sqrt(np.mean((y - mu) ** 2 / mu ** 3)), 1e-4))

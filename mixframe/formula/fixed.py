@@ -1,0 +1,266 @@
+"""The fixed part of a formula, through formulaic, with R semantics and R column names.
+
+- Logical values (a boolean column, ``I(week > 2)``) are factors with levels FALSE, TRUE, as in R,
+  so their coefficient is named ``I(week > 2)TRUE``.
+- Column names follow R's ``model.matrix``: ``(Intercept)``, ``Days``, ``tempwarm`` (factor name
+  followed by the level), interactions joined by ``":"``, calls kept as written (``scale(HEIGHT)``).
+- ``scale()`` is formulaic's, which matches R's (centred, divided by the n - 1 standard deviation).
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula, model_matrix
+from formulaic.materializers.pandas import PandasMaterializer
+from interface_meta import override
+
+from ..errors import DataError, FormulaError
+from ..frames import r_number_label
+
+__all__ = [
+    "RMaterializer",
+    "EVAL_CONTEXT",
+    "to_formulaic",
+    "expression_columns",
+    "check_columns",
+    "r_column_names",
+    "fixed_matrix",
+    "matrix_from_spec",
+    "evaluate_numeric",
+]
+
+# Names available to expressions besides the data columns (formulaic adds log, exp, scale, C, I, ...).
+_R_SYNTACTIC = re.compile(r"^[A-Za-z.][A-Za-z0-9._]*$")
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+EVAL_CONTEXT = {"np": np, "numpy": np, "sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1}
+
+
+class RMaterializer(PandasMaterializer):
+    """formulaic's pandas materializer, treating logical values as two-level factors as R does."""
+
+    REGISTER_NAME = "mixframe_r"
+    REGISTER_INPUTS = ()
+    REGISTER_OUTPUTS = ("pandas", "numpy")
+
+    @override
+    def _is_categorical(self, values) -> bool:
+        raw = getattr(values, "__wrapped__", values)
+        if isinstance(raw, (pd.Series, np.ndarray)) and raw.dtype == bool:
+            return True
+        return super()._is_categorical(values)
+
+
+def _quote_dotted(text: str, columns) -> str:
+    """Backtick R-style column names that are not Python names (``age.y``) so formulaic reads them."""
+    for name in sorted(columns, key=len, reverse=True):
+        if name.isidentifier() or not _R_SYNTACTIC.match(name):
+            continue
+        text = re.sub(rf"(?<![\w.`]){re.escape(name)}(?![\w.`])", f"`{name}`", text)
+    return text
+
+
+def to_formulaic(text: str, columns=()) -> str:
+    """R spelling → formulaic spelling: ``^`` inside a call (a power, not the formula operator) → ``**``;
+    column names such as ``age.y`` (given in ``columns``) are quoted with backticks.
+
+    Examples
+    --------
+    >>> to_formulaic("I(x^2) + (a + b)^2")
+    'I(x**2) + (a + b)^2'
+    >>> to_formulaic("log(age.y)", columns=["age.y"])
+    'log(`age.y`)'
+    """
+    out = []
+    call_depths = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            prev = text[:i].rstrip()
+            call_depths.append(bool(prev) and (prev[-1].isalnum() or prev[-1] in "_."))
+        elif ch == ")" and call_depths:
+            call_depths.pop()
+        out.append("**" if ch == "^" and any(call_depths) else ch)
+    return _quote_dotted("".join(out), columns)
+
+
+def _r_expr_name(expr: str) -> str:
+    expr = re.sub(r"`([A-Za-z.][A-Za-z0-9._]*)`", r"\1", expr)  # R shows syntactic names bare
+    return expr.replace(" ** ", "^").replace("**", "^")
+
+
+def _python_names(expr: str) -> set[str]:
+    """Data names read by a Python expression: bare names that are neither called nor attribute roots."""
+    quoted = set(_BACKTICKED.findall(expr))
+    expr = _BACKTICKED.sub("_", expr)
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(f"cannot parse the expression {expr!r}: {exc.msg}") from exc
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            skip.add(id(node.func))
+        if isinstance(node, ast.Attribute):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name):
+                skip.add(id(root))
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in skip}
+    return (names - {"_"}) | quoted
+
+
+def expression_columns(text: str, columns=()) -> set[str]:
+    """Names an expression or right-hand side reads from the data (functions excluded).
+
+    Examples
+    --------
+    >>> sorted(expression_columns("log(x) + scale(h) + f:g + np.exp(q)"))
+    ['f', 'g', 'h', 'q', 'x']
+    """
+    try:
+        formula = Formula(to_formulaic(text, columns))
+    except Exception as exc:  # formulaic's parser errors carry no common base class
+        raise FormulaError(f"cannot parse {text!r}: {exc}") from exc
+    names: set[str] = set()
+    for term in formula:
+        for factor in term.factors:
+            method = getattr(factor.eval_method, "value", factor.eval_method)
+            if method == "lookup":
+                names.add(factor.expr)
+            elif method == "python":
+                names |= _python_names(factor.expr)
+    return names
+
+
+def check_columns(names, available, where: str) -> None:
+    """Raise :class:`FormulaError` for the first name that is neither a column nor a known function.
+
+    The message names the column, where it was used and the closest column names.
+    """
+    from formulaic.transforms import TRANSFORMS
+
+    available = list(available)
+    for name in sorted(names):
+        if name in available or name in EVAL_CONTEXT or name in TRANSFORMS:
+            continue
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
+        if not close:
+            close = [c for c in available if c.lower() == name.lower()]
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise FormulaError(f"unknown column {name!r} in {where}{hint} (columns: "
+                           f"{', '.join(available[:20])}{', ...' if len(available) > 20 else ''})")
+
+
+def _level_label(level) -> str:
+    if isinstance(level, (bool, np.bool_)):
+        return "TRUE" if level else "FALSE"
+    if isinstance(level, (int, np.integer)):
+        return str(int(level))
+    if isinstance(level, (float, np.floating)):
+        return r_number_label(float(level))
+    return str(level)
+
+
+def _factor_labels(scoped_factor, spec) -> list[str] | None:
+    expr = scoped_factor.factor.expr
+    name = _r_expr_name(expr)
+    kind, state = spec.encoder_state.get(expr, (None, {}))
+    if kind is None or getattr(kind, "value", kind) != "categorical":
+        return [name]
+    contrasts_state = state.get("contrasts")
+    if contrasts_state is None:
+        return None
+    labels = contrasts_state.contrasts.get_coding_column_names(contrasts_state.levels,
+                                                              reduced_rank=scoped_factor.reduced)
+    return [name + _level_label(lv) for lv in labels]
+
+
+def _fallback_name(column: str) -> str:
+    if column == "Intercept":
+        return "(Intercept)"
+    column = re.sub(r"\[T\.([^\]]*)\]", r"\1", column)
+    column = re.sub(r"\[([^\]]*)\]", r"\1", column)
+    return _r_expr_name(column)
+
+
+def r_column_names(spec) -> list[str]:
+    """R's ``model.matrix`` column names for a formulaic ModelSpec (first factor varies fastest).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"t": pd.Categorical(["cold", "warm"]), "x": [1.0, 2.0]})
+    >>> r_column_names(fixed_matrix("t + x", df)[2])
+    ['(Intercept)', 'twarm', 'x']
+    """
+    names = []
+    for structure in spec.structure:
+        term_names = []
+        for scoped in structure.scoped_terms:
+            if not scoped.factors:
+                term_names.append("(Intercept)")
+                continue
+            labels = [_factor_labels(sf, spec) for sf in scoped.factors]
+            if any(lb is None for lb in labels):
+                term_names = None
+                break
+            term_names.extend(":".join(reversed(p)) for p in itertools.product(*reversed(labels)))
+        if term_names is None or len(term_names) != len(structure.columns):
+            term_names = [_fallback_name(c) for c in structure.columns]
+        names.extend(term_names)
+    return names
+
+
+def _materialize(formula_or_spec, frame: pd.DataFrame, where: str, materializer=RMaterializer):
+    try:
+        return model_matrix(formula_or_spec, frame, materializer=materializer, context=EVAL_CONTEXT,
+                            na_action="ignore", output="pandas")
+    except (FormulaError, DataError):
+        raise
+    except Exception as exc:  # formulaic raises several unrelated exception types
+        raise FormulaError(f"cannot build {where}: {exc}") from exc
+
+
+def fixed_matrix(rhs: str, frame: pd.DataFrame, where: str = "the fixed effects"):
+    """Model matrix of a right-hand side, with R column names.
+
+    Returns
+    -------
+    X : ndarray (n, p) float64, C-contiguous
+    names : list of str
+    spec : formulaic.ModelSpec
+    """
+    mm = _materialize(to_formulaic(rhs, frame.columns), frame, where)
+    spec = mm.model_spec
+    X = np.ascontiguousarray(np.asarray(mm, dtype=np.float64))
+    return X, r_column_names(spec), spec
+
+
+def matrix_from_spec(spec, frame: pd.DataFrame, where: str = "the fixed effects") -> np.ndarray:
+    """Rebuild a model matrix on new rows with a stored ModelSpec (same columns as the fit)."""
+    try:
+        mm = spec.get_model_matrix(frame, context=EVAL_CONTEXT)
+    except Exception as exc:  # formulaic raises several unrelated exception types
+        raise DataError(f"cannot build {where} for the new data: {exc}") from exc
+    return np.ascontiguousarray(np.asarray(mm, dtype=np.float64))
+
+
+def evaluate_numeric(expr: str, frame: pd.DataFrame, where: str) -> np.ndarray:
+    """Evaluate an expression (``"size - incidence"``, ``"log(n)"``) as one float64 column.
+
+    Raises
+    ------
+    DataError
+        If the expression does not give one numeric value per row.
+    """
+    mm = _materialize(f"0 + I({to_formulaic(expr, frame.columns)})", frame, where, materializer=PandasMaterializer)
+    values = np.asarray(mm, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != 1:
+        raise DataError(f"{where} {expr!r} must give one number per row; got {values.shape[1]} columns")
+    return values[:, 0].copy()

@@ -1,0 +1,379 @@
+"""The frame boundary: the one module that reads pandas, polars and pyarrow input (through narwhals).
+
+Everything past this module works on NumPy arrays: numeric columns as float64 with NaN for a
+missing value, factor-like columns as int32 codes (-1 for a missing value) plus a list of level
+labels.  Output frames are built back in the library of the input with :func:`native_frame`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import narwhals as nw
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import DataError
+
+__all__ = [
+    "as_frame",
+    "native_namespace_name",
+    "column_names",
+    "n_rows",
+    "column_kind",
+    "numeric_column",
+    "missing_mask",
+    "encode_column",
+    "drop_unused_levels",
+    "row_labels",
+    "r_number_label",
+    "r_sort",
+    "native_frame",
+]
+
+_NAMESPACES = {"pandas", "polars", "pyarrow"}
+
+
+def as_frame(data) -> nw.DataFrame:
+    """Wrap a pandas DataFrame, polars DataFrame or pyarrow Table as an eager narwhals frame.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, polars.DataFrame, pyarrow.Table or narwhals.DataFrame
+        The user's data; it is never modified.
+
+    Returns
+    -------
+    narwhals.DataFrame
+
+    Raises
+    ------
+    DataError
+        For any other kind of object (a lazy frame must be collected first).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> as_frame(pd.DataFrame({"a": [1, 2]})).shape
+    (2, 1)
+    """
+    if isinstance(data, nw.DataFrame):
+        return data
+    try:
+        frame = nw.from_native(data, eager_only=True)
+    except TypeError as exc:
+        raise DataError(
+            f"data must be a pandas DataFrame, a polars DataFrame or a pyarrow Table; got "
+            f"{type(data).__module__}.{type(data).__name__} (collect a lazy frame first)"
+        ) from exc
+    name = frame.implementation.value
+    if name not in _NAMESPACES:
+        raise DataError(f"data frames from {name!r} are not supported; use pandas, polars or pyarrow")
+    return frame
+
+
+def native_namespace_name(frame) -> str:
+    """Name of the library a frame belongs to: ``"pandas"``, ``"polars"`` or ``"pyarrow"``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> native_namespace_name(pl.DataFrame({"a": [1]}))
+    'polars'
+    """
+    return as_frame(frame).implementation.value
+
+
+def column_names(frame) -> list[str]:
+    """Column names of a frame, in order."""
+    return list(as_frame(frame).columns)
+
+
+def n_rows(frame) -> int:
+    """Number of rows of a frame."""
+    return int(as_frame(frame).shape[0])
+
+
+def _series(frame, name: str):
+    frame = as_frame(frame)
+    if name not in frame.columns:
+        raise DataError(f"column {name!r} is not in the data")
+    return frame[name]
+
+
+def _arrow(series) -> pa.Array:
+    arr = series.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr
+
+
+def column_kind(frame, name: str) -> str:
+    """Classify a column.
+
+    Returns
+    -------
+    str
+        ``"numeric"`` (integer or floating), ``"bool"``, ``"factor"`` (a pandas categorical or a
+        polars Enum: the levels have an order of their own) or ``"string"`` (strings and other
+        categoricals, whose levels are sorted as R sorts them).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> column_kind(pd.DataFrame({"a": ["x"]}), "a")
+    'string'
+    """
+    frame = as_frame(frame)
+    dtype = _series(frame, name).dtype
+    if dtype == nw.Boolean:
+        return "bool"
+    if dtype.is_numeric():
+        return "numeric"
+    if isinstance(dtype, nw.Enum):
+        return "factor"
+    if dtype == nw.Categorical and frame.implementation.value == "pandas":
+        return "factor"
+    if dtype in (nw.String, nw.Object) and frame.implementation.value == "pandas":
+        # a pandas object column holding Python booleans (e.g. with None) is logical in R terms
+        try:
+            if pa.types.is_boolean(_arrow(_series(frame, name)).type):
+                return "bool"
+        except (pa.ArrowException, TypeError, ValueError):
+            return "string"
+    return "string"
+
+
+def is_integer_column(frame, name: str) -> bool:
+    """True when a numeric column has an integer dtype."""
+    return _series(frame, name).dtype.is_integer()
+
+
+def missing_mask(frame, name: str) -> np.ndarray:
+    """Boolean mask of missing values (null, and NaN in floating columns).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> missing_mask(pl.DataFrame({"a": [1.0, None, float("nan")]}), "a").tolist()
+    [False, True, True]
+    """
+    series = _series(frame, name)
+    mask = np.asarray(series.is_null().to_numpy(), dtype=bool)
+    if series.dtype.is_float():
+        values = np.asarray(series.to_numpy(), dtype=np.float64)
+        mask = mask | np.isnan(values)
+    return mask
+
+
+def numeric_column(frame, name: str) -> np.ndarray:
+    """A numeric or boolean column as float64 (NaN where missing).
+
+    Raises
+    ------
+    DataError
+        If the column is neither numeric nor boolean.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> numeric_column(pd.DataFrame({"a": [1, 2]}), "a").tolist()
+    [1.0, 2.0]
+    """
+    series = _series(frame, name)
+    if column_kind(frame, name) not in ("numeric", "bool"):
+        raise DataError(f"column {name!r} is not numeric (found {series.dtype})")
+    null = np.asarray(series.is_null().to_numpy(), dtype=bool)
+    if not (series.dtype.is_numeric() or series.dtype == nw.Boolean):
+        arr = pc.cast(_arrow(series), pa.float64())
+        values = np.array(arr.to_numpy(zero_copy_only=False), dtype=np.float64, copy=True)
+        values[null] = np.nan
+        return values
+    values = np.array(series.cast(nw.Float64).to_numpy(), dtype=np.float64, copy=True)
+    values[null] = np.nan
+    return values
+
+
+def r_number_label(value: float, integer: bool = False) -> str:
+    """A number as R's ``as.character`` prints it (15 significant digits, 1 not 1.0).
+
+    Examples
+    --------
+    >>> [r_number_label(v) for v in (1.0, 0.5, 1e5, 123456.0, 0.001, 1e-4)]
+    ['1', '0.5', '1e+05', '123456', '0.001', '1e-04']
+    """
+    if integer:
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    mant, exp_text = f"{value:.14e}".split("e")
+    exp = int(exp_text)
+    digits = mant.replace("-", "").replace(".", "").rstrip("0") or "0"
+    sign = "-" if value < 0 else ""
+    head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    sci = f"{sign}{head}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    decimals = max(0, len(digits) - 1 - exp)
+    fixed = f"{float(mant + 'e' + exp_text):.{decimals}f}"
+    return fixed if len(fixed) <= len(sci) else sci
+
+
+def _r_collation_key(text: str):
+    # R's default (locale) collation: case-insensitive first, lower case before upper case on ties.
+    return (text.casefold(), text.swapcase())
+
+
+def r_sort(labels) -> list[str]:
+    """Sort strings as R's ``sort``/``factor`` does in a typical UTF-8 locale.
+
+    Numbers stored as strings sort as strings (``"10"`` before ``"2"``).
+
+    Examples
+    --------
+    >>> r_sort(["b", "B", "a", "10", "2"])
+    ['10', '2', 'a', 'b', 'B']
+    """
+    return sorted((str(x) for x in labels), key=_r_collation_key)
+
+
+def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.large_string())
+    uniq = pc.unique(pc.drop_null(arr)).to_pylist()
+    levels = r_sort(uniq)
+    codes = pc.index_in(arr, value_set=pa.array(levels, type=arr.type))
+    return np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False), dtype=np.int32), levels
+
+
+def _encode_numbers(values: np.ndarray, integer: bool) -> tuple[np.ndarray, list[str]]:
+    codes = np.full(values.shape[0], -1, dtype=np.int32)
+    ok = ~np.isnan(values)
+    uniq, inverse = np.unique(values[ok], return_inverse=True)
+    codes[ok] = inverse.astype(np.int32)
+    return codes, [r_number_label(float(v), integer) for v in uniq]
+
+
+def encode_column(frame, name: str) -> tuple[np.ndarray, list[str]]:
+    """Dictionary-encode a column as int32 codes and level labels, without a loop over rows.
+
+    Levels are a pandas categorical's or polars Enum's own order; otherwise strings are sorted as R
+    sorts them, numbers numerically (labelled as R prints them) and booleans as ``FALSE``, ``TRUE``.
+    Every level of a categorical is kept, observed or not (see :func:`drop_unused_levels`).
+
+    Returns
+    -------
+    codes : ndarray of int32
+        0-based level index per row, -1 where the value is missing.
+    levels : list of str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> codes, levels = encode_column(pd.DataFrame({"g": ["b", "a", None, "b"]}), "g")
+    >>> codes.tolist(), levels
+    ([1, 0, -1, 1], ['a', 'b'])
+    """
+    kind = column_kind(frame, name)
+    series = _series(frame, name)
+    if kind == "numeric":
+        return _encode_numbers(numeric_column(frame, name), series.dtype.is_integer())
+    if kind == "bool":
+        values = numeric_column(frame, name)
+        codes = np.where(np.isnan(values), -1, values).astype(np.int32)
+        return codes, ["FALSE", "TRUE"]
+    arr = _arrow(series)
+    if kind == "factor" and pa.types.is_dictionary(arr.type):
+        dictionary = arr.dictionary
+        if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+            levels = [str(x) for x in dictionary.to_pylist()]
+        else:
+            values = np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=np.float64)
+            integer = pa.types.is_integer(dictionary.type)
+            levels = [r_number_label(float(v), integer) for v in values]
+        codes = pc.fill_null(pc.cast(arr.indices, pa.int32()), -1)
+        return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32), levels
+    return _encode_strings(arr)
+
+
+def drop_unused_levels(codes: np.ndarray, levels: list, rows: np.ndarray | None = None):
+    """Keep only the levels observed in ``rows`` (all rows by default), in their order.
+
+    Returns
+    -------
+    codes : ndarray of int32
+        Re-indexed codes (-1 stays -1; a row outside ``rows`` whose level was dropped gets -1).
+    levels : list of str
+    dropped : list of str
+        The levels removed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c, lv, gone = drop_unused_levels(np.array([2, 0, 2], dtype=np.int32), ["a", "b", "c"])
+    >>> c.tolist(), lv, gone
+    ([1, 0, 1], ['a', 'c'], ['b'])
+    """
+    codes = np.asarray(codes, dtype=np.int32)
+    sel = codes if rows is None else codes[rows]
+    counts = np.bincount(sel[sel >= 0], minlength=len(levels))
+    keep = counts > 0
+    remap = np.full(len(levels) + 1, -1, dtype=np.int32)
+    remap[:-1][keep] = np.arange(int(keep.sum()), dtype=np.int32)
+    new_codes = remap[codes]  # index -1 reads the trailing -1
+    kept = [lv for lv, k in zip(levels, keep) if k]
+    dropped = [lv for lv, k in zip(levels, keep) if not k]
+    return new_codes, kept, dropped
+
+
+def row_labels(codes: np.ndarray, levels: list) -> np.ndarray:
+    """Per-row level labels (object array, None where the code is -1), by one vectorised take."""
+    table = np.array(list(levels) + [None], dtype=object)
+    return table[np.where(codes < 0, len(levels), codes)]
+
+
+def _to_native_column(values, namespace: str, nan_as_null: bool):
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f" and nan_as_null and namespace != "pandas":
+        return pa.array(values, mask=np.isnan(values))
+    if isinstance(values, np.ndarray) and values.dtype.kind == "O":
+        return pa.array(values.tolist())
+    if isinstance(values, np.ndarray):
+        return pa.array(values)
+    return pa.array(list(values))
+
+
+def native_frame(columns: dict, like, nan_as_null: bool = True):
+    """Build a frame in the same library as ``like`` (pandas → pandas, polars → polars, pyarrow → Table).
+
+    Parameters
+    ----------
+    columns : dict of str to array or list
+        Column name → values, all of one length. ``None`` in a list is a missing value.
+    like : pandas.DataFrame, polars.DataFrame, pyarrow.Table or narwhals.DataFrame
+        A frame of the target library.
+    nan_as_null : bool, default True
+        For polars and pyarrow output, store NaN in float arrays as null (pandas uses NaN as null).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> native_frame({"a": [1.0, 2.0]}, like=pl.DataFrame({"x": [0]})).shape
+    (2, 1)
+    """
+    namespace = native_namespace_name(like)
+    if namespace == "pandas":
+        import pandas as pd
+
+        data = {k: (np.asarray(v) if isinstance(v, np.ndarray) else list(v)) for k, v in columns.items()}
+        return pd.DataFrame(data)
+    table = pa.table({k: _to_native_column(v, namespace, nan_as_null) for k, v in columns.items()})
+    if namespace == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    return table

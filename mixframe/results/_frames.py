@@ -1,0 +1,81 @@
+"""Turning result columns into frames of the user's library.
+
+Every tidy frame is assembled here from plain columns: NumPy float arrays use NaN for "not
+defined" (a true null in polars and pyarrow output, NaN in pandas), lists of labels use None.
+The frame is built by :func:`mixframe.frames.native_frame`, so the output follows the input's
+library; label columns are then typed as strings even when empty or all null.
+"""
+from __future__ import annotations
+
+import narwhals as nw
+import numpy as np
+
+from mixframe.frames import as_frame, native_frame
+
+
+def _prepare(values):
+    """A column as native_frame takes it, and whether it holds labels."""
+    arr = np.asarray(values) if not isinstance(values, list) else None
+    if arr is not None and arr.dtype.kind == "f":
+        return np.asarray(arr, dtype=np.float64), False
+    if arr is not None and arr.dtype.kind == "b":
+        return arr, False
+    if arr is not None and arr.dtype.kind in "iu":
+        return np.asarray(arr, dtype=np.int64), False
+    return [None if v is None else str(v) for v in list(values)], True
+
+
+def make_frame(columns: dict, like):
+    """Build a frame from ``columns`` (name -> array or list) in the library of ``like``.
+
+    Parameters
+    ----------
+    columns : dict
+        Column name to values: float/bool/int NumPy arrays (NaN = null) or lists of labels
+        (None = null).
+    like : DataFrame
+        The user's input frame (pandas, polars or pyarrow).
+
+    Returns
+    -------
+    DataFrame in the library of ``like``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> make_frame({"a": np.array([1.0, np.nan])}, like=pl.DataFrame({"x": [0]}))["a"].null_count()
+    1
+    """
+    prepared, labels = {}, []
+    for name, values in columns.items():
+        prepared[name], is_label = _prepare(values)
+        if is_label:
+            labels.append(name)
+    frame = native_frame(prepared, like=like)
+    if not labels:
+        return frame
+    wrapped = nw.from_native(frame, eager_only=True)
+    return wrapped.with_columns(*[nw.col(c).cast(nw.String) for c in labels]).to_native()
+
+
+def append_columns(data, columns: dict):
+    """Return ``data`` with ``columns`` added on the right, rows kept in order (pandas index too).
+
+    Parameters
+    ----------
+    data : DataFrame
+        pandas, polars or pyarrow frame.
+    columns : dict
+        New columns, each as long as ``data``; a column of ``data`` with the same name is replaced.
+    """
+    frame = as_frame(data)
+    extra = nw.from_native(make_frame(columns, like=data), eager_only=True)
+    clash = [c for c in extra.columns if c in frame.columns]
+    if clash:
+        frame = frame.drop(clash)
+    return frame.with_columns(*[extra[c] for c in extra.columns]).to_native()
+
+
+def n_rows(data) -> int:
+    """Number of rows of any frame mixframe accepts."""
+    return int(as_frame(data).shape[0])

@@ -1,0 +1,281 @@
+"""Tidy columns of a fit: coefficients, variance components, BLUPs, intervals, ICC, glance.
+
+Each function takes the :class:`~mixframe.fit.result.RawFit` and returns a dict of columns
+(NumPy arrays or lists; NaN and None mean null).  :class:`~mixframe.results.model.MixedModel`
+turns them into frames of the user's library.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+from scipy import stats
+
+ORDINAL_KINDS = ("clmm", "clm")
+RATIO_LINKS = ("log", "logit")
+
+
+def has_exp_columns(raw) -> bool:
+    """Odds/rate-ratio columns are shown for log and logit links and every ordinal model."""
+    return raw.kind in ORDINAL_KINDS or raw.link in RATIO_LINKS
+
+
+def uses_t(raw) -> bool:
+    """LMM coefficients with Satterthwaite df are t-based; everything else is z-based."""
+    return raw.kind == "lmm" and raw.df is not None
+
+
+_DF_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def coef_df(raw) -> np.ndarray:
+    """Denominator df per coefficient (NaN where z-based).
+
+    ``raw.df`` may be an array or a zero-argument callable computing it on first use (the
+    Satterthwaite df cost a few extra evaluations); the result is kept per record.
+    """
+    n = len(raw.coef_names)
+    if not uses_t(raw):
+        return np.full(n, np.nan)
+    if raw in _DF_CACHE:
+        return _DF_CACHE[raw].copy()
+    value = raw.df() if callable(raw.df) else raw.df
+    df = np.asarray(value, dtype=float).reshape(n)
+    _DF_CACHE[raw] = df
+    return df.copy()
+
+
+def std_errors(raw) -> np.ndarray:
+    """Square roots of the diagonal of the coefficient covariance (NaN where not positive)."""
+    diag = np.diag(np.asarray(raw.vcov, dtype=float)).copy()
+    with np.errstate(invalid="ignore"):
+        return np.where(diag >= 0, np.sqrt(np.abs(diag)), np.nan)
+
+
+def _crit(level: float, df: np.ndarray) -> np.ndarray:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    q = 0.5 + level / 2.0
+    z = stats.norm.ppf(q)
+    with np.errstate(invalid="ignore"):
+        t = stats.t.ppf(q, np.where(np.isnan(df), 1.0, df))
+    return np.where(np.isnan(df), z, t)
+
+
+def _p_values(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
+    a = np.abs(statistic)
+    with np.errstate(invalid="ignore"):
+        p_t = 2.0 * stats.t.sf(a, np.where(np.isnan(df), 1.0, df))
+    return np.where(np.isnan(df), 2.0 * stats.norm.sf(a), p_t)
+
+
+def coefficient_columns(raw, level: float = 0.95) -> dict:
+    """Columns of ``coefficients()``: estimates, SEs, tests and intervals per coefficient.
+
+    Examples
+    --------
+    Given a fitted ``raw`` record, ``coefficient_columns(raw)["p_value"]`` holds two-sided p-values.
+    """
+    est = np.asarray(raw.coef, dtype=float)
+    se = std_errors(raw)
+    df = coef_df(raw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = est / se
+    crit = _crit(level, df)
+    cols = {}
+    if raw.kind in ORDINAL_KINDS:
+        cols["coef_type"] = list(raw.coef_types) if raw.coef_types is not None else \
+            ["location"] * len(raw.coef_names)
+    cols.update({
+        "term": list(raw.coef_names),
+        "estimate": est,
+        "std_error": se,
+        "statistic": statistic,
+        "df": df,
+        "p_value": _p_values(statistic, df),
+        "conf_low": est - crit * se,
+        "conf_high": est + crit * se,
+    })
+    if has_exp_columns(raw):
+        with np.errstate(over="ignore"):
+            cols["exp_estimate"] = np.exp(est)
+            cols["exp_conf_low"] = np.exp(cols["conf_low"])
+            cols["exp_conf_high"] = np.exp(cols["conf_high"])
+    return cols
+
+
+def confint_columns(raw, level: float = 0.95, method: str = "wald") -> dict:
+    """Columns of ``confint()``.
+
+    ``method="wald"`` uses normal quantiles (as lme4's ``confint(method = "Wald")``);
+    ``method="satterthwaite"`` uses t quantiles with the Satterthwaite df of an LMM.
+    """
+    method = method.lower()
+    if method not in ("wald", "satterthwaite"):
+        raise ValueError(f"confint method must be 'wald' or 'satterthwaite', got '{method}'")
+    if method == "satterthwaite" and not uses_t(raw):
+        raise ValueError("method='satterthwaite' needs an LMM with Satterthwaite df")
+    est = np.asarray(raw.coef, dtype=float)
+    se = std_errors(raw)
+    df = coef_df(raw) if method == "satterthwaite" else np.full(len(est), np.nan)
+    crit = _crit(level, df)
+    return {"term": list(raw.coef_names), "conf_low": est - crit * se, "conf_high": est + crit * se}
+
+
+def term_covariances(raw) -> list[np.ndarray]:
+    """Covariance matrix of each random-effect term: ``re_scale**2 * lam @ lam.T``."""
+    scale2 = float(raw.re_scale) ** 2
+    return [scale2 * np.asarray(lam, dtype=float) @ np.asarray(lam, dtype=float).T
+            for lam in raw.lambdas]
+
+
+def residual_variance(raw) -> float | None:
+    """The residual variance shown in VarCorr: σ² for LMMs and gaussian GLMMs; for gamma and
+    inverse-Gaussian GLMMs ``raw.extra["residual_variance"]`` when the fit supplies it."""
+    if raw.kind == "lmm":
+        return float(raw.sigma) ** 2
+    if raw.kind == "glmm" and raw.family in ("gaussian", "gamma", "inverse_gaussian"):
+        value = raw.extra.get("residual_variance")
+        if value is None and raw.family == "gaussian" and raw.sigma is not None:
+            value = float(raw.sigma) ** 2          # the gaussian dispersion is the residual SD
+        return None if value is None else float(value)
+    return None
+
+
+def variance_component_columns(raw) -> dict:
+    """Columns of ``variance_components()`` in the layout of lme4's ``as.data.frame(VarCorr())``.
+
+    Per term: one row per variance (``term2`` null, ``sdcor`` the SD), then one per covariance
+    in lme4's lower-triangle order (``sdcor`` the correlation); a ``Residual`` row last.
+    """
+    group, term1, term2, vcov, sdcor = [], [], [], [], []
+    for term, cov in zip(raw.design.terms, term_covariances(raw)):
+        names = list(term.col_names)
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        for i, name in enumerate(names):
+            group.append(term.group)
+            term1.append(name)
+            term2.append(None)
+            vcov.append(cov[i, i])
+            sdcor.append(sd[i])
+        for j in range(len(names)):
+            for i in range(j + 1, len(names)):
+                group.append(term.group)
+                term1.append(names[j])
+                term2.append(names[i])
+                vcov.append(cov[i, j])
+                denom = sd[i] * sd[j]
+                sdcor.append(cov[i, j] / denom if denom > 0 else np.nan)
+    res = residual_variance(raw)
+    if res is not None:
+        group.append("Residual")
+        term1.append(None)
+        term2.append(None)
+        vcov.append(res)
+        sdcor.append(np.sqrt(res))
+    return {"group": group, "term1": term1, "term2": term2,
+            "vcov": np.asarray(vcov, dtype=float), "sdcor": np.asarray(sdcor, dtype=float)}
+
+
+def blup_columns(raw) -> dict:
+    """Columns of ``blups()``: per term, per effect, per level (lme4's ``as.data.frame(ranef())``)."""
+    group, level, name, est, se = [], [], [], [], []
+    for term, b, b_sd in zip(raw.design.terms, raw.b, raw.b_sd):
+        b = np.asarray(b, dtype=float).reshape(term.n_levels, term.k)
+        b_sd = np.asarray(b_sd, dtype=float).reshape(term.n_levels, term.k)
+        for j, effect in enumerate(term.col_names):
+            group.extend([term.group] * term.n_levels)
+            level.extend(str(lv) for lv in term.levels)
+            name.extend([effect] * term.n_levels)
+            est.append(b[:, j])
+            se.append(b_sd[:, j])
+    est = np.concatenate(est) if est else np.zeros(0)
+    se = np.concatenate(se) if se else np.zeros(0)
+    return {"group": group, "level": level, "term": name, "estimate": est, "std_error": se}
+
+
+def ngroups(raw) -> dict:
+    """Number of levels per grouping factor, in term order, each factor once."""
+    out = {}
+    for term in raw.design.terms:
+        out.setdefault(term.group, term.n_levels)
+    return out
+
+
+def latent_residual_variance(raw) -> float | None:
+    """The level-1 variance of the ICC: σ², π²/3 (logit), 1 (probit); None where undefined."""
+    if raw.kind == "lmm" or (raw.kind == "glmm" and raw.family == "gaussian"
+                             and raw.link == "identity"):
+        return None if raw.sigma is None else float(raw.sigma) ** 2
+    binary = raw.kind in ORDINAL_KINDS or (raw.kind == "glmm" and raw.family == "binomial")
+    if binary and raw.link == "logit":
+        return np.pi ** 2 / 3.0
+    if binary and raw.link == "probit":
+        return 1.0
+    return None
+
+
+def icc_columns(raw) -> dict:
+    """Columns of ``icc()``: the intraclass correlation of each grouping factor.
+
+    The ICC of factor g is var_g / (Σ var + residual), with var_g the random-intercept variance
+    of g (summed over its terms) — the correlation at covariate value 0.  Factors without a
+    random intercept get no row; models without a level-1 variance (Poisson, ...) give no rows.
+    """
+    res = latent_residual_variance(raw)
+    if res is None:
+        return {"group": [], "icc": np.zeros(0)}
+    intercept_var = {}
+    for term, cov in zip(raw.design.terms, term_covariances(raw)):
+        if "(Intercept)" in term.col_names:
+            i = list(term.col_names).index("(Intercept)")
+            intercept_var[term.group] = intercept_var.get(term.group, 0.0) + cov[i, i]
+    total = sum(intercept_var.values()) + res
+    groups = list(intercept_var)
+    return {"group": groups, "icc": np.array([intercept_var[g] / total for g in groups])}
+
+
+def information_criteria(raw) -> tuple[float, float]:
+    """AIC = −2 loglik + 2 n_params; BIC = −2 loglik + log(nobs) n_params."""
+    n = raw.design.n_obs
+    aic = -2.0 * raw.loglik + 2.0 * raw.n_params
+    bic = -2.0 * raw.loglik + np.log(n) * raw.n_params
+    return float(aic), float(bic)
+
+
+def glance_columns(raw) -> dict:
+    """Columns of the one-row ``glance()`` frame."""
+    aic, bic = information_criteria(raw)
+    n = raw.design.n_obs
+    cols = {
+        "nobs": np.array([n], dtype=np.int64),
+        "n_dropped": np.array([raw.design.n_total - n], dtype=np.int64),
+        "loglik": np.array([raw.loglik], dtype=float),
+        "aic": np.array([aic]),
+        "bic": np.array([bic]),
+        "deviance": np.array([raw.deviance], dtype=float),
+        "reml_criterion": np.array([np.nan if raw.reml_crit is None else raw.reml_crit], dtype=float),
+        "sigma": np.array([np.nan if raw.sigma is None else raw.sigma], dtype=float),
+        "df_resid": np.array([n - raw.n_params], dtype=np.int64),
+        "converged": np.array([bool(raw.converged)]),
+        "singular": np.array([bool(raw.singular)]),
+        "method": [raw.method],
+        "iterations": np.array([raw.iterations], dtype=np.int64),
+    }
+    for name, count in ngroups(raw).items():
+        cols[f"ngroups_{name}"] = np.array([count], dtype=np.int64)
+    for name, value in raw.extra.get("glance_extra", {}).items():
+        if value is None:
+            cols[name] = np.array([np.nan])
+        else:
+            cols[name] = [value] if isinstance(value, str) else np.array([value])
+    return cols
+
+
+def vcov_columns(raw) -> dict:
+    """Columns of the ``vcov`` frame: ``term`` then one column per coefficient."""
+    v = np.asarray(raw.vcov, dtype=float)
+    cols = {"term": list(raw.coef_names)}
+    for j, name in enumerate(raw.coef_names):
+        cols[name] = v[:, j].copy()
+    return cols

@@ -1,0 +1,361 @@
+"""The frame boundary and the design builder: R names, levels, responses, missing rows, bad input."""
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixframe import frames
+from mixframe.design.build import build_design
+from mixframe.design.newdata import new_design
+from mixframe.errors import DataError, FormulaError
+from mixframe.formula import parse_formula
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = ROOT / "tests" / "reference"
+DATA = ROOT / "mixframe" / "datasets" / "data"
+CASES = sorted(p.stem for p in REF.glob("*.json"))
+FORMULA_OVERRIDE = {"sleepstudy_uncorr": "Reaction ~ Days + (Days || Subject)"}
+
+
+def load_case(name, backend):
+    """The case's data as the reference checker builds them: factor_levels columns categorical in
+    that order (an ordinal response ordered), grouping columns strings; polars: Enum columns."""
+    case = json.loads((REF / f"{name}.json").read_text())
+    formula = FORMULA_OVERRIDE.get(name, case["formula"])
+    levels = case.get("factor_levels") or {}
+    groups = {c for b in parse_formula(formula).bars for c in b.components}
+    df = pd.read_csv(DATA / case["data"], dtype={c: str for c in set(levels) | groups})
+    response = formula.split("~")[0].strip()
+    for col, lv in levels.items():
+        if col in df.columns:
+            ordered = case["package"] == "ordinal" and col == response
+            df[col] = pd.Categorical(df[col], categories=[str(x) for x in lv], ordered=ordered)
+    if backend == "polars":
+        out = pl.from_pandas(df)
+        df = out.with_columns([pl.col(c).cast(pl.Enum([str(x) for x in lv]))
+                               for c, lv in levels.items() if c in out.columns])
+    return case, formula, df
+
+
+def kind_of(case, formula):
+    if case["package"] == "ordinal":
+        return "clmm" if parse_formula(formula).bars else "clm"
+    if case["package"] == "lme4" and case["family"] == "gaussian":
+        return "lmm"
+    return "glmm"
+
+
+def canonical(group):
+    return ":".join(sorted(group.split(":")))
+
+
+@pytest.mark.parametrize("backend", ["pandas", "polars"])
+@pytest.mark.parametrize("name", CASES)
+def test_reference_cases_term_names_levels_and_counts(name, backend):
+    case, formula, df = load_case(name, backend)
+    kind = kind_of(case, formula)
+    family = {"nbinom2": "negative_binomial", "Gamma": "gamma"}.get(case["family"], case["family"])
+    d = build_design(formula, df, kind=kind, family=family if kind == "glmm" else None)
+    assert d.x_names == list(case["fixef"])
+    assert d.n_obs == case["nobs"] and d.used.all() and d.n_total == case["nobs"]
+    assert d.X.shape == (d.n_obs, len(case["fixef"])) and d.X.flags.c_contiguous
+    assert {canonical(t.group): t.n_levels for t in d.terms} == \
+        {canonical(g): n for g, n in (case.get("ngroups") or {}).items()}
+    sizes = [t.n_levels for t in d.terms]
+    assert sizes == sorted(sizes, reverse=True)
+    for t in d.terms:
+        assert t.codes.dtype == np.int32 and t.codes.min() == 0 and t.codes.max() == t.n_levels - 1
+        assert t.Z.flags.c_contiguous and t.Z.shape[0] == d.n_obs
+        assert np.bincount(t.codes).min() > 0
+    if case.get("thresholds"):
+        cuts = list(case["thresholds"])
+        assert [f"{a}|{b}" for a, b in zip(d.response_levels, d.response_levels[1:])] == cuts
+    assert np.isfinite(d.y).all()
+
+
+def test_reference_response_details():
+    _, formula, df = load_case("cbpp_laplace", "pandas")
+    d = build_design(formula, df, kind="glmm", family="binomial")
+    np.testing.assert_allclose(d.weights, df["size"])
+    np.testing.assert_allclose(d.y, df["incidence"] / df["size"])
+    _, formula, df = load_case("verbagg", "polars")
+    d = build_design(formula, df, kind="glmm", family="binomial")
+    assert d.response_levels == ["N", "Y"]
+    np.testing.assert_array_equal(d.y, (df["r2"] == "Y").to_numpy().astype(float))
+    _, formula, df = load_case("grouseticks", "pandas")
+    d = build_design(formula, df, kind="glmm", family="poisson")
+    np.testing.assert_allclose(d.X[:, d.x_names.index("scale(HEIGHT)")], df["HEIGHT_s"], atol=1e-12)
+
+
+def test_nested_and_interaction_levels_are_joined_labels():
+    _, formula, df = load_case("pastes", "polars")
+    d = build_design(formula, df, kind="lmm")
+    inner = next(t for t in d.terms if t.group == "batch:cask")
+    assert inner.components == ("batch", "cask")
+    assert inner.levels[:4] == ["A:a", "A:b", "A:c", "B:a"]
+    labels = np.array(inner.levels)[inner.codes]
+    np.testing.assert_array_equal(labels, (df["batch"] + ":" + df["cask"]).to_numpy())
+
+
+def test_uncorrelated_terms_and_levels_largest_first():
+    _, formula, df = load_case("sleepstudy_uncorr", "pandas")
+    d = build_design(formula, df, kind="lmm")
+    assert [(t.group, t.col_names) for t in d.terms] == [("Subject", ["(Intercept)"]), ("Subject", ["Days"])]
+    np.testing.assert_array_equal(d.terms[1].Z[:, 0], df["Days"])
+
+
+# ---------------------------------------------------------------------------------------------
+# small synthetic frames
+
+
+def small_frame(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "y": rng.normal(size=n),
+        "x": rng.normal(size=n),
+        "f": pd.Categorical(rng.choice(["lo", "mid", "hi"], size=n), categories=["lo", "mid", "hi"]),
+        "s": rng.choice(["b", "a", "c"], size=n),
+        "g": np.repeat(["g1", "g2", "g3", "g4"], n // 4),
+        "h": np.tile(["u", "v"], n // 2),
+        "k": rng.integers(1, 4, size=n),
+        "cnt": rng.integers(0, 5, size=n).astype(float),
+        "tot": np.full(n, 6.0),
+    })
+
+
+def test_factor_slopes_and_treatment_contrasts():
+    df = small_frame()
+    d = build_design("y ~ f + s + (0 + f | g) + (f | h)", df, kind="lmm")
+    assert d.x_names == ["(Intercept)", "fmid", "fhi", "sb", "sc"]
+    by_group = {t.group: t for t in d.terms}
+    assert by_group["g"].col_names == ["flo", "fmid", "fhi"]
+    np.testing.assert_array_equal(by_group["g"].Z.sum(axis=1), 1.0)
+    assert by_group["h"].col_names == ["(Intercept)", "fmid", "fhi"]
+
+
+def test_numeric_grouping_levels_sorted_and_printed_as_r():
+    df = small_frame()
+    df["k10"] = df["k"] * 5  # 5, 10, 15 sort numerically
+    d = build_design("y ~ x + (1 | k10)", df, kind="lmm")
+    assert d.terms[0].levels == ["5", "10", "15"]
+    df["num_str"] = df["k10"].astype(str)  # strings sort as strings
+    d = build_design("y ~ x + (1 | num_str)", df, kind="lmm")
+    assert d.terms[0].levels == ["10", "15", "5"]
+
+
+@pytest.mark.parametrize("response, expect", [
+    ("b01", None), ("logical", None), ("two", ["no", "yes"]), ("cbind(cnt, tot - cnt)", None)])
+def test_binomial_response_forms(response, expect):
+    df = small_frame()
+    df["b01"] = (df["x"] > 0).astype(int)
+    df["logical"] = df["x"] > 0
+    df["two"] = np.where(df["x"] > 0, "yes", "no")
+    d = build_design(f"{response} ~ 1 + (1 | g)", df, kind="glmm", family="binomial")
+    assert d.response_levels == expect
+    if response.startswith("cbind"):
+        np.testing.assert_allclose(d.y, df["cnt"] / 6.0)
+        np.testing.assert_allclose(d.weights, 6.0)
+    else:
+        np.testing.assert_array_equal(d.y, (df["x"] > 0).astype(float))
+
+
+def test_binomial_proportion_with_weights_and_offsets():
+    df = small_frame()
+    df["p"] = df["cnt"] / df["tot"]
+    d = build_design("p ~ x + offset(log(tot)) + (1 | g)", df, kind="glmm", family="binomial",
+                     weights="tot", offset=np.ones(len(df)))
+    np.testing.assert_allclose(d.weights, 6.0)
+    np.testing.assert_allclose(d.offset, 1.0 + np.log(6.0))
+    with pytest.raises(DataError, match="binomial response"):
+        build_design("cnt ~ x + (1 | g)", df, kind="glmm", family="binomial")
+
+
+def test_ordinal_responses():
+    df = small_frame()
+    df["r"] = df["k"]
+    d = build_design("r ~ x + (1 | g)", df, kind="clmm")
+    assert d.response_levels == ["1", "2", "3"] and "(Intercept)" not in d.x_names
+    np.testing.assert_array_equal(d.y, df["k"] - 1)
+    df["word"] = np.array(["low", "med", "high"])[df["k"] - 1]
+    with pytest.raises(DataError, match="levels="):
+        build_design("word ~ x", df, kind="clm")
+    with pytest.warns(UserWarning, match="'top'"):
+        d = build_design("word ~ x", df, kind="clm", levels=["low", "med", "high", "top"])
+    assert d.response_levels == ["low", "med", "high"]  # 'top' unobserved: dropped
+    df["one"] = "low"
+    with pytest.raises(DataError, match="at least 2"), pytest.warns(UserWarning):
+        build_design("one ~ x", df, kind="clm", levels=["low", "high"])
+
+
+def test_ordinal_unobserved_level_warns_with_its_name():
+    df = small_frame()
+    df["r"] = pd.Categorical(df["k"].astype(str), categories=["1", "2", "3", "4"], ordered=True)
+    with pytest.warns(UserWarning, match="'4'"):
+        d = build_design("r ~ x + (1 | g)", df, kind="clmm")
+    assert d.response_levels == ["1", "2", "3"]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+@pytest.mark.parametrize("formula, kind, error, pattern", [
+    ("y ~ xx + (1 | g)", "lmm", FormulaError, r"unknown column 'xx'.*'x'"),
+    ("y ~ x + (1 | gg)", "lmm", FormulaError, r"unknown column 'gg'.*'g'"),
+    ("y ~ x + (1 | g", "lmm", FormulaError, "unbalanced"),
+    ("y ~ x", "lmm", FormulaError, "random-effect term.*least-squares"),
+    ("y ~ x + (1 | g)", "clm", FormulaError, "clm takes no random"),
+    ("s ~ x + (1 | g)", "lmm", DataError, "'s'.*numeric"),
+    ("y ~ x + (1 | one)", "lmm", DataError,
+     r"grouping factor 'one' in \(1 \| one\) has 1 level; random effects need at least 2"),
+])
+def test_bad_inputs(formula, kind, error, pattern):
+    df = small_frame()
+    df["one"] = "only"
+    with pytest.raises(error, match=pattern):
+        build_design(formula, df, kind=kind)
+
+
+def test_infinite_predictor_and_empty_or_all_missing_data():
+    df = small_frame()
+    df.loc[3, "x"] = np.inf
+    with pytest.raises(DataError, match="'x'.*non-finite"):
+        build_design("y ~ x + (1 | g)", df, kind="lmm")
+    with pytest.raises(DataError, match="no rows"):
+        build_design("y ~ x + (1 | g)", small_frame().iloc[:0], kind="lmm")
+    df = small_frame()
+    df["y"] = np.nan
+    with pytest.raises(DataError, match="no complete rows"):
+        build_design("y ~ x + (1 | g)", df, kind="lmm")
+
+
+def test_unsupported_data_type():
+    with pytest.raises(DataError, match="pandas DataFrame"):
+        build_design("y ~ x + (1 | g)", {"y": [1.0]}, kind="lmm")
+
+
+# ---------------------------------------------------------------------------------------------
+# missing rows, immutability, backends
+
+
+@pytest.mark.parametrize("backend", ["pandas", "polars", "pyarrow"])
+def test_missing_rows_are_dropped_listwise(backend):
+    df = small_frame()
+    df.loc[0, "y"] = np.nan
+    df.loc[1, "x"] = np.nan
+    df.loc[2, "g"] = None
+    df.loc[3, "f"] = np.nan
+    df.loc[4, "tot"] = np.nan  # weights column
+    df.loc[5, "s"] = None  # not used by the model: row kept
+    data = {"pandas": df, "polars": pl.from_pandas(df), "pyarrow": pa.Table.from_pandas(df)}[backend]
+    d = build_design("y ~ x + f + (1 | g)", data, kind="lmm", weights="tot")
+    assert d.extra["n_dropped"] == 5
+    assert d.extra["missing_by_column"] == {"y": 1, "x": 1, "g": 1, "f": 1, "tot": 1}
+    expected = np.ones(24, bool)
+    expected[:5] = False
+    np.testing.assert_array_equal(d.used, expected)
+    assert d.n_obs == 19 and d.y.shape == (19,) and d.weights.shape == (19,)
+    assert all(t.codes.shape == (19,) and t.Z.shape == (19, 1) for t in d.terms)
+    np.testing.assert_allclose(d.y, df["y"].to_numpy()[expected])
+
+
+@pytest.mark.parametrize("backend", ["pandas", "polars"])
+def test_input_frame_is_not_modified(backend):
+    df = small_frame()
+    df.loc[0, "x"] = np.nan
+    data = df if backend == "pandas" else pl.from_pandas(df)
+    before = data.copy(deep=True) if backend == "pandas" else data.clone()
+    dtypes = list(data.dtypes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_design("y ~ x * f + scale(k) + (x | g) + (1 | g:h)", data, kind="lmm")
+    if backend == "pandas":
+        pd.testing.assert_frame_equal(data, before)
+    else:
+        assert data.equals(before)
+    assert list(data.dtypes) == dtypes
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=12, max_size=12))
+def test_used_mask_equals_complete_cases(holes):
+    df = small_frame(n=12, seed=1)
+    for i, (hy, hx, hg) in enumerate(holes):
+        if hy:
+            df.loc[i, "y"] = np.nan
+        if hx:
+            df.loc[i, "x"] = np.nan
+        if hg:
+            df.loc[i, "h"] = None
+    complete = df[["y", "x", "h"]].notna().all(axis=1).to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            d = build_design("y ~ x + (1 | h)", df, kind="glmm", family="gaussian")
+        except DataError as exc:  # no complete rows, or one level left
+            assert complete.sum() == 0 or "level" in str(exc)
+            return
+    np.testing.assert_array_equal(d.used, complete)
+    np.testing.assert_allclose(d.X[:, 1], df["x"].to_numpy()[complete])
+    assert d.terms[0].levels == sorted(set(df["h"][complete]))
+
+
+# ---------------------------------------------------------------------------------------------
+# frames helpers
+
+
+def test_frames_encoding_and_labels():
+    assert [frames.r_number_label(v) for v in (1.0, 2.5, 1e5, 1e-4, -3.0)] == ["1", "2.5", "1e+05", "1e-04", "-3"]
+    assert frames.r_sort(["b", "B", "a", "10", "9"]) == ["10", "9", "a", "b", "B"]
+    df = pd.DataFrame({"c": pd.Categorical(["x", "y", None], categories=["y", "x"]), "s": ["b", None, "a"]})
+    for data in (df, pl.from_pandas(df).with_columns(pl.col("c").cast(pl.Enum(["y", "x"])))):
+        codes, levels = frames.encode_column(data, "c")
+        assert levels == ["y", "x"] and codes.tolist() == [1, 0, -1] and codes.dtype == np.int32
+        assert frames.encode_column(data, "s")[1] == ["a", "b"]
+        assert frames.missing_mask(data, "s").tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("like, kind", [(pd.DataFrame(), pd.DataFrame), (pl.DataFrame(), pl.DataFrame),
+                                        (pa.table({"a": [1]}), pa.Table)])
+def test_native_frame_answers_in_the_input_library(like, kind):
+    out = frames.native_frame({"a": np.array([1.0, np.nan]), "b": ["x", None]}, like=like)
+    assert isinstance(out, kind)
+    assert frames.native_namespace_name(out) == frames.native_namespace_name(like)
+
+
+# ---------------------------------------------------------------------------------------------
+# new data
+
+
+def test_new_design_reproduces_the_fit_and_handles_unseen_and_missing():
+    df = small_frame()
+    d = build_design("y ~ x * f + scale(x) + (x | g) + (1 | g:h)", df, kind="lmm")
+    nd = new_design(d, pl.from_pandas(df))
+    np.testing.assert_allclose(nd["X"], d.X)
+    for t, nt in zip(d.terms, nd["terms"]):
+        np.testing.assert_array_equal(nt["codes"], t.codes)
+        np.testing.assert_allclose(nt["Z"], t.Z)
+    new = df.iloc[:3].copy()
+    new["g"] = ["g1", "zz", "g2"]
+    new.loc[new.index[2], "x"] = np.nan
+    nd = new_design(d, new)
+    assert nd["missing"].tolist() == [False, False, True]
+    by_group = {t.group: (t, nt) for t, nt in zip(d.terms, nd["terms"])}
+    t_g, nt_g = by_group["g"]
+    assert nt_g["codes"].tolist() == [t_g.levels.index("g1"), -1, -1]  # unseen level; missing row
+    t_gh, nt_gh = by_group["g:h"]
+    assert nt_gh["codes"][0] == t_gh.levels.index("g1:" + new["h"].iloc[0]) and nt_gh["codes"][1] == -1
+    assert np.isnan(nd["X"][2]).all() and np.isfinite(nd["X"][:2]).all()
+    np.testing.assert_allclose(nd["X"][:2], d.X[:2])  # scale() keeps the fit's centre and spread
+    bad = df.iloc[:2].copy()
+    bad["f"] = ["lo", "new"]
+    with pytest.raises(DataError, match="'f'"):
+        new_design(d, bad)
