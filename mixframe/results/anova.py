@@ -84,8 +84,13 @@ def anova(*fits, names=None):
 
     Examples
     --------
-    >>> import mixframe as mf                                            # doctest: +SKIP
-    >>> mf.anova(fit_ri, fit_slope)                                      # doctest: +SKIP
+    >>> import mixframe as mf
+    >>> data = mf.datasets.sleepstudy()
+    >>> ri = mf.lmm("Reaction ~ Days + (1 | Subject)", data)
+    >>> slope = mf.lmm("Reaction ~ Days + (Days | Subject)", data)
+    >>> table = mf.anova(ri, slope)
+    >>> table["npar"].tolist(), round(float(table["chisq"].iloc[1]), 1)
+    ([4, 6], 42.1)
     """
     if len(fits) < 2:
         raise ValueError("anova needs at least two fits to compare")
