@@ -12,7 +12,7 @@
 
 cimport cython
 import numpy as np
-from libc.math cimport (atan, erfc, exp, expm1, fabs, INFINITY, log, log1p, M_PI, sqrt)
+from libc.math cimport (atan, erfc, exp, expm1, fabs, INFINITY, log, log1p, M_PI, NAN, sqrt)
 
 DEF LOG_SQRT_2PI = 0.91893853320467274178
 
@@ -77,9 +77,80 @@ cdef inline void link_eval(int link, double x, double* lF, double* lS, double* l
         g[0] = -2.0 * x / (1.0 + x * x)
 
 
+cdef inline void logistic_parts(double x, double* F, double* S, double* lF, double* lS) noexcept nogil:
+    """F(x), S(x) = 1 - F(x) and their logs for the logistic distribution."""
+    cdef double e = exp(-fabs(x)), l1 = log1p(e)
+    if x >= 0.0:
+        F[0] = 1.0 / (1.0 + e)
+        S[0] = e / (1.0 + e)
+        lF[0] = -l1
+        lS[0] = -x - l1
+    else:
+        F[0] = e / (1.0 + e)
+        S[0] = 1.0 / (1.0 + e)
+        lF[0] = x - l1
+        lS[0] = -l1
+
+
+cdef inline double obs_logit(double x1, double x0, bint has1, bint has0,
+                             double* r1, double* r0, double* g1, double* g0) noexcept nogil:
+    """The logit case of ``obs_terms`` with fewer transcendental calls; NaN asks for the general path."""
+    cdef double F1 = 0.0, S1 = 0.0, F0 = 0.0, S0 = 0.0, lF = 0.0, lS = 0.0, P
+    cdef double e1, e0
+    if has1 and has0:
+        if not (x1 > x0):
+            return -INFINITY
+        e1 = exp(-fabs(x1))
+        e0 = exp(-fabs(x0))
+        if x1 >= 0.0:
+            F1 = 1.0 / (1.0 + e1)
+            S1 = e1 * F1
+        else:
+            S1 = 1.0 / (1.0 + e1)
+            F1 = e1 * S1
+        if x0 >= 0.0:
+            F0 = 1.0 / (1.0 + e0)
+            S0 = e0 * F0
+        else:
+            S0 = 1.0 / (1.0 + e0)
+            F0 = e0 * S0
+        P = S0 - S1 if x0 > 0.0 else F1 - F0
+        if not (P > 1e-280):
+            return NAN
+        r1[0] = F1 * S1 / P
+        r0[0] = F0 * S0 / P
+        g1[0] = S1 - F1
+        g0[0] = S0 - F0
+        return log(P)
+    if has1:
+        logistic_parts(x1, &F1, &S1, &lF, &lS)
+        r1[0] = S1
+        g1[0] = S1 - F1
+        return lF
+    logistic_parts(x0, &F0, &S0, &lF, &lS)
+    r0[0] = F0
+    g0[0] = S0 - F0
+    return lS
+
+
 cdef inline double obs_terms(int link, double x1, double x0, bint has1, bint has0,
                              double* r1, double* r0, double* g1, double* g0) noexcept nogil:
     """log P of one observation; r1 = f(x1)/P, r0 = f(x0)/P (0 where the bound is infinite), g1, g0."""
+    cdef double out
+    if link == 0 and (has1 or has0):
+        r1[0] = 0.0
+        r0[0] = 0.0
+        g1[0] = 0.0
+        g0[0] = 0.0
+        out = obs_logit(x1, x0, has1, has0, r1, r0, g1, g0)
+        if out == out:
+            return out
+    return obs_terms_general(link, x1, x0, has1, has0, r1, r0, g1, g0)
+
+
+cdef inline double obs_terms_general(int link, double x1, double x0, bint has1, bint has0,
+                                     double* r1, double* r0, double* g1, double* g0) noexcept nogil:
+    """log P on the log scale for every link (see ``obs_terms``)."""
     cdef double lF1 = 0.0, lS1 = 0.0, lf1 = 0.0, lF0 = 0.0, lS0 = 0.0, lf0 = 0.0
     cdef double logP
     r1[0] = 0.0
@@ -138,22 +209,53 @@ def cumlink_eta(const int[::1] y, const double[::1] eta, const double[::1] alpha
     -------
     (status, loglik) : status 0, or 1 when some probability is 0 (loglik is then -inf)
     """
+    return _cumlink_eta(y, eta, None, alpha, wts, link, score_out, curv_out, None)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def cumlink_working(const int[::1] y, const double[::1] eta_fix, const double[::1] eta_re,
+                    const double[::1] alpha, const double[::1] wts, int link, double[::1] z_out,
+                    double[::1] w_out):
+    """Working response and weights of one Newton step in the random effects.
+
+    With eta = eta_fix + eta_re, score s and curvature w (floored at 1e-10), z = eta_re + s / w.
+
+    Returns
+    -------
+    (status, loglik) : status 0, or 1 when some probability is 0
+    """
+    return _cumlink_eta(y, eta_fix, eta_re, alpha, wts, link, z_out, w_out, eta_re)
+
+
+cdef _cumlink_eta(const int[::1] y, const double[::1] eta, const double[::1] eta2, const double[::1] alpha,
+                  const double[::1] wts, int link, double[::1] score_out, double[::1] curv_out,
+                  const double[::1] working):
+    """Shared loop: eta2 (optional) is added to eta; with ``working`` the outputs are z and floored w."""
     cdef Py_ssize_t n = y.shape[0], nthr = alpha.shape[0], i, c
     cdef double x1, x0, r1, r0, g1, g0, lp, w, d, total = 0.0
-    cdef bint has1, has0, weighted = wts.shape[0] > 0
+    cdef bint has1, has0, weighted = wts.shape[0] > 0, add = eta2 is not None, work = working is not None
     cdef int status = 0
+    cdef double e, cv
     with nogil:
         for i in range(n):
             c = y[i]
             w = wts[i] if weighted else 1.0
-            bounds(alpha, eta[i], c, nthr, &x1, &x0, &has1, &has0)
+            e = eta[i] + eta2[i] if add else eta[i]
+            bounds(alpha, e, c, nthr, &x1, &x0, &has1, &has0)
             lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
             if lp == -INFINITY:
                 status = 1
             d = r1 - r0
             total += w * lp
-            score_out[i] = -w * d
-            curv_out[i] = -w * (r1 * g1 - r0 * g0 - d * d)
+            cv = -w * (r1 * g1 - r0 * g0 - d * d)
+            if work:
+                if not (cv > 1e-10):
+                    cv = 1e-10
+                score_out[i] = working[i] - w * d / cv
+            else:
+                score_out[i] = -w * d
+            curv_out[i] = cv
     return status, total
 
 
@@ -295,7 +397,9 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
 
     Returns
     -------
-    (status, iterations) : status 0; 1 a probability is 0 at the start; 2 no convergence
+    (status, iterations, loglik, logdet, uu) : status 0; 1 a probability is 0 at the start; 2 no
+        convergence; 3 the thresholds do not increase. loglik is the conditional log-likelihood at the
+        modes, logdet the sum of log h, uu the sum of squared modes.
     """
     cdef Py_ssize_t n = y.shape[0], m = u.shape[0], nthr = alpha.shape[0], i, j, c
     cdef double x1, x0, r1, r0, g1, g0, lp, w, d, zi, hj, step, maxstep, obj, bad_start = 0.0
@@ -304,6 +408,10 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
     cdef double[::1] g = np.zeros(m)
     cdef double[::1] u_prev = np.zeros(m)
     cdef double[::1] obj_prev = np.zeros(m)
+    cdef double ll_tot = 0.0, logdet = 0.0, uu = 0.0
+    for j in range(1, nthr):
+        if not (alpha[j] > alpha[j - 1]):
+            return 3, 0, -INFINITY, 0.0, 0.0
     with nogil:
         while it < maxit:
             it += 1
@@ -358,7 +466,10 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
                 final = True
         for j in range(m):
             h_out[j] += 1.0
-    return status, it
+            ll_tot += ll_out[j]
+            logdet += log(h_out[j])
+            uu += u[j] * u[j]
+    return status, it, ll_tot, logdet, uu
 
 
 @cython.boundscheck(False)

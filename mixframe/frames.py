@@ -7,7 +7,6 @@ labels.  Output frames are built back in the library of the input with :func:`na
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import narwhals as nw
 import numpy as np
@@ -18,18 +17,18 @@ from .errors import DataError
 
 __all__ = [
     "as_frame",
-    "native_namespace_name",
-    "column_names",
-    "n_rows",
     "column_kind",
-    "numeric_column",
-    "missing_mask",
-    "encode_column",
+    "column_names",
     "drop_unused_levels",
-    "row_labels",
+    "encode_column",
+    "missing_mask",
+    "n_rows",
+    "native_frame",
+    "native_namespace_name",
+    "numeric_column",
     "r_number_label",
     "r_sort",
-    "native_frame",
+    "row_labels",
 ]
 
 _NAMESPACES = {"pandas", "polars", "pyarrow"}

@@ -1,5 +1,4 @@
 """The frame boundary and the design builder: R names, levels, responses, missing rows, bad input."""
-import copy
 import json
 import warnings
 from pathlib import Path
@@ -184,6 +183,9 @@ def test_ordinal_responses():
     d = build_design("r ~ x + (1 | g)", df, kind="clmm")
     assert d.response_levels == ["1", "2", "3"] and "(Intercept)" not in d.x_names
     np.testing.assert_array_equal(d.y, df["k"] - 1)
+    d = build_design("r ~ x + (1 | g)", df, kind="clmm", levels=[3.0, 2.0, 1.0])  # reversed order
+    assert d.response_levels == ["3", "2", "1"]
+    np.testing.assert_array_equal(d.y, 3 - df["k"])
     df["word"] = np.array(["low", "med", "high"])[df["k"] - 1]
     with pytest.raises(DataError, match="levels="):
         build_design("word ~ x", df, kind="clm")
@@ -359,3 +361,42 @@ def test_new_design_reproduces_the_fit_and_handles_unseen_and_missing():
     bad["f"] = ["lo", "new"]
     with pytest.raises(DataError, match="'f'"):
         new_design(d, bad)
+
+
+def test_dotted_names_response_expressions_and_index_independence():
+    df = small_frame()
+    df = df.rename(columns={"x": "age.y"})
+    df.index = np.arange(100, 100 + len(df))[::-1]  # not a default index
+    d = build_design("log(tot + y * 0 + 1) ~ age.y + I(age.y^2) + (0 + age.y | g)", df, kind="lmm")
+    assert d.x_names == ["(Intercept)", "age.y", "I(age.y^2)"]
+    np.testing.assert_allclose(d.X[:, 2], df["age.y"].to_numpy() ** 2)
+    np.testing.assert_allclose(d.y, np.log(7.0))
+    assert d.terms[0].col_names == ["age.y"]
+
+
+def test_offset_column_carries_to_new_data_and_pyarrow_input():
+    df = small_frame()
+    table = pa.Table.from_pandas(df)
+    d = build_design("cnt ~ x + offset(log(tot)) + (1 | g)", table, kind="glmm", family="poisson",
+                     offset="k")
+    np.testing.assert_allclose(d.offset, df["k"] + np.log(6.0))
+    nd = new_design(d, table)
+    np.testing.assert_allclose(nd["offset"], d.offset)
+    with pytest.raises(DataError, match="lack"):
+        new_design(d, df.drop(columns=["k"]))
+
+
+def test_terms_ordered_by_levels_stable_for_ties():
+    df = small_frame()
+    df["g2"] = df["g"]  # same number of levels as g: keeps formula order
+    d = build_design("y ~ x + (1 | h) + (1 | g2) + (1 | g) + (1 | g:h)", df, kind="lmm")
+    assert [t.group for t in d.terms] == ["g:h", "g2", "g", "h"]
+
+
+def test_lmm_rejects_a_grouping_factor_with_a_level_per_row():
+    df = small_frame()
+    df["row"] = [f"r{i}" for i in range(len(df))]
+    with pytest.raises(DataError, match="'row'.*fewer levels than observations"):
+        build_design("y ~ x + (1 | row)", df, kind="lmm")
+    d = build_design("cnt ~ x + (1 | row)", df, kind="glmm", family="poisson")
+    assert d.terms[0].n_levels == len(df)

@@ -72,6 +72,10 @@ def test_groups_and_random_arguments():
     p = parse_formula("rating ~ temp + (1 | judge)", groups=["bottle"], random=["(0 + x | judge)", "1 | a/b"])
     assert [(b.expr, b.group) for b in p.bars] == [
         ("1", "judge"), ("1", "bottle"), ("0 + x", "judge"), ("1", "a"), ("1", "a:b")]
+    p = parse_formula("y ~ x", random="1 + x | g")
+    assert [(b.expr, b.group) for b in p.bars] == [("1 + x", "g")]
+    p = parse_formula("y ~ x", random="(1 | a) + (x || b)", groups="a:c")
+    assert [(b.expr, b.group) for b in p.bars] == [("1", "a:c"), ("1", "a"), ("1", "b"), ("0 + x", "b")]
 
 
 def test_cbind_response_and_offsets():

@@ -18,7 +18,7 @@ from ..formula import parse_formula
 from ..formula.fixed import check_columns, evaluate_numeric, expression_columns, fixed_matrix
 from .terms import Design, RETerm
 
-__all__ = ["build_design", "KINDS", "model_frame", "plain_column", "group_codes"]
+__all__ = ["KINDS", "build_design", "group_codes", "model_frame", "plain_column"]
 
 KINDS = ("lmm", "glmm", "clmm", "clm")
 _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -201,6 +201,17 @@ def _binomial_response(parsed, frame, pdf, rows, weights):
     return y, weights, None
 
 
+def _level_text(value) -> str:
+    """A user-given level as the frames module labels it (TRUE/FALSE, 1 not 1.0)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return frames.r_number_label(float(value))
+    return str(value)
+
+
 def _ordinal_response(parsed, frame, rows, levels):
     col = plain_column(parsed.response, frames.column_names(frame))
     if col is None:
@@ -209,8 +220,9 @@ def _ordinal_response(parsed, frame, rows, levels):
     codes, lv = frames.encode_column(frame, col)
     codes = codes[rows]
     if levels is not None:
-        codes = _recode(codes, lv, [str(x) for x in levels], col)
-        lv = [str(x) for x in levels]
+        lv_given = [_level_text(x) for x in levels]
+        codes = _recode(codes, lv, lv_given, col)
+        lv = lv_given
     elif kind == "string":
         raise DataError(f"ordinal response {col!r} holds strings, whose order is unknown; pass levels=[...] "
                         f"in order, or make it an ordered categorical / polars Enum")

@@ -19,7 +19,7 @@ from ..formula.fixed import evaluate_numeric, expression_columns, matrix_from_sp
 from .build import model_frame, plain_column
 from .terms import Design
 
-__all__ = ["new_design", "needed_columns"]
+__all__ = ["needed_columns", "new_design"]
 
 
 def needed_columns(design: Design, columns=()) -> dict:

@@ -154,7 +154,7 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
     def f_opt(x):
         return objective(*layout.split_opt(x))
 
-    ctl = {"ftol_rel": 1e-10, "ftol_abs": 1e-8, "xtol_rel": 1e-7, "xtol_abs": 1e-8, "initial_step": 0.25}
+    ctl = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_rel": 1e-6, "xtol_abs": 1e-6, "initial_step": 0.25}
     ctl.update(control or {})
     opt = minimize_bounded(f_opt, x0, lower, control=ctl)
     xi, beta, theta = layout.split_opt(opt.x)
@@ -178,7 +178,7 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
                 v = v + step
                 xi, beta, theta = layout.from_inference(v, theta, free)
                 fmin = f1
-                if np.max(np.abs(step)) > 1e-4:
+                if np.max(np.abs(step)) > 1e-2:   # far from where the Hessian was taken: take it again
                     f0, g, H = fd_hessian(f_inf, v)
                     fmin = f0
     except np.linalg.LinAlgError:

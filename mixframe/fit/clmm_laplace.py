@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ext.ordinal import add_zb, agq_scalar, cumlink_eta, laplace_scalar
+from .._ext.ordinal import add_zb, agq_scalar, cumlink_working, laplace_scalar
 from ..design.lam import split_u, theta_to_lambdas
 from .blocked import BlockedSystem
 
@@ -104,49 +104,51 @@ class LaplaceObjective:
         """-log L at (xi, beta, theta); +inf where the thresholds are not increasing or the modes fail."""
         self.n_eval += 1
         alpha = self.alpha(xi)
-        if alpha.size > 1 and not np.all(np.diff(alpha) > 0):
-            return np.inf
         try:
-            return self._scalar(alpha, xi, beta, theta) if self.scalar else self._general(alpha, beta, theta)
+            return self._scalar(alpha, beta, theta) if self.scalar else self._general(alpha, beta, theta)
         except InnerError:
             return np.inf
 
-    def _scalar(self, alpha, xi, beta, theta) -> float:
+    def _scalar(self, alpha, beta, theta) -> float:
         eta0 = self.eta_fixed(beta)
         lam = float(theta[0])
-        status, _ = laplace_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code, self.u,
-                                   self.h, self.ll_groups, INNER_MAXIT, INNER_TOL)
-        if status == 1:           # a poor warm start: begin again from u = 0
+        args = (self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code)
+        status, _, ll, logdet, uu = laplace_scalar(*args, self.u, self.h, self.ll_groups, INNER_MAXIT, INNER_TOL)
+        if status == 3:
+            return np.inf
+        if status != 0:           # a poor warm start: begin again from u = 0
             self.u[:] = 0.0
-            status, _ = laplace_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code,
-                                       self.u, self.h, self.ll_groups, INNER_MAXIT, INNER_TOL)
-        if status == 1 or not np.all(np.isfinite(self.u)):
+            status, _, ll, logdet, uu = laplace_scalar(*args, self.u, self.h, self.ll_groups, INNER_MAXIT,
+                                                       INNER_TOL)
+        if status != 0 or not np.isfinite(ll):
             self.u[:] = 0.0
-            raise InnerError("zero probability at the conditional modes")
+            raise InnerError("the conditional modes could not be found")
         if self.nagq > 1:
-            status, ll = agq_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code, self.u,
-                                    self.h, self.nodes, self.log_weights, self.work)
+            status, ll = agq_scalar(*args, self.u, self.h, self.nodes, self.log_weights, self.work)
             if status:
                 raise InnerError("zero probability at a quadrature node")
             return -ll
-        return -(self.ll_groups.sum() - 0.5 * self.u @ self.u - 0.5 * np.log(self.h).sum())
+        return -(ll - 0.5 * uu - 0.5 * logdet)
 
     def _general(self, alpha, beta, theta) -> float:
+        if alpha.size > 1 and not np.all(alpha[1:] > alpha[:-1]):
+            return np.inf
         ll, logdet = self.solve_modes(alpha, self.eta_fixed(beta), theta)
         return -(ll - 0.5 * self.u @ self.u - 0.5 * logdet)
 
     def solve_modes(self, alpha, eta0, theta):
         """Newton's method for u on the blocked system; returns (l(u_hat), log det H) and keeps u_hat."""
         n = eta0.size
-        score = np.empty(n)
-        curv = np.empty(n)
+        z = np.empty(n)
+        w = np.empty(n)
         u = self.u.copy()
         u_prev = obj_prev = None
         final = False
         nhalf = 0
+        lams = theta_to_lambdas(self.terms, theta)
         for _ in range(INNER_MAXIT * 2):
-            eta_r = self.eta_random(theta, u)
-            status, ll = cumlink_eta(self.y, eta0 + eta_r, alpha, self.wts, self.code, score, curv)
+            eta_r = self._eta_random(lams, u)
+            status, ll = cumlink_working(self.y, eta0, eta_r, alpha, self.wts, self.code, z, w)
             obj = -ll + 0.5 * u @ u
             if u_prev is not None and not (obj <= obj_prev + 1e-10 * (1.0 + abs(obj_prev))) and nhalf < 40:
                 u = 0.5 * (u + u_prev)
@@ -158,8 +160,7 @@ class LaplaceObjective:
                     continue
                 self.u[:] = 0.0
                 raise InnerError("zero probability at the conditional modes")
-            w = np.maximum(curv, 1e-10)
-            self.sys.crossprod(eta_r + score / w, w)
+            self.sys.crossprod(z, w)
             if self.sys.factor(theta) != 0:
                 self.u[:] = 0.0
                 raise InnerError("the penalized system is not positive definite")
@@ -172,6 +173,15 @@ class LaplaceObjective:
             u_prev, obj_prev, u, nhalf = u, obj, u_new, 0
         self.u[:] = 0.0
         raise InnerError("Newton's method for the conditional modes did not converge")
+
+    def _eta_random(self, lams, u):
+        out = np.zeros(self.design.n_obs)
+        pos = 0
+        for t, lam, codes, Z in zip(self.terms, lams, self._codes, self._Z):
+            ut = u[pos:pos + t.q].reshape(t.n_levels, t.k)
+            pos += t.q
+            add_zb(codes, Z, ut * lam[0, 0] if t.k == 1 else np.ascontiguousarray(ut @ lam.T), out)
+        return out
 
     # ------------------------------------------------------------------
     def conditional(self, xi, beta, theta):

@@ -36,10 +36,15 @@ class GLMMObjective:
         Use observed-information weights in the log-determinant (glmmTMB's Laplace) instead of Fisher weights
         (lme4's Laplace). The modes are the same either way.
     tol : float
-        PIRLS convergence tolerance on the change of the penalized deviance (relative).
+        PIRLS stops when the penalized deviance changes by less than this (relative).
+    maxit : int
+        Maximum PIRLS iterations.
+    utol : float
+        PIRLS stops when the largest update of u (and beta) is below this.
     """
 
-    def __init__(self, design, family, obs_info: bool = False, tol: float = 1e-12, maxit: int = 100):
+    def __init__(self, design, family, obs_info: bool = False, tol: float = 1e-14, maxit: int = 100,
+                 utol: float = 1e-10):
         self.design = design
         self.family = family
         self.terms = list(design.terms)
@@ -53,6 +58,7 @@ class GLMMObjective:
         self.q = sum(t.q for t in self.terms)
         self.obs_info = obs_info
         self.tol = tol
+        self.utol = utol
         self.maxit = maxit
         self.sys_u = BlockedSystem(self.terms, 1)
         self.sys_j = BlockedSystem(self.terms, self.p + 1)
@@ -115,12 +121,15 @@ class GLMMObjective:
                 raise PirlsError("penalized system not positive definite")
             _, u_new = sys.solve()
             delta = u_new - state["u"]
+            state["factored"] = True          # sys holds the factor at this state's weights
+            if np.max(np.abs(delta)) < self.utol:
+                break
             new = self._halve(theta, eta_f, state, delta, disp, None, None)
             if new is None:
                 break
             change = state["pdev"] - new["pdev"]
             state = new
-            if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0) or np.max(np.abs(delta)) < 1e-9:
+            if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0):
                 break
         else:
             raise PirlsError(f"penalized IRLS did not converge in {self.maxit} iterations")
@@ -134,6 +143,7 @@ class GLMMObjective:
         if status != 0:
             return None
         return {"u": u, "eta": eta, "mu": mu, "w": w, "wf": wf, "r": r, "ll": ll, "beta": beta,
+                "newton": w is not wf, "factored": False,
                 "pdev": -2.0 * float(np.sum(ll)) + float(u @ u)}
 
     def _halve(self, theta, eta_f, state, delta, disp, beta, dbeta):
@@ -167,12 +177,15 @@ class GLMMObjective:
                 raise PirlsError("penalized system not positive definite")
             b_new, u_new = sys.solve()
             du, db = u_new - state["u"], b_new - state["beta"]
+            state["factored"] = True
+            if max(np.max(np.abs(du)), np.max(np.abs(db))) < self.utol:
+                break
             new = self._halve(theta, None, state, du, disp, state["beta"], db)
             if new is None:
                 break
             change = state["pdev"] - new["pdev"]
             state = new
-            if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0) or max(np.max(np.abs(du)), np.max(np.abs(db))) < 1e-9:
+            if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0):
                 break
         else:
             raise PirlsError(f"penalized IRLS did not converge in {self.maxit} iterations")
@@ -193,16 +206,28 @@ class GLMMObjective:
             raise PirlsError("the Hessian of the conditional log-density is not positive definite at the mode")
         return sys.logdets()[0]
 
+    def _factor_usable(self, state) -> bool:
+        """True when the last factor was taken at the weights the log-determinant needs."""
+        if not state.get("factored"):
+            return False
+        return self.family.canonical or state["newton"] == self.obs_info
+
     def laplace(self, theta, beta, disp=1.0):
         """Laplace deviance at (theta, beta[, disp]) with PIRLS over u; returns (deviance, state)."""
         state = self.pirls_u(theta, beta, disp)
-        ld = self.refactor(theta, state, disp)
+        if self._factor_usable(state):
+            ld = self.sys_u.logdets()[0]
+        else:
+            ld = self.refactor(theta, state, disp)
         return state["pdev"] + ld, state
 
     def stage1(self, theta, beta0, disp=1.0):
         """nAGQ = 0 deviance at theta: beta and u from joint PIRLS; returns (deviance, state)."""
         state = self.pirls_joint(theta, beta0, disp)
-        ld = self.refactor(theta, state, disp)
+        if self._factor_usable(state):
+            ld = self.sys_j.logdets()[0]
+        else:
+            ld = self.refactor(theta, state, disp)
         return state["pdev"] + ld, state
 
     def agq(self, theta, beta, nodes, weights, disp=1.0):

@@ -2,4 +2,4 @@
 from .bars import Bar, check_parentheses, expand_bar, extract_bars, split_sum
 from .parse import ParsedFormula, parse_formula
 
-__all__ = ["Bar", "ParsedFormula", "parse_formula", "check_parentheses", "expand_bar", "extract_bars", "split_sum"]
+__all__ = ["Bar", "ParsedFormula", "check_parentheses", "expand_bar", "extract_bars", "parse_formula", "split_sum"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import FormulaError
 
-__all__ = ["Bar", "check_parentheses", "split_sum", "join_sum", "extract_bars", "matching_close", "bar_split"]
+__all__ = ["Bar", "bar_split", "check_parentheses", "extract_bars", "join_sum", "matching_close", "split_sum"]
 
 _QUOTES = "'\"`"
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")

@@ -23,21 +23,21 @@ from ..errors import DataError, FormulaError
 from ..frames import r_number_label
 
 __all__ = [
-    "RMaterializer",
     "EVAL_CONTEXT",
-    "to_formulaic",
-    "expression_columns",
+    "RMaterializer",
     "check_columns",
-    "r_column_names",
+    "evaluate_numeric",
+    "expression_columns",
     "fixed_matrix",
     "matrix_from_spec",
-    "evaluate_numeric",
+    "r_column_names",
+    "to_formulaic",
 ]
 
-# Names available to expressions besides the data columns (formulaic adds log, exp, scale, C, I, ...).
 _R_SYNTACTIC = re.compile(r"^[A-Za-z.][A-Za-z0-9._]*$")
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
+# Names available to expressions besides the data columns (formulaic adds log, exp, scale, C, I, ...).
 EVAL_CONTEXT = {"np": np, "numpy": np, "sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1}
 
 

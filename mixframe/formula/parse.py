@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import FormulaError
 from .bars import Bar, bar_split, check_parentheses, extract_bars, join_sum, matching_close, split_sum
 
-__all__ = ["ParsedFormula", "parse_formula", "call_argument"]
+__all__ = ["ParsedFormula", "call_argument", "parse_formula"]
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,8 @@ def _extra_bars(groups, random) -> list[Bar]:
             if not isinstance(text, str):
                 raise FormulaError(f"random= takes terms like '(1 | g)'; got {text!r}")
             check_parentheses(text)
-            terms = split_sum(text)
-            if bar_split(text) is not None and len(terms) == 1 and not text.strip().startswith("("):
-                terms = [("+", f"({text.strip()})")]
+            # a bar at the top level ("1 + x | g") is one term written without its parentheses
+            terms = [("+", f"({text.strip()})")] if bar_split(text.strip()) is not None else split_sum(text)
             fixed, found = extract_bars(terms)
             if fixed or not found:
                 raise FormulaError(f"random={text!r} must hold random-effect terms only, like '(1 | g)'")
