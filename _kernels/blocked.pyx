@@ -68,7 +68,8 @@ cdef class BlockedCholesky:
     Parameters are the block structure (see mixframe.fit.blocked.BlockedSystem, which builds it).
     """
     cdef public Py_ssize_t k0, m0, q1, q2, ne, nnz, nr
-    cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term
+    cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term, a21t_ptr, a21t_col, a21t_e
+    cdef double[::1] rowbuf
     # cross-products
     cdef public double[:, :, ::1] A11
     cdef public double[:, ::1] A21, A22, AE1, AER, AEE
@@ -119,6 +120,14 @@ cdef class BlockedCholesky:
             self.lamR_off[t + 1] = self.lamR_off[t] + r_k[t] * r_k[t]
         self.lamR = np.zeros(self.lamR_off[self.nr])
         self.work = np.zeros(max(k0, 1) * k0 * 4 + self.q2 + 8)
+        self.rowbuf = np.zeros(self.q2 + 1)
+        # the transposed pattern: for each row of block 2, its (level of term 0, entry) pairs
+        rows = np.asarray(a21_row, dtype=np.int64)
+        cols = np.repeat(np.arange(m0, dtype=np.int64), np.diff(np.asarray(a21_ptr, dtype=np.int64)))
+        order = np.lexsort((cols, rows))
+        self.a21t_e = order.astype(np.int32)
+        self.a21t_col = cols[order].astype(np.int32)
+        self.a21t_ptr = np.searchsorted(rows[order], np.arange(self.q2 + 1)).astype(np.int32)
 
     cdef bint has_vector_r(self):
         cdef Py_ssize_t t
@@ -207,6 +216,7 @@ cdef class BlockedCholesky:
         cdef double one = 1.0
         cdef char uplo = b'U', side = b'L', trans = b'T', diag = b'N'
         cdef double* tmp
+        cdef double* buf
         cdef double[:, :, ::1] L11 = self.L11, A11 = self.A11
         cdef double[:, ::1] S = self.S, A21 = self.A21, L22 = self.L22, A22 = self.A22
         cdef double[:, ::1] F1 = self.F1, F2 = self.F2, AE1 = self.AE1, AER = self.AER, L33 = self.L33
@@ -239,20 +249,27 @@ cdef class BlockedCholesky:
                 for d in range(ne):
                     row_times_lam_solve(&AE1[d, j * k0], &lam0[0], &L11[j, 0, 0], &F1[d, j * k0], k0)
             if q2 > 0:
-                # G = A22 - S S' (into L22), F2 <- AER - F1 S'
-                memcpy(&L22[0, 0], &A22[0, 0], q2 * q2 * sizeof(double))
+                # G = A22 - S S' (lower triangle, into L22), row by row through a dense buffer that
+                # stays in cache: G[r1, :r1+1] = A22[r1, :r1+1] - sum over entries e1 of row r1 of
+                # S[e1] . S[e2] for the entries e2 of the same level j with row <= r1.
+                buf = &self.rowbuf[0]
+                for r1 in range(q2):
+                    memset(buf, 0, (r1 + 1) * sizeof(double))
+                    for t in range(self.a21t_ptr[r1], self.a21t_ptr[r1 + 1]):
+                        e1 = self.a21t_e[t]
+                        j = self.a21t_col[t]
+                        for e2 in range(self.a21_ptr[j], e1 + 1):
+                            s = 0.0
+                            for a in range(k0):
+                                s += S[e1, a] * S[e2, a]
+                            buf[self.a21_row[e2]] += s
+                    for r2 in range(r1 + 1):
+                        L22[r1, r2] = A22[r1, r2] - buf[r2]
+                # F2 <- AER - F1 S'
                 memcpy(&F2[0, 0], &AER[0, 0], ne * q2 * sizeof(double))
                 for j in range(m0):
                     for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
                         r1 = self.a21_row[e1]
-                        for e2 in range(self.a21_ptr[j], e1 + 1):
-                            r2 = self.a21_row[e2]
-                            s = 0.0
-                            for a in range(k0):
-                                s += S[e1, a] * S[e2, a]
-                            L22[r1, r2] -= s
-                            if r1 != r2:
-                                L22[r2, r1] -= s
                         for d in range(ne):
                             s = 0.0
                             for a in range(k0):
@@ -267,9 +284,6 @@ cdef class BlockedCholesky:
                 dpotrf(&uplo, &n_int, &L22[0, 0], &n_int, &info)
                 if info != 0:
                     return 2
-                for r1 in range(q2):
-                    for r2 in range(r1 + 1, q2):
-                        L22[r1, r2] = 0.0
                 # F2 <- F2 L22^{-T}: in Fortran view F2' (q2 x ne) = U^{-T} F2'  with U = L22'
                 if ne > 0:
                     ne_int = <int>ne
@@ -308,12 +322,16 @@ cdef class BlockedCholesky:
                 lv[r] = lamR[self.lamR_off[self.row_term[r]]]
             for r in range(q2):
                 lamv = lv[r]
-                for c in range(q2):
+                for c in range(r + 1):
                     G[r, c] *= lamv * lv[c]
                 for c in range(ne):
                     F2[c, r] *= lamv
             return
-        # general: T2 = G LR (column blocks), then G = LR' T2 (row blocks)
+        # general: G holds its lower triangle; make it whole, then T2 = G LR (column blocks) and
+        # G = LR' T2 (row blocks)
+        for r in range(q2):
+            for c in range(r + 1, q2):
+                G[r, c] = G[c, r]
         for t in range(self.nr):
             kt = self.r_k[t]
             lo = self.lamR_off[t]
