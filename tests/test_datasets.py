@@ -7,7 +7,7 @@ import pytest
 
 pl = pytest.importorskip("polars")
 
-from mixframe import datasets  # noqa: E402
+from mixframe import datasets
 
 # name -> (rows, columns)
 SHAPES = {
@@ -21,15 +21,48 @@ SHAPES = {
     "grouseticks": (403, ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION", "cHEIGHT", "HEIGHT_s"]),
     "salamanders": (644, ["site", "mined", "cover", "sample", "DOP", "Wtemp", "DOY", "spp", "count"]),
     "wine": (72, ["response", "rating", "temp", "contact", "bottle", "judge"]),
-    "soup": (1847, ["RESP", "PROD", "PRODID", "SURENESS", "DAY", "SOUPTYPE", "SOUPFREQ", "COLD",
-                    "EASY", "GENDER", "AGEGROUP", "LOCATION"]),
+    "soup": (
+        1847,
+        [
+            "RESP",
+            "PROD",
+            "PRODID",
+            "SURENESS",
+            "DAY",
+            "SOUPTYPE",
+            "SOUPFREQ",
+            "COLD",
+            "EASY",
+            "GENDER",
+            "AGEGROUP",
+            "LOCATION",
+        ],
+    ),
     "gamma_sim": (1000, ["g", "x", "y"]),
 }
 
 # R's level order (first level = reference), from the reference fits' factor_levels
 LEVELS = {
-    ("sleepstudy", "Subject"): ["308", "309", "310", "330", "331", "332", "333", "334", "335",
-                                "337", "349", "350", "351", "352", "369", "370", "371", "372"],
+    ("sleepstudy", "Subject"): [
+        "308",
+        "309",
+        "310",
+        "330",
+        "331",
+        "332",
+        "333",
+        "334",
+        "335",
+        "337",
+        "349",
+        "350",
+        "351",
+        "352",
+        "369",
+        "370",
+        "371",
+        "372",
+    ],
     ("dyestuff", "Batch"): list("ABCDEF"),
     ("penicillin", "plate"): list("abcdefghijklmnopqrstuvwx"),
     ("penicillin", "sample"): list("ABCDEF"),
@@ -150,7 +183,9 @@ def test_grouping_factors_are_categorical(name, col, backend):
 def test_ordinal_responses_are_ordered(name, col):
     df = datasets.load(name)
     assert df[col].cat.ordered
-    others = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype) and (name, c) not in ORDERED]
+    others = [
+        c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype) and (name, c) not in ORDERED
+    ]
     assert not any(df[c].cat.ordered for c in others)
 
 
@@ -159,7 +194,9 @@ def test_backends_hold_the_same_values(name):
     a = datasets.load(name, "pandas")
     b = datasets.load(name, "polars")
     for col in a.columns:
-        left = a[col].astype(str).tolist() if isinstance(a[col].dtype, pd.CategoricalDtype) else a[col].tolist()
+        left = (
+            a[col].astype(str).tolist() if isinstance(a[col].dtype, pd.CategoricalDtype) else a[col].tolist()
+        )
         right = b[col].cast(pl.String).to_list() if isinstance(b.schema[col], pl.Enum) else b[col].to_list()
         assert left == right, col
 
