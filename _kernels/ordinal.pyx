@@ -20,10 +20,10 @@ DEF LOG_SQRT_2PI = 0.91893853320467274178
 cdef inline double log_ndtr(double x) noexcept nogil:
     """log of the standard normal CDF, with an asymptotic series far in the lower tail."""
     cdef double r, r2
-    if x > -30.0:
+    if x > -35.0:
         return log(0.5 * erfc(-x / sqrt(2.0)))
     r2 = 1.0 / (x * x)
-    r = 1.0 + r2 * (-1.0 + r2 * (3.0 + r2 * (-15.0 + r2 * 105.0)))
+    r = 1.0 + r2 * (-1.0 + r2 * (3.0 + r2 * (-15.0 + r2 * (105.0 + r2 * (-945.0 + r2 * 10395.0)))))
     return -0.5 * x * x - log(-x) - LOG_SQRT_2PI + log(r)
 
 

@@ -56,9 +56,7 @@ def prepare_polars(task, df):
     labels = _ordinal_labels(df[task.response]) if task.ordinal else None
     out = pl.from_pandas(df)
     if labels is not None:
-        out = out.with_columns(
-            pl.col(task.response).cast(pl.Int64).cast(pl.String).cast(pl.Enum(labels))
-        )
+        out = out.with_columns(pl.col(task.response).cast(pl.Int64).cast(pl.String).cast(pl.Enum(labels)))
     return out
 
 

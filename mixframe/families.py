@@ -196,7 +196,7 @@ class Family:
                 bad = y[(y < 0) | (y > 1)][:3]
                 raise DataError(f"binomial response {column!r} must be 0/1 or a proportion in [0, 1] "
                                 f"(with the trials as weights, or cbind(successes, failures)); found {bad.tolist()}")
-            if weights is not None:
+            if weights is not None and not np.all((y == 0) | (y == 1)):
                 k = np.asarray(weights, dtype=float) * y
                 if np.any(np.abs(k - np.round(k)) > 1e-7):
                     raise DataError(f"binomial response {column!r}: proportion x trials is not a whole number of "
@@ -206,10 +206,9 @@ class Family:
                 bad = y[(y < 0) | (np.abs(y - np.round(y)) > 1e-7)][:3]
                 raise DataError(f"{self.name} response {column!r} must hold non-negative whole counts; "
                                 f"found {bad.tolist()}")
-        elif self.name in ("gamma", "inverse_gaussian"):
-            if np.any(y <= 0):
-                bad = y[y <= 0][:3]
-                raise DataError(f"{self.name} response {column!r} must be strictly positive; found {bad.tolist()}")
+        elif self.name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
+            bad = y[y <= 0][:3]
+            raise DataError(f"{self.name} response {column!r} must be strictly positive; found {bad.tolist()}")
 
 
 def get_family(name: str = "binomial", link: str | None = None) -> Family:

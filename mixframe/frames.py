@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from .errors import DataError
 
 __all__ = [
+    "ColumnCache",
     "as_frame",
     "column_kind",
     "column_names",
@@ -240,14 +241,21 @@ def r_sort(labels) -> list[str]:
 
 
 def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    # one hashing pass (dictionary_encode), then the distinct values sorted as R sorts them and the
+    # indices remapped by one NumPy take
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.large_string())
-    uniq = pc.unique(pc.drop_null(arr)).to_pylist()
-    levels = r_sort(uniq)
-    codes = pc.index_in(arr, value_set=pa.array(levels, type=arr.type))
-    return np.asarray(pc.fill_null(codes, -1).to_numpy(zero_copy_only=False), dtype=np.int32), levels
+    encoded = pc.dictionary_encode(arr)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    uniq = [str(x) for x in encoded.dictionary.to_pylist()]
+    order = sorted(range(len(uniq)), key=lambda i: _r_collation_key(uniq[i]))
+    remap = np.full(len(uniq) + 1, -1, dtype=np.int32)
+    remap[np.asarray(order, dtype=np.int64)] = np.arange(len(uniq), dtype=np.int32)
+    indices = pc.fill_null(pc.cast(encoded.indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
+    return remap[indices], [uniq[i] for i in order]
 
 
 def _encode_numbers(values: np.ndarray, integer: bool) -> tuple[np.ndarray, list[str]]:
@@ -256,6 +264,15 @@ def _encode_numbers(values: np.ndarray, integer: bool) -> tuple[np.ndarray, list
     uniq, inverse = np.unique(values[ok], return_inverse=True)
     codes[ok] = inverse.astype(np.int32)
     return codes, [r_number_label(float(v), integer) for v in uniq]
+
+
+def _dictionary_labels(dictionary: pa.Array) -> list[str]:
+    """Level labels of a categorical's dictionary: strings as they are, numbers as R prints them."""
+    if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+        return [str(x) for x in dictionary.to_pylist()]
+    values = np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=np.float64)
+    integer = pa.types.is_integer(dictionary.type)
+    return [r_number_label(float(v), integer) for v in values]
 
 
 def encode_column(frame, name: str) -> tuple[np.ndarray, list[str]]:
@@ -288,13 +305,7 @@ def encode_column(frame, name: str) -> tuple[np.ndarray, list[str]]:
         return codes, ["FALSE", "TRUE"]
     arr = _arrow(series)
     if kind == "factor" and pa.types.is_dictionary(arr.type):
-        dictionary = arr.dictionary
-        if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
-            levels = [str(x) for x in dictionary.to_pylist()]
-        else:
-            values = np.asarray(dictionary.to_numpy(zero_copy_only=False), dtype=np.float64)
-            integer = pa.types.is_integer(dictionary.type)
-            levels = [r_number_label(float(v), integer) for v in values]
+        levels = _dictionary_labels(arr.dictionary)
         codes = pc.fill_null(pc.cast(arr.indices, pa.int32()), -1)
         return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int32), levels
     return _encode_strings(arr)
@@ -376,3 +387,186 @@ def native_frame(columns: dict, like, nan_as_null: bool = True):
 
         return pl.from_arrow(table)
     return table
+
+
+def _frozen(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    values.flags.writeable = False
+    return values
+
+
+class ColumnCache:
+    """The columns of one frame, each read (and converted) at most once.
+
+    pandas and polars columns of the usual types (numbers, booleans, strings, categoricals, Enums)
+    are read with the library's own calls, without narwhals' per-column overhead; anything else goes
+    through the narwhals functions of this module, so the results are the same as theirs:
+    :meth:`kind` as :func:`column_kind`, :meth:`numeric` as :func:`numeric_column`, :meth:`codes` as
+    :func:`encode_column` and :meth:`missing` as :func:`missing_mask`. The arrays returned are
+    read-only (they may be views of the user's data): index or copy them, never write to them.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, polars.DataFrame, pyarrow.Table or narwhals.DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> cols = ColumnCache(pd.DataFrame({"g": ["b", "a", None], "x": [1, 2, 3]}))
+    >>> cols.kind("g"), cols.codes("g")[0].tolist(), cols.missing("g").tolist(), cols.numeric("x").tolist()
+    ('string', [1, 0, -1], [False, False, True], [1.0, 2.0, 3.0])
+    """
+
+    def __init__(self, data):
+        self.frame = as_frame(data)
+        self.library = self.frame.implementation.value
+        self.native = self.frame.to_native()
+        self.columns = list(self.frame.columns)
+        self.n = int(self.frame.shape[0])
+        self._kind: dict = {}
+        self._numeric: dict = {}
+        self._codes: dict = {}
+        self._missing: dict = {}
+        self._arrow: dict = {}
+
+    def __contains__(self, name) -> bool:
+        return name in self.columns
+
+    def _native_series(self, name: str):
+        if name not in self.columns:
+            raise DataError(f"column {name!r} is not in the data")
+        if self.library == "pandas":
+            series = self.native[name]
+            return series if getattr(series, "ndim", 2) == 1 else None
+        if self.library == "polars":
+            return self.native.get_column(name)
+        return None
+
+    def _native_kind(self, name: str):
+        """(kind, how) for the column types read natively, else None (``how`` picks the reader)."""
+        series = self._native_series(name)
+        if series is None:
+            return None
+        dtype = series.dtype
+        if self.library == "polars":
+            import polars as pl
+
+            if dtype == pl.Boolean:
+                return "bool", "pl_num"
+            if dtype.is_numeric():
+                return "numeric", "pl_num"
+            if isinstance(dtype, pl.Enum):
+                return "factor", "pl_enum"
+            if dtype == pl.String:
+                return "string", "arrow"
+            return None
+        import pandas as pd
+
+        if isinstance(dtype, np.dtype):
+            if dtype.kind == "b":
+                return "bool", "np"
+            if dtype.kind in "iuf":
+                return "numeric", "np"
+            if dtype.kind == "O":
+                try:
+                    arr = self._arrow_of(name)
+                except (pa.ArrowException, TypeError, ValueError):
+                    return None
+                return ("bool", "arrow_num") if pa.types.is_boolean(arr.type) else ("string", "arrow")
+            return None
+        if isinstance(dtype, pd.CategoricalDtype):
+            return "factor", "pd_cat"
+        if isinstance(dtype, pd.StringDtype):
+            return "string", "arrow"
+        return None
+
+    def _arrow_of(self, name: str) -> pa.Array:
+        if name not in self._arrow:
+            series = self._native_series(name)
+            if self.library == "pandas":
+                arr = pa.Array.from_pandas(series)
+            else:
+                arr = series.to_arrow()
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            self._arrow[name] = arr
+        return self._arrow[name]
+
+    def _info(self, name: str):
+        if name not in self._kind:
+            native = self._native_kind(name)
+            self._kind[name] = native if native is not None else (column_kind(self.frame, name), None)
+        return self._kind[name]
+
+    def kind(self, name: str) -> str:
+        """``"numeric"``, ``"bool"``, ``"factor"`` or ``"string"``, as :func:`column_kind`."""
+        return self._info(name)[0]
+
+    def numeric(self, name: str) -> np.ndarray:
+        """A numeric or boolean column as float64 with NaN where missing (read-only)."""
+        if name not in self._numeric:
+            kind, how = self._info(name)
+            series = self._native_series(name) if how else None
+            if kind not in ("numeric", "bool"):
+                values = numeric_column(self.frame, name)  # raises the DataError
+            elif how == "np":
+                values = np.asarray(series.to_numpy(), dtype=np.float64)
+            elif how == "pl_num":
+                import polars as pl
+
+                values = series.cast(pl.Float64).to_numpy()
+                if series.null_count() and not np.isnan(values).any():  # pragma: no cover - defensive
+                    values = np.where(series.is_null().to_numpy(), np.nan, values)
+            elif how == "arrow_num":
+                arr = self._arrow_of(name)
+                values = np.array(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+                values[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+            else:
+                values = numeric_column(self.frame, name)
+            self._numeric[name] = _frozen(np.asarray(values, dtype=np.float64))
+        return self._numeric[name]
+
+    def codes(self, name: str) -> tuple[np.ndarray, list[str]]:
+        """int32 codes (-1 where missing, read-only) and level labels, as :func:`encode_column`."""
+        if name not in self._codes:
+            kind, how = self._info(name)
+            if kind == "numeric":
+                codes, levels = _encode_numbers(self.numeric(name), self._is_integer(name))
+            elif kind == "bool":
+                values = self.numeric(name)
+                codes, levels = np.where(np.isnan(values), -1, values).astype(np.int32), ["FALSE", "TRUE"]
+            elif how == "arrow":
+                codes, levels = _encode_strings(self._arrow_of(name))
+            elif how == "pd_cat":
+                series = self._native_series(name)
+                levels = _dictionary_labels(pa.array(series.cat.categories.to_numpy(), from_pandas=True))
+                codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int32)
+            elif how == "pl_enum":
+                import polars as pl
+
+                series = self._native_series(name)
+                levels = [str(x) for x in series.dtype.categories.to_list()]
+                codes = series.to_physical().cast(pl.Int32).fill_null(-1).to_numpy()
+            else:
+                codes, levels = encode_column(self.frame, name)
+            self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))
+        return self._codes[name]
+
+    def _is_integer(self, name: str) -> bool:
+        series = self._native_series(name)
+        if series is not None and isinstance(series.dtype, np.dtype):
+            return series.dtype.kind in "iu"
+        return is_integer_column(self.frame, name)
+
+    def missing(self, name: str) -> np.ndarray:
+        """Boolean mask of missing values (read-only), as :func:`missing_mask`."""
+        if name not in self._missing:
+            kind, how = self._info(name)
+            if how is None:
+                mask = missing_mask(self.frame, name)
+            elif kind in ("numeric", "bool"):
+                mask = np.isnan(self.numeric(name))
+            else:
+                mask = self.codes(name)[0] < 0
+            self._missing[name] = _frozen(mask)
+        return self._missing[name]

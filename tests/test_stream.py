@@ -167,12 +167,13 @@ def test_missing_rows_warn_and_augment(tmp_path):
 
 
 def test_insteval_lazyframe_subset():
-    data = mf.datasets.insteval().iloc[:20000]
+    full = mf.datasets.insteval()
+    data = pl.from_pandas(full[full["d"].cat.codes < 120].reset_index(drop=True))
     formula = "y ~ service + (1|s) + (1|d) + (1|dept:service)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = mf.lmm(formula, data)
-        fit = mf.lmm(formula, pl.from_pandas(data).lazy(), control={"batch_size": 6000})
+        ref = mf.lmm(formula, data)       # the same polars frame in memory: same level order
+        fit = mf.lmm(formula, data.lazy(), control={"batch_size": 2500})
     assert fit.ngroups == ref.ngroups
     _check_same(fit, ref, theta_rtol=1e-4)
 
@@ -206,7 +207,7 @@ def test_dask_local_cluster(sleep, sleep_ref):
         aug = fit.augment()
         assert type(aug).__module__.startswith("dask")
         got = aug.compute()
-        np.testing.assert_allclose(got[".fixed"].to_numpy(), ref.augment()[".fixed"].to_numpy(), rtol=1e-8,
+        np.testing.assert_allclose(got[".fixed"].to_numpy(), ref.augment()[".fixed"].to_numpy(), rtol=1e-7, atol=1e-8,
                                    equal_nan=True)
         sfit = mf.lmm(SLEEP, dd.from_pandas(sleep, npartitions=3))
         _check_same(sfit, sleep_ref)

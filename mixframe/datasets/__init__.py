@@ -33,21 +33,21 @@ from importlib import resources
 from typing import Any
 
 __all__ = [
-    "load",
-    "list_datasets",
-    "describe",
-    "sleepstudy",
-    "dyestuff",
-    "penicillin",
-    "pastes",
-    "insteval",
     "cbpp",
-    "wine",
+    "describe",
+    "dyestuff",
+    "gamma_sim",
+    "grouseticks",
+    "insteval",
+    "list_datasets",
+    "load",
+    "pastes",
+    "penicillin",
+    "salamanders",
+    "sleepstudy",
     "soup",
     "verbagg",
-    "grouseticks",
-    "salamanders",
-    "gamma_sim",
+    "wine",
 ]
 
 # How the levels of a factor column are ordered.
@@ -72,10 +72,30 @@ class _Dataset:
 
 _INSTEVAL_DEPT = ("15", "5", "10", "12", "6", "7", "4", "8", "9", "14", "1", "3", "11", "2")
 _VERBAGG_ITEM = (
-    "S1WantCurse", "S1WantScold", "S1WantShout", "S2WantCurse", "S2WantScold", "S2WantShout",
-    "S3WantCurse", "S3WantScold", "S3WantShout", "S4wantCurse", "S4WantScold", "S4WantShout",
-    "S1DoCurse", "S1DoScold", "S1DoShout", "S2DoCurse", "S2DoScold", "S2DoShout",
-    "S3DoCurse", "S3DoScold", "S3DoShout", "S4DoCurse", "S4DoScold", "S4DoShout",
+    "S1WantCurse",
+    "S1WantScold",
+    "S1WantShout",
+    "S2WantCurse",
+    "S2WantScold",
+    "S2WantShout",
+    "S3WantCurse",
+    "S3WantScold",
+    "S3WantShout",
+    "S4wantCurse",
+    "S4WantScold",
+    "S4WantShout",
+    "S1DoCurse",
+    "S1DoScold",
+    "S1DoShout",
+    "S2DoCurse",
+    "S2DoScold",
+    "S2DoShout",
+    "S3DoCurse",
+    "S3DoScold",
+    "S3DoShout",
+    "S4DoCurse",
+    "S4DoScold",
+    "S4DoShout",
 )
 _SALAMANDER_SITE = tuple(f"R-{i}" for i in range(1, 13)) + tuple(f"VF-{i}" for i in range(1, 12))
 
@@ -83,27 +103,37 @@ _DATASETS: dict[str, _Dataset] = {
     d.name: d
     for d in (
         _Dataset(
-            "sleepstudy", "sleepstudy.csv", "lme4::sleepstudy",
+            "sleepstudy",
+            "sleepstudy.csv",
+            "lme4::sleepstudy",
             "Reaction times (ms) of 18 subjects over 10 days of sleep deprivation.",
             {"Subject": _Factor(_NUMERIC)},
         ),
         _Dataset(
-            "dyestuff", "Dyestuff.csv", "lme4::Dyestuff",
+            "dyestuff",
+            "Dyestuff.csv",
+            "lme4::Dyestuff",
             "Yield of dyestuff from 6 batches of an intermediate product, 5 preparations each.",
             {"Batch": _Factor(_SORTED)},
         ),
         _Dataset(
-            "penicillin", "Penicillin.csv", "lme4::Penicillin",
+            "penicillin",
+            "Penicillin.csv",
+            "lme4::Penicillin",
             "Diameter of growth-inhibition zones: 24 plates crossed with 6 penicillin samples.",
             {"plate": _Factor(_SORTED), "sample": _Factor(_SORTED)},
         ),
         _Dataset(
-            "pastes", "Pastes.csv", "lme4::Pastes",
+            "pastes",
+            "Pastes.csv",
+            "lme4::Pastes",
             "Strength of a chemical paste: 10 batches, 3 casks nested in each batch, 2 assays per cask.",
             {"batch": _Factor(_SORTED), "cask": _Factor(_SORTED), "sample": _Factor(_SORTED)},
         ),
         _Dataset(
-            "insteval", "InstEval.csv", "lme4::InstEval",
+            "insteval",
+            "InstEval.csv",
+            "lme4::InstEval",
             "73,421 lecture ratings (1-5) by 2,972 students of 1,128 instructors.",
             {
                 "s": _Factor(_NUMERIC),
@@ -115,12 +145,16 @@ _DATASETS: dict[str, _Dataset] = {
             },
         ),
         _Dataset(
-            "cbpp", "cbpp.csv", "lme4::cbpp",
+            "cbpp",
+            "cbpp.csv",
+            "lme4::cbpp",
             "Contagious bovine pleuropneumonia: new cases (incidence) out of herd size, 15 herds x 4 periods.",
             {"herd": _Factor(_NUMERIC), "period": _Factor(_NUMERIC)},
         ),
         _Dataset(
-            "verbagg", "VerbAgg.csv", "lme4::VerbAgg",
+            "verbagg",
+            "VerbAgg.csv",
+            "lme4::VerbAgg",
             "Verbal aggression questionnaire: 316 persons x 24 items, ordinal and binary responses.",
             {
                 "Gender": _Factor(("F", "M")),
@@ -134,7 +168,9 @@ _DATASETS: dict[str, _Dataset] = {
             },
         ),
         _Dataset(
-            "grouseticks", "grouseticks.csv", "lme4::grouseticks",
+            "grouseticks",
+            "grouseticks.csv",
+            "lme4::grouseticks",
             "Ticks counted on 403 red grouse chicks in 118 broods at 63 locations, 1995-1997.",
             {
                 "INDEX": _Factor(_NUMERIC),
@@ -144,7 +180,9 @@ _DATASETS: dict[str, _Dataset] = {
             },
         ),
         _Dataset(
-            "salamanders", "Salamanders.csv", "glmmTMB::Salamanders",
+            "salamanders",
+            "Salamanders.csv",
+            "glmmTMB::Salamanders",
             "Salamander counts at 23 stream sites (mined or not), 7 species/life stages, 4 visits.",
             {
                 "site": _Factor(_SALAMANDER_SITE),
@@ -153,7 +191,9 @@ _DATASETS: dict[str, _Dataset] = {
             },
         ),
         _Dataset(
-            "wine", "wine.csv", "ordinal::wine",
+            "wine",
+            "wine.csv",
+            "ordinal::wine",
             "Bitterness ratings (1-5) of white wine by 9 judges: 2 temperatures x 2 contact conditions.",
             {
                 "rating": _Factor(_NUMERIC, ordered=True),
@@ -164,7 +204,9 @@ _DATASETS: dict[str, _Dataset] = {
             },
         ),
         _Dataset(
-            "soup", "soup.csv", "ordinal::soup",
+            "soup",
+            "soup.csv",
+            "ordinal::soup",
             "Discrimination study of packet soup: 185 respondents, sureness ratings on 6 levels.",
             {
                 "RESP": _Factor(_NUMERIC),
@@ -182,7 +224,9 @@ _DATASETS: dict[str, _Dataset] = {
             },
         ),
         _Dataset(
-            "gamma_sim", "gamma_sim.csv", "simulated in R (seed 101)",
+            "gamma_sim",
+            "gamma_sim.csv",
+            "simulated in R (seed 101)",
             "Simulated Gamma responses (shape 5, log link): 40 groups x 25 observations.",
             {"g": _Factor(_NUMERIC)},
         ),
@@ -220,8 +264,7 @@ def describe(name: str) -> str:
 
 def _spec(name: str) -> _Dataset:
     key = str(name).strip().lower()
-    if key.endswith(".csv"):
-        key = key[:-4]
+    key = key.removesuffix(".csv")
     key = _ALIASES.get(key, key)
     if key not in _DATASETS:
         raise ValueError(f"unknown data set {name!r}; available: {', '.join(list_datasets())}")

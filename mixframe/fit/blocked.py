@@ -20,6 +20,22 @@ from .._ext.blocked import BlockedCholesky
 from ..design.lam import theta_to_lambdas
 
 
+# Below this size of the dense block, BLAS runs on one thread: threads cost more than they save on small
+# factorizations, and far more on a machine whose cores are busy.
+SINGLE_THREAD_BELOW = 800
+_CONTROLLER = []
+
+
+def _one_blas_thread():
+    """A context manager limiting BLAS to one thread (threadpoolctl; the controller is made once)."""
+    if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401  (loads the BLAS library the controller must see)
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
 class FactorError(ArithmeticError):
     """The penalized system is not positive definite at this theta."""
 
@@ -131,7 +147,11 @@ class BlockedSystem:
         """Factor at theta; returns 0 or a positive status when a block is not positive definite."""
         theta = np.asarray(theta, dtype=np.float64)
         lam0, lamR = self.lambdas_flat(theta)
-        status = self.chol.update(np.ascontiguousarray(lam0), np.ascontiguousarray(lamR))
+        if 0 < self.q2 < SINGLE_THREAD_BELOW:
+            with _one_blas_thread():
+                status = self.chol.update(np.ascontiguousarray(lam0), np.ascontiguousarray(lamR))
+        else:
+            status = self.chol.update(np.ascontiguousarray(lam0), np.ascontiguousarray(lamR))
         self.theta = theta.copy() if status == 0 else None
         return status
 

@@ -22,7 +22,8 @@ from .clmm_laplace import LaplaceObjective
 from .optimize import minimize_bounded
 from .result import RawFit
 
-BOUNDARY = 1e-4     # a diagonal theta below this is a variance on the boundary (singular fit)
+SNAP_SD = 1e-2      # a diagonal theta below this is tried at 0 ...
+SNAP_TOL = 1e-7     # ... and kept there when -log L rises by at most this much (a boundary, singular fit)
 
 
 # ---------------------------------------------------------------------- threshold maps
@@ -52,26 +53,38 @@ def rho_to_xi(rho, threshold: str, n_thr: int):
 
 # ---------------------------------------------------------------------- finite differences
 def fd_hessian(f, x, rel_step: float = 1e-4):
-    """Central-difference gradient and Hessian of a scalar function (2 n^2 + 1 evaluations at most)."""
+    """Central-difference gradient and Hessian of a scalar function in n^2 + n + 1 evaluations.
+
+    The diagonal uses f(x +- h_i e_i); an off-diagonal entry the symmetric second-order formula
+    [f(x+ei+ej) - f(x+ei) - f(x+ej) + 2 f(x) - f(x-ei) - f(x-ej) + f(x-ei-ej)] / (2 h_i h_j).
+    """
     x = np.asarray(x, dtype=float)
     n = x.size
     h = rel_step * np.maximum(1.0, np.abs(x))
+    E = np.diag(h)
     f0 = f(x)
-    fp, fm = np.empty(n), np.empty(n)
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h[i]
-        fp[i], fm[i] = f(x + e), f(x - e)
+    fp = np.array([f(x + E[i]) for i in range(n)])
+    fm = np.array([f(x - E[i]) for i in range(n)])
     g = (fp - fm) / (2 * h)
     H = np.diag((fp - 2 * f0 + fm) / h ** 2)
     for i in range(n):
         for j in range(i):
-            ei = np.zeros(n)
-            ej = np.zeros(n)
-            ei[i], ej[j] = h[i], h[j]
-            v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
-            H[i, j] = H[j, i] = v
+            fpp = f(x + E[i] + E[j])
+            fmm = f(x - E[i] - E[j])
+            H[i, j] = H[j, i] = (fpp - fp[i] - fp[j] + 2 * f0 - fm[i] - fm[j] + fmm) / (2 * h[i] * h[j])
     return f0, g, H
+
+
+def fd_gradient(f, x, fx, rel_step: float = 1e-5):
+    """Central-difference gradient (2 n evaluations); ``fx`` = f(x) is not re-evaluated."""
+    x = np.asarray(x, dtype=float)
+    h = rel_step * np.maximum(1.0, np.abs(x))
+    g = np.empty(x.size)
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = h[i]
+        g[i] = (f(x + e) - f(x - e)) / (2 * h[i])
+    return g
 
 
 class _Params:
@@ -97,6 +110,41 @@ class _Params:
         tau = v[b:]
         theta[free] = np.where(self.diag[free], np.exp(tau), tau)
         return v[:a], v[a:b], theta
+
+
+def _polish(objective, layout, xi, beta, theta, free, max_newton: int = 4):
+    """Newton steps on the finite-difference Hessian over (xi, beta, tau) from the optimizer's answer.
+
+    Returns (v, f, gradient, Hessian) at the final point v (the Hessian is retaken after any step
+    larger than 1e-2, so the covariance matrix belongs to the estimates).
+    """
+    def f_inf(v):
+        return objective(*layout.from_inference(v, theta, free))
+
+    v = layout.to_inference(xi, beta, theta, free)
+    f0, g, H = fd_hessian(f_inf, v)
+    for _ in range(max_newton):
+        try:
+            step = -np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or step @ g >= 0:
+            break
+        t, accepted = 1.0, False
+        while t > 1e-4:
+            f1 = f_inf(v + t * step)
+            if f1 <= f0:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        v = v + t * step
+        if np.max(np.abs(t * step)) < 1e-2:   # the Hessian still holds; the gradient is taken anew
+            f0, g = f1, fd_gradient(f_inf, v, f1)
+            break
+        f0, g, H = fd_hessian(f_inf, v)
+    return v, f0, g, H
 
 
 def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int = 1,
@@ -157,33 +205,25 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
     ctl = {"ftol_rel": 1e-9, "ftol_abs": 1e-7, "xtol_rel": 1e-6, "xtol_abs": 1e-6, "initial_step": 0.25}
     ctl.update(control or {})
     opt = minimize_bounded(f_opt, x0, lower, control=ctl)
-    xi, beta, theta = layout.split_opt(opt.x)
-    theta = np.where(layout.diag & (theta < BOUNDARY * 1e-2), 0.0, theta)
-    fmin = objective(xi, beta, theta)
-
-    # Hessian over (xi, beta, tau) at the free variance parameters; one Newton polish step
-    free = ~(layout.diag & (theta < BOUNDARY))
-
-    def f_inf(v):
-        return objective(*layout.from_inference(v, theta, free))
-
-    v = layout.to_inference(xi, beta, theta, free)
     n_eval_opt = objective.n_eval
-    f0, g, H = fd_hessian(f_inf, v)
-    try:
-        step = -np.linalg.solve(H, g)
-        if np.all(np.isfinite(step)) and np.max(np.abs(step)) < 0.1:
-            f1 = f_inf(v + step)
-            if f1 < f0:
-                v = v + step
-                xi, beta, theta = layout.from_inference(v, theta, free)
-                fmin = f1
-                if np.max(np.abs(step)) > 1e-2:   # far from where the Hessian was taken: take it again
-                    f0, g, H = fd_hessian(f_inf, v)
-                    fmin = f0
-    except np.linalg.LinAlgError:
-        pass
+    xi, beta, theta = layout.split_opt(opt.x)
+    fmin = objective(xi, beta, theta)
+    # a small SD that the likelihood cannot tell from 0 is put on the boundary
+    for i in np.flatnonzero(layout.diag & (theta < SNAP_SD)):
+        trial = theta.copy()
+        trial[i] = 0.0
+        f_trial = objective(xi, beta, trial)
+        if f_trial <= fmin + SNAP_TOL:
+            theta, fmin = trial, min(fmin, f_trial)
+    free = ~(layout.diag & (theta == 0.0))
+    v, fmin, g, H = _polish(objective, layout, xi, beta, theta, free)
+    xi, beta, theta = layout.from_inference(v, theta, free)
     messages = [] if opt.converged else [f"optimizer: {opt.message}"]
+    try:   # predicted gain of one more Newton step: near zero at a maximum
+        decrement = float(g @ np.linalg.solve(H, g)) if g.size else 0.0
+    except np.linalg.LinAlgError:
+        decrement = np.inf
+    converged = bool(np.isfinite(fmin) and 0.0 <= decrement < 1e-5 or (opt.converged and decrement < 1e-3))
     try:
         vcov_full = np.linalg.inv(H)
     except np.linalg.LinAlgError:
@@ -193,8 +233,11 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
     n_coef = clm.n_xi + clm.p
     b, b_sd, eta = objective.conditional(xi, beta, theta)
     singular = bool(np.any(~free))
-    if not opt.converged:
-        warnings.warn(f"clmm optimizer did not converge: {opt.message}", ConvergenceWarning, stacklevel=2)
+    if not converged:
+        msg = (f"clmm did not converge: optimizer {opt.message}, max |gradient| {np.max(np.abs(g)):.2e}, "
+               f"Newton decrement {decrement:.2e}")
+        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        messages.append(msg)
     if singular:
         msg = "boundary (singular) fit: a random-effect variance is estimated as 0"
         warnings.warn(msg, SingularFitWarning, stacklevel=2)
@@ -207,8 +250,9 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
         lambdas=theta_to_lambdas(design.terms, theta), re_scale=1.0, sigma=None, b=b, b_sd=b_sd,
         eta=eta, eta_fixed=objective.eta_fixed(beta), loglik=ll, deviance=-2.0 * ll,
         n_params=int(n_coef + theta.size), family="cumulative", link=link,
-        method="Laplace" if nagq == 1 else f"AGQ({nagq})", converged=bool(opt.converged),
-        singular=singular, iterations=int(objective.n_eval), coef_types=["threshold"] * clm.n_xi + ["location"] * clm.p,
+        method="Laplace" if nagq == 1 else f"AGQ({nagq})", converged=converged,
+        singular=singular, iterations=int(objective.n_eval),
+        coef_types=["threshold"] * clm.n_xi + ["location"] * clm.p,
         messages=messages,
         extra={"cdf": make_cdf(link), "n_categories": clm.K, "alpha": clm.J @ xi,
                "alpha_names": threshold_structure(design.response_levels, "flexible")[1],

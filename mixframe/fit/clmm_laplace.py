@@ -20,7 +20,7 @@ from .._ext.ordinal import add_zb, agq_scalar, cumlink_working, laplace_scalar
 from ..design.lam import split_u, theta_to_lambdas
 from .blocked import BlockedSystem
 
-INNER_TOL = 1e-7      # largest Newton step in u at which the modes count as found (one more step follows)
+INNER_TOL = 1e-5      # largest Newton step in u at which the modes count as found (one more step follows)
 INNER_MAXIT = 60
 
 

@@ -64,8 +64,13 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
 
     Examples
     --------
-    >>> from mixframe.fit.glmm import fit_glmm  # doctest: +SKIP
-    >>> raw = fit_glmm(design, "binomial")      # doctest: +SKIP
+    >>> from mixframe.datasets import cbpp
+    >>> from mixframe.design.build import build_design
+    >>> design = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp(),
+    ...                       kind="glmm", family="binomial")
+    >>> raw = fit_glmm(design, "binomial")
+    >>> round(raw.loglik, 3), raw.method
+    (-92.026, 'Laplace')
     """
     fam = family if isinstance(family, Family) and link is None else get_family(family, link)
     nagq = int(nagq)
@@ -106,11 +111,11 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
 
     x1 = np.concatenate([theta0] + ([[np.log(disp0)]] if disp_free else []))
     lower1 = np.concatenate([lower_theta] + ([[-np.inf]] if disp_free else []))
-    x1, dev1, ev1, code1 = bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl)
+    x1, _, ev1, code1 = bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl)
     n_evals += ev1
     th1 = x1[:n_theta]
     disp0 = float(np.exp(x1[-1])) if disp_free else 1.0
-    dev1, st1 = obj.stage1(th1, cache["beta"], disp0)
+    _, st1 = obj.stage1(th1, cache["beta"], disp0)
     beta1 = st1["beta"].copy()
     conv = code1 > 0
 
@@ -214,6 +219,8 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
         pearson = (obj.y - mu) ** 2 * obj.wt / fam.variance(mu, disp)
         extra["glance_extra"]["pearson_dispersion"] = float(np.sum(pearson) / max(obj.n - n_params, 1))
     _check_separation(fam, beta, vcov, mu, obj, messages)
+    if obj.n_pirls_fail:
+        messages.append(f"penalized IRLS reached its iteration limit at {obj.n_pirls_fail} parameter values")
     if not conv:
         messages.append("the optimizer did not report convergence")
     for m in messages:

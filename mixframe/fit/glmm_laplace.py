@@ -41,6 +41,19 @@ class GLMMObjective:
         Maximum PIRLS iterations.
     utol : float
         PIRLS stops when the largest update of u (and beta) is below this.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mixframe.datasets import cbpp
+    >>> from mixframe.design.build import build_design
+    >>> from mixframe.families import get_family
+    >>> d = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp(),
+    ...                  kind="glmm", family="binomial")
+    >>> obj = GLMMObjective(d, get_family("binomial"))
+    >>> dev, state = obj.laplace(np.array([0.642261]), np.array([-1.398532, -0.992333, -1.128672, -1.580314]))
+    >>> round(-dev / 2, 3)
+    -92.026
     """
 
     def __init__(self, design, family, obs_info: bool = False, tol: float = 1e-14, maxit: int = 100,
@@ -132,7 +145,8 @@ class GLMMObjective:
             if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0):
                 break
         else:
-            raise PirlsError(f"penalized IRLS did not converge in {self.maxit} iterations")
+            # no convergence (e.g. separation drives beta or u to infinity): keep the best point, record it
+            self.n_pirls_fail += 1
         state["iterations"] = it
         self.u = state["u"].copy()
         return state
@@ -188,7 +202,8 @@ class GLMMObjective:
             if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0):
                 break
         else:
-            raise PirlsError(f"penalized IRLS did not converge in {self.maxit} iterations")
+            # no convergence (e.g. separation drives beta or u to infinity): keep the best point, record it
+            self.n_pirls_fail += 1
         state["iterations"] = it
         self.u = state["u"].copy()
         return state
@@ -250,7 +265,7 @@ class GLMMObjective:
         for k, (zk, wk) in enumerate(zip(nodes, weights)):
             uk = uhat + s * zk
             eta = eta0 + lam * zcol * uk[codes]
-            mu, _, _, ll, status, _ = self._eval(eta, disp, newton=False)
+            _, _, _, ll, status, _ = self._eval(eta, disp, newton=False)
             llg = np.bincount(codes, weights=ll, minlength=m) if status == 0 else np.full(m, -np.inf)
             terms[k] = np.log(wk) + 0.5 * zk * zk + llg - 0.5 * uk * uk
         mx = np.max(terms, axis=0)

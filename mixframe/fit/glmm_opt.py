@@ -35,7 +35,7 @@ def bobyqa(f, x0, lower, step, ctl):
         return val
 
     if n == 1:
-        return _golden_newton(f, x0, lower, step, ctl)
+        return _minimize_1d(f, x0, lower, step, ctl)
     opt = nlopt.opt(nlopt.LN_BOBYQA, n)
     opt.set_min_objective(wrapped)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
@@ -49,13 +49,13 @@ def bobyqa(f, x0, lower, step, ctl):
         opt.optimize(x0)
         code = int(opt.last_optimize_result())
     except nlopt.RoundoffLimited:
-        code = 6  # the best point is as good as floating point allows
+        code = 3  # treated as converged: the best point is as good as floating point allows
     except (RuntimeError, ValueError):
         code = -1
     return best["x"], best["f"], best["n"], code
 
 
-def _golden_newton(f, x0, lower, step, ctl):
+def _minimize_1d(f, x0, lower, step, ctl):
     """One-dimensional bounded minimisation (Brent's method on a bracket found by stepping from x0)."""
     from scipy.optimize import minimize_scalar
 
@@ -127,7 +127,7 @@ def glm_start(obj, maxit: int = 50) -> np.ndarray:
     beta = np.zeros(obj.p)
     dev_old = np.inf
     for _ in range(maxit):
-        mu, w, r, ll, status = fam.working(y, eta, wt, disp)
+        _, w, r, _, status = fam.working(y, eta, wt, disp)
         if status != 0:
             break
         z = eta - off + r

@@ -235,6 +235,20 @@ class MixedModel:
     def __repr__(self) -> str:
         return str(self.summary())
 
+    def _repr_html_(self) -> str:
+        """The notebook view: model line, warnings, fit statistics, coefficients, variances."""
+        from .html import model_html
+
+        return model_html(self._raw, self.formula)
+
+    @property
+    def plot(self):
+        """Diagnostic plots (matplotlib): ``fit.plot.caterpillar()``, ``.residuals()``,
+        ``.qq()``, ``.predicted(x)``; each returns the matplotlib Axes."""
+        from ..plot import ModelPlots
+
+        return ModelPlots(self)
+
     # ------------------------------------------------------------------ scalars and small values
     @property
     def kind(self) -> str:

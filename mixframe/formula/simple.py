@@ -1,0 +1,289 @@
+"""Model matrices of simple right-hand sides, built directly with NumPy.
+
+A right-hand side is *simple* when every term is ``1``, ``0``, a column name, or names joined by
+``:`` and ``*`` (``x``, ``f``, ``f:x``, ``a*b``), and every name is a plain column: numeric (at most
+two in a term), or categorical (a factor, a string or a logical column with at least two observed
+levels). For those, :func:`simple_matrix` gives exactly the columns, values and R names that the
+formulaic path of :func:`mixframe.formula.fixed.fixed_matrix` gives, without formulaic: the terms
+are ordered by degree, and each categorical factor is coded by treatment contrasts (first level the
+reference) or by one dummy per level, chosen as formulaic chooses to keep the matrix structurally
+full rank. Anything else (calls such as ``log(x)``, ``I()``, ``C()``, powers, ``-`` of a term,
+repeated terms) returns None, and the caller goes through formulaic.
+"""
+from __future__ import annotations
+
+import itertools
+import keyword
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bars import split_sum
+
+__all__ = ["SimpleSpec", "parse_simple", "simple_matrix"]
+
+_TERM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\s*[:*]\s*[A-Za-z_][A-Za-z0-9_]*)*$")
+_RESERVED = {"True", "False", "None"}
+
+
+def parse_simple(rhs: str):
+    """Intercept flag and terms (tuples of names, ordered by degree) of a simple right-hand side.
+
+    Returns None when the right-hand side is not simple.
+
+    Examples
+    --------
+    >>> parse_simple("x * f + z")
+    (True, [('x',), ('f',), ('z',), ('x', 'f')])
+    >>> parse_simple("0 + f:x")
+    (False, [('f', 'x')])
+    >>> parse_simple("log(x)") is None
+    True
+    """
+    intercept = True
+    terms: list[tuple] = []
+    for sign, piece in split_sum(rhs):
+        if piece in ("0", "1"):
+            if sign == "-" and piece == "0":
+                return None
+            intercept = piece == "1" and sign == "+"
+            continue
+        if sign == "-" or not _TERM.match(piece):
+            return None
+        chunks = []
+        for chunk in piece.split("*"):
+            names = tuple(n.strip() for n in chunk.split(":"))
+            if any(keyword.iskeyword(n) or n in _RESERVED for n in names):
+                return None
+            chunks.append(names)
+        expanded: list[tuple] = []
+        for chunk in chunks:
+            expanded += [chunk] + [t + chunk for t in expanded]
+        terms += expanded
+    seen = set()
+    for term in terms:
+        key = frozenset(term)
+        if len(key) != len(term) or key in seen:
+            return None
+        seen.add(key)
+    return intercept, sorted(terms, key=len)
+
+
+def _simplify(scoped: list) -> list:
+    """formulaic's rule ``(anything):(reduced) + (anything) -> (anything):(full)``, to a fixed point.
+
+    A scoped term is a tuple of ``(name, reduced)`` factors (``reduced`` is None for a numeric one);
+    terms compare as sets of factors.
+    """
+    out: list = []
+    for term in sorted(scoped, key=len):
+        factors = set(term)
+        combined = False
+        for existing in out:
+            cofactors = set(existing)
+            diff = factors - cofactors
+            if len(factors) - 1 != len(cofactors) or len(diff) != 1:
+                continue
+            new = next(iter(diff))
+            if new[1]:
+                full = tuple((f[0], False) if f == new else f for f in term)
+                rest = [t for t in out if set(t) != cofactors]
+                if not any(set(t) == set(full) for t in rest):
+                    rest.append(full)
+                out = _simplify(rest)
+                combined = True
+                break
+        if not combined and not any(set(t) == factors for t in out):
+            out.append(term)
+    return out
+
+
+def _scoped_terms(intercept: bool, terms: list, categorical: set) -> list:
+    """The scoped terms (with their coding) in column order, as formulaic's full-rank scoping."""
+    spanned: set = set()
+    out = [()] if intercept else []
+    if intercept:
+        spanned.add(frozenset())
+    for term in terms:
+        options = [((n, True), None) if n in categorical else ((n, None),) for n in term]
+        span = []
+        for prod in itertools.product(*options):
+            scoped = tuple(f for f in prod if f is not None)
+            key = frozenset(scoped)
+            if key not in spanned and all(frozenset(s) != key for s in span):
+                span.append(scoped)
+        out += _simplify(span)
+        spanned.update(frozenset(s) for s in span)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class SimpleSpec:
+    """What rebuilds a simple model matrix on new rows (the counterpart of a formulaic ModelSpec).
+
+    Attributes
+    ----------
+    rhs : str
+        The right-hand side as written.
+    terms : tuple
+        Scoped terms in column order: tuples of ``(name, reduced)`` (``reduced`` None: numeric;
+        True: treatment contrasts; False: one dummy per level).
+    levels : dict of str to list of str
+        The levels of each categorical column.
+    names : list of str
+        R column names.
+    """
+
+    rhs: str
+    terms: tuple
+    levels: dict
+    names: list
+
+    def matrix(self, numeric, codes) -> np.ndarray:
+        """The model matrix from column readers.
+
+        Parameters
+        ----------
+        numeric : callable
+            ``numeric(name)`` → float64 values of a numeric column, one per row.
+        codes : callable
+            ``codes(name)`` → int32 codes of a categorical column into ``levels[name]``.
+
+        Returns
+        -------
+        ndarray (n, p) float64, C-contiguous
+        """
+        return _fill(self.terms, self.levels, numeric, codes)
+
+    def matrix_from_frame(self, frame) -> np.ndarray:
+        """The model matrix of a pandas frame made by :func:`mixframe.design.build.model_frame`."""
+        def numeric(name):
+            return np.asarray(frame[name].to_numpy(), dtype=np.float64)
+
+        def codes(name):
+            series = frame[name]
+            if series.dtype == bool:
+                return np.asarray(series.to_numpy(), dtype=np.int32)
+            if [str(c) for c in series.cat.categories] != list(self.levels[name]):
+                raise ValueError(f"column {name!r} does not have the levels of the fit")
+            return np.asarray(series.cat.codes.to_numpy(), dtype=np.int32)
+
+        return self.matrix(numeric, codes)
+
+
+def _fill(terms, levels, numeric, codes) -> np.ndarray:
+    widths = [_width(t, levels) for t in terms]
+    n = None
+    blocks = []
+    for term in terms:
+        value, cell, valid = None, None, None
+        stride = 1
+        for name, reduced in term:
+            if reduced is None:
+                v = numeric(name)
+                value = v if value is None else value * v
+                continue
+            c = codes(name)
+            k = len(levels[name])
+            if reduced:
+                c = c - 1
+                ok = c >= 0
+                valid = ok if valid is None else valid & ok
+                k -= 1
+            cell = c * stride if cell is None else cell + c * stride
+            stride *= k
+        blocks.append((value, cell, valid))
+        for arr in (value, cell):
+            if arr is not None:
+                n = arr.shape[0]
+    if n is None:
+        raise ValueError("a simple matrix needs at least one column read from the data")
+    X = np.zeros((n, sum(widths)), dtype=np.float64)
+    start = 0
+    for (value, cell, valid), width in zip(blocks, widths):
+        if cell is None:
+            X[:, start] = 1.0 if value is None else value
+        else:
+            rows = np.arange(n) if valid is None else np.flatnonzero(valid)
+            cols = cell if valid is None else cell[rows]
+            X[rows, start + cols] = 1.0 if value is None else (value if valid is None else value[rows])
+        start += width
+    return X
+
+
+def _width(term, levels) -> int:
+    width = 1
+    for name, reduced in term:
+        if reduced is not None:
+            width *= len(levels[name]) - (1 if reduced else 0)
+    return width
+
+
+def _names(terms, levels) -> list[str]:
+    names = []
+    for term in terms:
+        if not term:
+            names.append("(Intercept)")
+            continue
+        labels = []
+        for name, reduced in term:
+            if reduced is None:
+                labels.append([name])
+            else:
+                labels.append([name + lv for lv in levels[name][(1 if reduced else 0):]])
+        names.extend(":".join(reversed(p)) for p in itertools.product(*reversed(labels)))
+    return names
+
+
+def simple_matrix(rhs: str, kinds: dict, numeric, codes):
+    """Model matrix, R names and :class:`SimpleSpec` of a simple right-hand side, or None.
+
+    Parameters
+    ----------
+    rhs : str
+        Right-hand side, e.g. ``"Days"``, ``"temp + contact"``, ``"0 + f:x"``.
+    kinds : dict of str to str
+        :func:`mixframe.frames.column_kind` of every data column the right-hand side may name.
+    numeric : callable
+        ``numeric(name)`` → float64 values over the rows (finite).
+    codes : callable
+        ``codes(name)`` → ``(codes, levels)`` over the rows, unused levels dropped.
+
+    Returns
+    -------
+    tuple or None
+        ``(X, names, spec)``, or None when ``rhs`` is not simple (see the module notes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = (np.array([0, 1, 1], dtype=np.int32), ["a", "b"])
+    >>> X, names, _ = simple_matrix("x + f", {"x": "numeric", "f": "string"},
+    ...                             lambda n: np.array([1.0, 2.0, 3.0]), lambda n: f)
+    >>> names, X.tolist()
+    (['(Intercept)', 'x', 'fb'], [[1.0, 1.0, 0.0], [1.0, 2.0, 1.0], [1.0, 3.0, 1.0]])
+    """
+    parsed = parse_simple(rhs)
+    if parsed is None:
+        return None
+    intercept, terms = parsed
+    names_used = {n for t in terms for n in t}
+    if not names_used or any(n not in kinds for n in names_used):
+        return None
+    categorical = {n for n in names_used if kinds[n] != "numeric"}
+    levels, code_arrays = {}, {}
+    for name in sorted(categorical):
+        c, lv = codes(name)
+        if kinds[name] == "bool":
+            if len(lv) != 2 or not (np.any(c == 0) and np.any(c == 1)):
+                return None
+        elif len(lv) < 2:
+            return None
+        levels[name], code_arrays[name] = list(lv), c
+    if any(sum(n not in categorical for n in t) > 2 for t in terms):
+        return None
+    scoped = tuple(_scoped_terms(intercept, terms, categorical))
+    spec = SimpleSpec(rhs=rhs, terms=scoped, levels=levels, names=_names(scoped, levels))
+    X = spec.matrix(numeric, code_arrays.__getitem__)
+    return X, list(spec.names), spec
