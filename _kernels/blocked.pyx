@@ -146,6 +146,8 @@ cdef class BlockedCholesky:
         terms' model matrices side by side, term t from column zr_off[t]; pos (n, nr): index of the first
         A21 entry of the row's (T0 level, R block) pair; E (n, ne).
         """
+        cdef int[::1] r_off_ = self.r_off
+        cdef int[::1] r_k_ = self.r_k
         cdef Py_ssize_t n = code0.shape[0]
         cdef Py_ssize_t i, a, c, t, s, b, d, j, e0, r0, r1, kt, ks
         cdef Py_ssize_t k0 = self.k0, ne = self.ne, nr = self.nr
@@ -173,8 +175,8 @@ cdef class BlockedCholesky:
                     for d in range(ne):
                         AE1[d, j * k0 + a] += zi * E[i, d]
                 for t in range(nr):
-                    kt = self.r_k[t]
-                    r0 = self.r_off[t] + rcodes[i, t] * kt
+                    kt = r_k_[t]
+                    r0 = r_off_[t] + rcodes[i, t] * kt
                     e0 = pos[i, t]
                     for b in range(kt):
                         zi = wi * ZR[i, zr_off[t] + b]
@@ -183,8 +185,8 @@ cdef class BlockedCholesky:
                         for d in range(ne):
                             AER[d, r0 + b] += zi * E[i, d]
                         for s in range(nr):
-                            ks = self.r_k[s]
-                            r1 = self.r_off[s] + rcodes[i, s] * ks
+                            ks = r_k_[s]
+                            r1 = r_off_[s] + rcodes[i, s] * ks
                             for c in range(ks):
                                 A22[r0 + b, r1 + c] += zi * ZR[i, zr_off[s] + c]
                 for d in range(ne):
@@ -209,6 +211,11 @@ cdef class BlockedCholesky:
         return status
 
     cdef int _factor(self) noexcept nogil:
+        cdef int[::1] a21_ptr_ = self.a21_ptr
+        cdef int[::1] a21_row_ = self.a21_row
+        cdef int[::1] a21t_ptr_ = self.a21t_ptr
+        cdef int[::1] a21t_col_ = self.a21t_col
+        cdef int[::1] a21t_e_ = self.a21t_e
         cdef Py_ssize_t k0 = self.k0, m0 = self.m0, q2 = self.q2, ne = self.ne
         cdef Py_ssize_t j, a, c, e1, e2, r1, r2, t, b, d, lev, kt, off, ee
         cdef double s
@@ -244,7 +251,7 @@ cdef class BlockedCholesky:
                     return 1
             # S = A21 lam0 L11^{-T} (row by row); F1 = AE1 lam0 L11^{-T}
             for j in range(m0):
-                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
                     row_times_lam_solve(&A21[e1, 0], &lam0[0], &L11[j, 0, 0], &S[e1, 0], k0)
                 for d in range(ne):
                     row_times_lam_solve(&AE1[d, j * k0], &lam0[0], &L11[j, 0, 0], &F1[d, j * k0], k0)
@@ -255,21 +262,21 @@ cdef class BlockedCholesky:
                 buf = &self.rowbuf[0]
                 for r1 in range(q2):
                     memset(buf, 0, (r1 + 1) * sizeof(double))
-                    for t in range(self.a21t_ptr[r1], self.a21t_ptr[r1 + 1]):
-                        e1 = self.a21t_e[t]
-                        j = self.a21t_col[t]
-                        for e2 in range(self.a21_ptr[j], e1 + 1):
+                    for t in range(a21t_ptr_[r1], a21t_ptr_[r1 + 1]):
+                        e1 = a21t_e_[t]
+                        j = a21t_col_[t]
+                        for e2 in range(a21_ptr_[j], e1 + 1):
                             s = 0.0
                             for a in range(k0):
                                 s += S[e1, a] * S[e2, a]
-                            buf[self.a21_row[e2]] += s
+                            buf[a21_row_[e2]] += s
                     for r2 in range(r1 + 1):
                         L22[r1, r2] = A22[r1, r2] - buf[r2]
                 # F2 <- AER - F1 S'
                 memcpy(&F2[0, 0], &AER[0, 0], ne * q2 * sizeof(double))
                 for j in range(m0):
-                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                        r1 = self.a21_row[e1]
+                    for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
+                        r1 = a21_row_[e1]
                         for d in range(ne):
                             s = 0.0
                             for a in range(k0):
@@ -311,6 +318,11 @@ cdef class BlockedCholesky:
 
     cdef void _apply_lamR(self, double[:, ::1] G, double[:, ::1] F2, double[:, ::1] T2) noexcept nogil:
         """G <- LR' G LR and F2 <- F2 LR for the block-diagonal R factor."""
+        cdef int[::1] r_off_ = self.r_off
+        cdef int[::1] r_k_ = self.r_k
+        cdef int[::1] r_m_ = self.r_m
+        cdef int[::1] row_term_ = self.row_term
+        cdef int[::1] lamR_off_ = self.lamR_off
         cdef Py_ssize_t q2 = self.q2, ne = self.ne, t, lev, b, c, r, kt, off, base, lo
         cdef double s, lamv
         cdef double[::1] lamR = self.lamR
@@ -319,7 +331,7 @@ cdef class BlockedCholesky:
         if not vector:
             # all R terms scalar: G[r, c] *= l[r] l[c], F2[:, r] *= l[r]
             for r in range(q2):
-                lv[r] = lamR[self.lamR_off[self.row_term[r]]]
+                lv[r] = lamR[lamR_off_[row_term_[r]]]
             for r in range(q2):
                 lamv = lv[r]
                 for c in range(r + 1):
@@ -333,10 +345,10 @@ cdef class BlockedCholesky:
             for c in range(r + 1, q2):
                 G[r, c] = G[c, r]
         for t in range(self.nr):
-            kt = self.r_k[t]
-            lo = self.lamR_off[t]
-            for lev in range(self.r_m[t]):
-                base = self.r_off[t] + lev * kt
+            kt = r_k_[t]
+            lo = lamR_off_[t]
+            for lev in range(r_m_[t]):
+                base = r_off_[t] + lev * kt
                 for r in range(q2):
                     for c in range(kt):
                         s = 0.0
@@ -348,14 +360,14 @@ cdef class BlockedCholesky:
                         s = 0.0
                         for b in range(c, kt):
                             s += F2[r, base + b] * lamR[lo + b * kt + c]
-                        self.work[c] = s
+                        lv[c] = s
                     for c in range(kt):
-                        F2[r, base + c] = self.work[c]
+                        F2[r, base + c] = lv[c]
         for t in range(self.nr):
-            kt = self.r_k[t]
-            lo = self.lamR_off[t]
-            for lev in range(self.r_m[t]):
-                base = self.r_off[t] + lev * kt
+            kt = r_k_[t]
+            lo = lamR_off_[t]
+            for lev in range(r_m_[t]):
+                base = r_off_[t] + lev * kt
                 for c in range(q2):
                     for r in range(kt):
                         s = 0.0
@@ -371,20 +383,28 @@ cdef class BlockedCholesky:
         """
         cdef Py_ssize_t j, a, r, d
         cdef double ldz = 0.0, ldx = 0.0, r2 = 0.0
+        cdef double[:, :, ::1] L11 = self.L11
+        cdef double[:, ::1] L22 = self.L22, L33 = self.L33
         with nogil:
             for j in range(self.m0):
                 for a in range(self.k0):
-                    ldz += log(self.L11[j, a, a])
+                    ldz += log(L11[j, a, a])
             for r in range(self.q2):
-                ldz += log(self.L22[r, r])
+                ldz += log(L22[r, r])
             for d in range(self.ne - 1):
-                ldx += log(self.L33[d, d])
+                ldx += log(L33[d, d])
             if self.ne > 0:
-                r2 = self.L33[self.ne - 1, self.ne - 1] ** 2
+                r2 = L33[self.ne - 1, self.ne - 1] ** 2
         return 2.0 * ldz, 2.0 * ldx, r2
 
     def solve(self, double[::1] u_out, double[::1] beta_out):
         """The solution of the penalized least-squares system: beta (ne - 1) and the spherical effects u (q1+q2)."""
+        cdef int[::1] a21_ptr_ = self.a21_ptr
+        cdef int[::1] a21_row_ = self.a21_row
+        cdef int[::1] r_off_ = self.r_off
+        cdef int[::1] r_k_ = self.r_k
+        cdef int[::1] r_m_ = self.r_m
+        cdef int[::1] lamR_off_ = self.lamR_off
         cdef Py_ssize_t p = self.ne - 1, q1 = self.q1, q2 = self.q2, k0 = self.k0
         cdef Py_ssize_t d, c, j, a, e1, r1, t, b, kt, base, lo, lev
         cdef double s
@@ -393,6 +413,9 @@ cdef class BlockedCholesky:
         cdef double[::1] work
         cdef double[:, ::1] L33 = self.L33, F1 = self.F1, F2 = self.F2, S = self.S
         cdef double[::1] v = np.zeros(q2)
+        cdef double[::1] lamR_ = self.lamR
+        cdef double[:, :, ::1] L11_ = self.L11
+        cdef double[:, ::1] L22_ = self.L22
         with nogil:
             # beta: L33[:p,:p]' beta = L33[p,:p]
             for d in range(p - 1, -1, -1):
@@ -409,17 +432,17 @@ cdef class BlockedCholesky:
             if q2 > 0:
                 n_int = <int>q2
                 # C-lower L22' x = c  <=>  Fortran-upper U x = c (no transpose)
-                dtrsv(&uplo, &trans, &diag, &n_int, &self.L22[0, 0], &n_int, &u_out[q1], &inc)
+                dtrsv(&uplo, &trans, &diag, &n_int, &L22_[0, 0], &n_int, &u_out[q1], &inc)
                 # v = LR u2
                 for t in range(self.nr):
-                    kt = self.r_k[t]
-                    lo = self.lamR_off[t]
-                    for lev in range(self.r_m[t]):
-                        base = self.r_off[t] + lev * kt
+                    kt = r_k_[t]
+                    lo = lamR_off_[t]
+                    for lev in range(r_m_[t]):
+                        base = r_off_[t] + lev * kt
                         for b in range(kt):
                             s = 0.0
                             for c in range(b + 1):
-                                s += self.lamR[lo + b * kt + c] * u_out[q1 + base + c]
+                                s += lamR_[lo + b * kt + c] * u_out[q1 + base + c]
                             v[base + b] = s
             # u1: L11' u1 = F1[p,:] - F1[:p,:]' beta - S' v
             for j in range(self.m0):
@@ -428,13 +451,13 @@ cdef class BlockedCholesky:
                     for d in range(p):
                         s -= F1[d, j * k0 + a] * beta_out[d]
                     u_out[j * k0 + a] = s
-                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                    r1 = self.a21_row[e1]
+                for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
+                    r1 = a21_row_[e1]
                     for a in range(k0):
                         u_out[j * k0 + a] -= S[e1, a] * v[r1]
                 for a in range(k0 - 1, -1, -1):
                     s = u_out[j * k0 + a]
                     for c in range(a + 1, k0):
-                        s -= self.L11[j, c, a] * u_out[j * k0 + c]
-                    u_out[j * k0 + a] = s / self.L11[j, a, a]
+                        s -= L11_[j, c, a] * u_out[j * k0 + c]
+                    u_out[j * k0 + a] = s / L11_[j, a, a]
         return 0
