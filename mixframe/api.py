@@ -12,8 +12,12 @@ __all__ = ["lmm", "glmm", "clmm", "clm"]
 def _announce_dropped(design) -> None:
     n_dropped = int(design.n_total - design.n_obs)
     if n_dropped:
+        by_col = design.extra.get("missing_by_column") or {}
+        where = ", ".join(f"{c!r}: {k}" for c, k in by_col.items() if k)
+        where = f" (missing values per column: {where})" if where else ""
         warnings.warn(f"{n_dropped} of {design.n_total} rows dropped for missing values in the model's "
-                      "columns; they are kept in augment() with .used = False", UserWarning, stacklevel=3)
+                      f"columns{where}; they are counted in glance().n_dropped and kept in augment() with "
+                      ".used = False", UserWarning, stacklevel=3)
 
 
 def _call_info(formula, data, **kw) -> dict:
