@@ -31,7 +31,7 @@ from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_de
 from .formula import parse_formula
 from .formula.fixed import evaluate_numeric, expression_columns
 
-__all__ = ["is_stream", "fit_lmm_stream"]
+__all__ = ["fit_lmm_stream", "is_stream"]
 
 DEFAULT_BATCH_ROWS = 500_000
 _STATEFUL = re.compile(r"\b(scale|center|poly|bs|cr|cc|te|ns|standardize)\s*\(")
@@ -46,9 +46,7 @@ def is_stream(data) -> bool:
     if mod.startswith("pyarrow") and name in ("FileSystemDataset", "Dataset", "UnionDataset",
                                                 "RecordBatchReader"):
         return True
-    if mod.startswith("dask") and name == "DataFrame":
-        return True
-    return False
+    return bool(mod.startswith("dask") and name == "DataFrame")
 
 
 def _kind(data) -> str:

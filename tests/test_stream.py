@@ -6,6 +6,7 @@ tolerance of the optimum, so theta and the variance components agree to ~1e-6, t
 the log-likelihood much more closely.
 """
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,8 @@ import pyarrow.dataset as pads
 import pytest
 
 import mixframe as mf
-from mixframe.fit.lmm import LmmObjective
 from mixframe.design.build import build_design
+from mixframe.fit.lmm import LmmObjective
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 
@@ -25,7 +26,7 @@ def _write_parts(df: pd.DataFrame, path, cuts):
     """Write ``df`` as Parquet files split at the row positions ``cuts`` (uneven parts)."""
     path.mkdir(exist_ok=True)
     bounds = [0, *cuts, len(df)]
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (a, b) in enumerate(pairwise(bounds)):
         pl.from_pandas(df.iloc[a:b].reset_index(drop=True)).write_parquet(path / f"part-{i:03d}.parquet")
     return str(path / "*.parquet")
 
@@ -94,7 +95,7 @@ def test_deviance_at_fixed_theta_matches(sleep):
     acc = CrossprodAccumulator(d.terms, d.p)
     cuts = [0, 7, 61, 62, 140, 180]
     parts = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in pairwise(cuts):
         part = CrossprodAccumulator(d.terms, d.p)
         part.add([t.codes[a:b] for t in d.terms], [t.Z[a:b] for t in d.terms], d.X[a:b], d.y[a:b])
         parts.append(part)

@@ -196,7 +196,7 @@ class StreamSystem(BlockedSystem):
         The global pattern of Z_R' W Z_0 (see :class:`BlockedSystem`).
     """
 
-    def __init__(self, terms, n_extra: int, a21_ptr, a21_row):  # noqa: D107 - no per-row state
+    def __init__(self, terms, n_extra: int, a21_ptr, a21_row):
         self.terms = list(terms)
         self.n_extra = int(n_extra)
         t0, rterms = self.terms[0], self.terms[1:]
@@ -228,7 +228,7 @@ class StreamSystem(BlockedSystem):
 class StreamObjective(LmmObjective):
     """:class:`LmmObjective` on a finished :class:`StreamSystem` (same deviance formulas)."""
 
-    def __init__(self, system: StreamSystem, n: int, p: int, log_w: float, reml: bool = True):  # noqa: D107
+    def __init__(self, system: StreamSystem, n: int, p: int, log_w: float, reml: bool = True):
         if n <= p:
             raise DataError(f"{n} complete rows cannot estimate {p} fixed effects and a residual variance")
         self.design = None
@@ -272,7 +272,7 @@ def fit_lmm_crossprod(design: StreamedDesign, acc: CrossprodAccumulator, reml: b
         raise DataError("the model could not be fitted: the penalized system is singular at every "
                         "tried value; check for collinear or constant predictors")
     sys = obj.system
-    ldz, ldx, r2 = sys.logdets()
+    ldz, _, r2 = sys.logdets()
     n, p = obj.n, obj.p
     sigma = math.sqrt(r2 / ((n - p) if reml else n))
     beta, u = sys.solve()
