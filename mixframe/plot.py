@@ -34,7 +34,7 @@ def _axes(ax, n_panels: int = 1, width: float = 4.0, height: float = 4.0):
             raise ValueError(f"this plot has {n_panels} panel(s) but {panels.size} Axes were given")
         return list(panels)
     plt = _pyplot()
-    fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, height), squeeze=False)
+    _, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, height), squeeze=False)
     return list(axes[0])
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Self
 
 __all__ = ["ProgressBar", "in_notebook", "is_interactive", "progress_bar", "progress_enabled"]
 
@@ -54,7 +55,7 @@ def in_notebook() -> bool:
         return False
     try:
         shell = ipython.get_ipython()
-    except Exception:  # an IPython without a running shell
+    except (AttributeError, ImportError, RuntimeError):  # an IPython without a running shell
         return False
     return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
@@ -110,7 +111,7 @@ class ProgressBar:
         self._file = file
         self._bar = None
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         if self.enabled:
             if in_notebook():
                 from tqdm.auto import tqdm

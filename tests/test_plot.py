@@ -6,10 +6,10 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import mixframe as mf  # noqa: E402
-from mixframe.plot import ppoints  # noqa: E402
+import mixframe as mf
+from mixframe.plot import ppoints
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_caterpillar_one_panel_per_term(sleep_fit, tmp_path):
 
 
 def test_caterpillar_into_given_axes_and_bad_group(wine_fit, tmp_path):
-    fig, ax = plt.subplots()
+    _, ax = plt.subplots()
     out = wine_fit.plot.caterpillar(group="judge", ax=ax)
     assert out is ax and len(ax.get_yticklabels()) == 9 and ax.get_ylabel() == "judge"
     _save(out, tmp_path / "wine.png")
@@ -117,7 +117,7 @@ def test_predicted_clmm_one_line_per_category(wine_fit, tmp_path):
     assert len(ax.lines) == 5
     total = np.sum([line.get_ydata() for line in ax.lines], axis=0)
     np.testing.assert_allclose(total, 1.0)
-    assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "rating=1"
+    assert ax.get_legend().get_texts()[0].get_text() == "rating=1"
     _save(ax, tmp_path / "pred_clmm.png")
     ax = wine_fit.plot.predicted("temp")
     assert len(ax.lines) == 9 * 5 + 5

@@ -204,10 +204,10 @@ def model_html(raw, formula: str) -> str:
     >>> "Variance components" in page and "Batch" in page
     True
     """
+    description = _esc(" · ".join(_model_parts(raw)[1:]))
     parts = [_STYLE, '<div class="mixframe-fit">',
              f"<h4>{_esc(KIND_TITLES[raw.kind])}</h4>",
-             f'<div class="mf-model">{_esc(" · ".join(_model_parts(raw)[1:]))}<br>'
-             f"<code>{_esc(formula)}</code></div>"]
+             f'<div class="mf-model">{description}<br><code>{_esc(formula)}</code></div>']
     for note in fit_warnings(raw):
         parts.append(f'<div class="mf-warning" role="alert">&#9888; {_esc(note)}</div>')
     parts.append(_statistics(raw))
