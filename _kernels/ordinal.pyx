@@ -520,3 +520,249 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
                 s += exp(work[j, k] - mx)
             total += mx + log(s) - 0.5 * log(h[j]) - 0.5 * log(M_PI)
     return status, total
+
+
+cdef inline double dlog_density_slope(int link, double x) noexcept nogil:
+    """g'(x), the derivative of g = f'/f (so f''/f = g^2 + g')."""
+    cdef double e
+    if link == 0:
+        e = exp(-fabs(x))
+        return -2.0 * e / ((1.0 + e) * (1.0 + e))
+    if link == 1:
+        return -1.0
+    if link == 2:
+        return -exp(x)
+    if link == 3:
+        return -exp(-x)
+    return (2.0 * x * x - 2.0) / ((1.0 + x * x) * (1.0 + x * x))
+
+
+cdef inline void obs_third(int link, double x1, double x0, bint has1, bint has0, double w,
+                           double* out) noexcept nogil:
+    """Weighted derivatives of log P for the Laplace gradient.
+
+    out[0] s = dl/deta, out[1] c = -d2l/deta2, out[2] t = dc/deta; for the upper threshold
+    out[3] dl/da1, out[4] ds/da1, out[5] dc/da1; for the lower one out[6..8] likewise.
+    """
+    cdef double r1, r0, g1, g0, k1 = 0.0, k0 = 0.0, s, q2, q3, sa
+    obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+    if has1:
+        k1 = g1 * g1 + dlog_density_slope(link, x1)
+    if has0:
+        k0 = g0 * g0 + dlog_density_slope(link, x0)
+    s = -(r1 - r0)
+    q2 = r1 * g1 - r0 * g0
+    q3 = -(r1 * k1 - r0 * k0)
+    out[0] = w * s
+    out[1] = -w * (q2 - s * s)
+    out[2] = -w * (q3 - 3.0 * q2 * s + 2.0 * s * s * s)
+    sa = -r1 * g1 - s * r1
+    out[3] = w * r1
+    out[4] = w * sa
+    out[5] = -w * (r1 * k1 - q2 * r1 - 2.0 * s * sa)
+    sa = r0 * g0 + s * r0
+    out[6] = -w * r0
+    out[7] = w * sa
+    out[8] = -w * (-r0 * k0 + q2 * r0 - 2.0 * s * sa)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def laplace_scalar_grad(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha,
+                        const double[::1] wts, const int[::1] codes, const double[::1] z,
+                        const double[:, ::1] X, double lam, int link, const double[::1] u,
+                        const double[::1] h, double[::1] grad_alpha_out, double[::1] grad_beta_out):
+    """Gradient of the Laplace -log L of one scalar term in the thresholds, beta and lam.
+
+    ``u`` and ``h`` must be the modes and curvatures at these parameters (``laplace_scalar``). The
+    total derivative includes the movement of the modes: with f_j the group's -log L and
+    G_j = lam * sum(z s) - u_j = 0 at the mode, df_j = df_j|_u + (df_j/du_j) (dG_j / h_j).
+
+    Returns
+    -------
+    float : the derivative in lam
+    """
+    cdef Py_ssize_t n = y.shape[0], m = u.shape[0], nthr = alpha.shape[0], p = X.shape[1], i, j, c, k
+    cdef double x1, x0, w, zi, e, inv, mj, E, grad_lam = 0.0, lam2 = lam * lam
+    cdef bint has1, has0, weighted = wts.shape[0] > 0
+    cdef double d[9]
+    cdef double[::1] A = np.zeros(m)
+    with nogil:
+        grad_alpha_out[:] = 0.0
+        grad_beta_out[:] = 0.0
+        for i in range(n):
+            j = codes[i]
+            w = wts[i] if weighted else 1.0
+            zi = z[i]
+            bounds(alpha, eta_fix[i] + lam * zi * u[j], y[i], nthr, &x1, &x0, &has1, &has0)
+            obs_third(link, x1, x0, has1, has0, w, d)
+            A[j] += zi * zi * zi * d[2]
+        for i in range(n):
+            j = codes[i]
+            c = y[i]
+            w = wts[i] if weighted else 1.0
+            zi = z[i]
+            bounds(alpha, eta_fix[i] + lam * zi * u[j], c, nthr, &x1, &x0, &has1, &has0)
+            obs_third(link, x1, x0, has1, has0, w, d)
+            inv = 0.5 / h[j]
+            mj = 0.5 * lam2 * lam * A[j] / (h[j] * h[j])
+            E = -d[0] + inv * lam2 * zi * zi * d[2] - mj * lam * zi * d[1]
+            for k in range(p):
+                grad_beta_out[k] += X[i, k] * E
+            grad_lam += zi * u[j] * E + inv * 2.0 * lam * zi * zi * d[1] + mj * zi * d[0]
+            if has1:
+                grad_alpha_out[c] += -d[3] + inv * lam2 * zi * zi * d[5] + mj * lam * zi * d[4]
+            if has0:
+                grad_alpha_out[c - 1] += -d[6] + inv * lam2 * zi * zi * d[8] + mj * lam * zi * d[7]
+    return grad_lam
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha, const double[::1] wts,
+                   const int[::1] codes_in, const int[::1] codes_out, const int[::1] parent,
+                   const double[::1] z_in, const double[::1] z_out, double lam_in, double lam_out, int link,
+                   double[::1] u_in, double[::1] u_out, double[::1] h_in, double[::1] c_in, double[::1] schur,
+                   int maxit, double tol):
+    """Conditional modes of two nested scalar terms by Newton's method, outer group by outer group.
+
+    The inner term's level j lies in the outer level parent[j]; the linear predictor is
+    eta_fix + lam_in z_in u_in[codes_in] + lam_out z_out u_out[codes_out]. Within an outer group the
+    curvature of the penalized log-likelihood is an arrowhead matrix (the outer effect bordering the
+    diagonal of its inner effects), solved and log-determined through its Schur complement.
+
+    Parameters
+    ----------
+    u_in, u_out : starting values, overwritten with the modes
+    h_in, c_in : (m_in,) outputs: each inner effect's curvature and its coupling with its outer effect
+    schur : (m_out,) output: the Schur complement of each outer group
+
+    Returns
+    -------
+    (status, iterations, loglik, logdet, uu) as ``laplace_scalar`` returns them
+    """
+    cdef Py_ssize_t n = y.shape[0], mi = u_in.shape[0], mo = u_out.shape[0], nthr = alpha.shape[0]
+    cdef Py_ssize_t i, j, k, c
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, s, cv, zi, zo, hj, dk, maxstep, obj
+    cdef double ll_tot = 0.0, logdet = 0.0, uu = 0.0
+    cdef bint has1, has0, weighted = wts.shape[0] > 0, final = False, first = True, halved, bad = False
+    cdef int it = 0, nhalf = 0, status = 2
+    cdef double[::1] ll_o = np.zeros(mo)
+    cdef double[::1] g_in = np.zeros(mi)
+    cdef double[::1] g_out = np.zeros(mo)
+    cdef double[::1] h_out = np.zeros(mo)
+    cdef double[::1] rhs = np.zeros(mo)
+    cdef double[::1] uu_o = np.zeros(mo)
+    cdef double[::1] obj_prev = np.zeros(mo)
+    cdef double[::1] halve = np.zeros(mo)
+    cdef double[::1] prev_in = np.zeros(mi)
+    cdef double[::1] prev_out = np.zeros(mo)
+    for j in range(1, nthr):
+        if not (alpha[j] > alpha[j - 1]):
+            return 3, 0, -INFINITY, 0.0, 0.0
+    with nogil:
+        while it < maxit:
+            it += 1
+            ll_o[:] = 0.0
+            g_in[:] = 0.0
+            g_out[:] = 0.0
+            h_in[:] = 0.0
+            h_out[:] = 0.0
+            c_in[:] = 0.0
+            for i in range(n):
+                j = codes_in[i]
+                k = codes_out[i]
+                c = y[i]
+                zi = z_in[i]
+                zo = z_out[i]
+                w = wts[i] if weighted else 1.0
+                bounds(alpha, eta_fix[i] + lam_in * zi * u_in[j] + lam_out * zo * u_out[k], c, nthr,
+                       &x1, &x0, &has1, &has0)
+                lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
+                d = r1 - r0
+                s = -w * d
+                cv = -w * (r1 * g1 - r0 * g0 - d * d)
+                ll_o[k] += w * lp
+                g_in[j] += lam_in * zi * s
+                g_out[k] += lam_out * zo * s
+                h_in[j] += lam_in * lam_in * zi * zi * cv
+                h_out[k] += lam_out * lam_out * zo * zo * cv
+                c_in[j] += lam_in * lam_out * zi * zo * cv
+            for k in range(mo):
+                uu_o[k] = u_out[k] * u_out[k]
+            for j in range(mi):
+                uu_o[parent[j]] += u_in[j] * u_in[j]
+            halved = False
+            if first:
+                for k in range(mo):
+                    if ll_o[k] == -INFINITY:
+                        bad = True
+            else:
+                for k in range(mo):
+                    halve[k] = 0.0
+                    obj = -ll_o[k] + 0.5 * uu_o[k]
+                    if not (obj <= obj_prev[k] + 1e-10 * (1.0 + fabs(obj_prev[k]))) and nhalf < 40:
+                        halve[k] = 1.0
+                        halved = True
+                        u_out[k] = 0.5 * (u_out[k] + prev_out[k])
+                if halved:
+                    for j in range(mi):
+                        if halve[parent[j]] > 0.0:
+                            u_in[j] = 0.5 * (u_in[j] + prev_in[j])
+            if bad:
+                status = 1
+                break
+            if halved:
+                nhalf += 1
+                continue
+            if final:
+                status = 0
+                break
+            # Newton step through each outer group's Schur complement
+            for k in range(mo):
+                schur[k] = 1.0 + h_out[k]
+                rhs[k] = g_out[k] - u_out[k]
+                obj_prev[k] = -ll_o[k] + 0.5 * uu_o[k]
+                prev_out[k] = u_out[k]
+            for j in range(mi):
+                hj = 1.0 + h_in[j]
+                if hj < 1e-8:
+                    hj = 1e-8
+                k = parent[j]
+                schur[k] -= c_in[j] * c_in[j] / hj
+                rhs[k] -= c_in[j] * (g_in[j] - u_in[j]) / hj
+            maxstep = 0.0
+            for k in range(mo):
+                if schur[k] < 1e-8:
+                    schur[k] = 1e-8
+                dk = rhs[k] / schur[k]
+                u_out[k] += dk
+                rhs[k] = dk
+                if fabs(dk) > maxstep:
+                    maxstep = fabs(dk)
+            for j in range(mi):
+                hj = 1.0 + h_in[j]
+                if hj < 1e-8:
+                    hj = 1e-8
+                prev_in[j] = u_in[j]
+                dk = (g_in[j] - u_in[j] - c_in[j] * rhs[parent[j]]) / hj
+                u_in[j] += dk
+                if fabs(dk) > maxstep:
+                    maxstep = fabs(dk)
+            first = False
+            nhalf = 0
+            if maxstep < tol:
+                final = True
+        # curvature pieces at the modes and the log-determinant of the arrowhead blocks
+        for k in range(mo):
+            schur[k] = 1.0 + h_out[k]
+            ll_tot += ll_o[k]
+            uu += u_out[k] * u_out[k]
+        for j in range(mi):
+            h_in[j] += 1.0
+            schur[parent[j]] -= c_in[j] * c_in[j] / h_in[j]
+            logdet += log(h_in[j])
+            uu += u_in[j] * u_in[j]
+        for k in range(mo):
+            logdet += log(schur[k])
+    return status, it, ll_tot, logdet, uu

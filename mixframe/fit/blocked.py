@@ -13,6 +13,8 @@ solution (beta, u), and the conditional covariance blocks of u.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
@@ -142,6 +144,13 @@ class BlockedSystem:
         lam[self._theta_idx] = theta
         o = int(self._lam_offsets[1])
         return lam[:o], lam[o:]
+
+    def blas_context(self):
+        """A context manager under which this system's dense factorizations should run (one BLAS thread
+        for small dense blocks)."""
+        if 0 < self.q2 < SINGLE_THREAD_BELOW:
+            return _one_blas_thread()
+        return contextlib.nullcontext()
 
     def factor(self, theta) -> int:
         """Factor at theta; returns 0 or a positive status when a block is not positive definite."""

@@ -111,7 +111,10 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
 
     x1 = np.concatenate([theta0] + ([[np.log(disp0)]] if disp_free else []))
     lower1 = np.concatenate([lower_theta] + ([[-np.inf]] if disp_free else []))
-    x1, _, ev1, code1 = bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl)
+    # stage 1 only provides the start of stage 2: a looser tolerance saves evaluations, not accuracy
+    ctl1 = dict(ctl, ftol_rel=max(ctl["ftol_rel"], 1e-8), xtol_rel=max(ctl["xtol_rel"], 1e-6),
+                ftol_abs=max(ctl["ftol_abs"], 1e-6), xtol_abs=max(ctl["xtol_abs"], 1e-6))
+    x1, _, ev1, code1 = bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl1)
     n_evals += ev1
     th1 = x1[:n_theta]
     disp0 = float(np.exp(x1[-1])) if disp_free else 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..design.lam import theta_to_lambdas
+from .._ext.pirls import LaplacePirls
 from .blocked import BlockedSystem
 
 
@@ -227,8 +228,33 @@ class GLMMObjective:
             return False
         return self.family.canonical or state["newton"] == self.obs_info
 
+    def _fast(self):
+        """The compiled PIRLS driver, for canonical links without a dispersion parameter (else None)."""
+        if not hasattr(self, "_fast_pirls"):
+            fam = self.family
+            ok = fam.canonical and not fam.has_dispersion and fam.name in ("binomial", "poisson")
+            self._fast_pirls = (LaplacePirls(self.sys_u, fam.fcode, fam.lcode, self.y, self.wt, self.tol,
+                                             self.utol, self.maxit) if ok else None)
+        return self._fast_pirls
+
     def laplace(self, theta, beta, disp=1.0):
         """Laplace deviance at (theta, beta[, disp]) with PIRLS over u; returns (deviance, state)."""
+        fast = self._fast()
+        if fast is not None:
+            lam0, lamR = self.sys_u.lambdas_flat(np.asarray(theta, dtype=float))
+            u = self.u.copy()
+            with self.sys_u.blas_context():
+                status, pdev, ld = fast.laplace(self.off + self.X @ beta, np.ascontiguousarray(lam0),
+                                                np.ascontiguousarray(lamR), u, disp)
+            if status in (1, 2):
+                raise PirlsError("penalized IRLS failed (invalid means or a singular penalized system)")
+            if status == 3:
+                self.n_pirls_fail += 1
+            self.u = u.copy()
+            eta, mu, w = fast.arrays()
+            state = {"u": u, "eta": eta, "mu": mu, "w": w, "wf": w, "beta": None, "newton": False,
+                     "factored": True, "pdev": pdev, "iterations": fast.iterations}
+            return pdev + ld, state
         state = self.pirls_u(theta, beta, disp)
         if self._factor_usable(state):
             ld = self.sys_u.logdets()[0]

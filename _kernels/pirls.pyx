@@ -1,0 +1,211 @@
+# Penalized IRLS for the conditional modes u of a GLMM at fixed (theta, beta), and the Laplace deviance.
+#
+# One call runs the whole iteration: the linear predictor eta = X beta + offset + Z Lambda u from the level
+# codes, the family's means, weights and working residuals, the weighted cross-products and the blocked
+# factor (mixframe._ext.blocked), the solve, and step halving on the penalized deviance. For canonical links
+# the working weights are both the Fisher and the observed information, so the factor of the last iteration
+# gives the Laplace log-determinant directly.
+#
+# cython: language_level=3
+
+cimport cython
+from libc.math cimport fabs
+
+import numpy as np
+
+include "family_core.pxi"
+
+
+@cython.final
+cdef class LaplacePirls:
+    """Workspace for penalized IRLS on one design (see mixframe.fit.glmm_laplace for the Python driver)."""
+    cdef object chol, sys
+    cdef int fam, link
+    cdef Py_ssize_t n, q, q1, k0, nr
+    cdef const double[::1] y, wt
+    cdef const int[::1] code0, zr_off, r_off, r_k
+    cdef const int[:, ::1] rcodes
+    cdef const double[:, ::1] Z0, ZR
+    cdef double[::1] eta, eta_f, mu, w, r, z, u, u_new, u_try, b, lam0, lamR, dev
+    cdef int[::1] lamR_off
+    cdef double[:, ::1] E
+    cdef double[::1] empty_beta
+    cdef object head, E_obj, w_obj, lam0_obj, lamR_obj, u_new_obj, beta_obj
+    cdef public double const_ll
+    cdef public int iterations, halvings
+    cdef public double tol, utol
+    cdef public int maxit
+
+    def __init__(self, system, int fam, int link, const double[::1] y, const double[::1] wt,
+                 double tol=1e-14, double utol=1e-10, int maxit=200):
+        cdef Py_ssize_t i, t
+        cdef double s = 0.0
+        self.sys = system
+        self.chol = system.chol
+        self.fam, self.link = fam, link
+        self.y, self.wt = y, wt
+        self.n = y.shape[0]
+        self.q1 = system.q1
+        self.q = system.q1 + system.q2
+        self.k0 = system.k0
+        self.code0, self.Z0 = system.code0, system.Z0
+        self.rcodes, self.ZR = system.rcodes, system.ZR
+        self.zr_off, self.r_off, self.r_k = system.zr_off, system.r_off, system.r_k
+        self.nr = self.r_k.shape[0]
+        self.lamR_off = np.zeros(self.nr + 1, dtype=np.int32)
+        for t in range(self.nr):
+            self.lamR_off[t + 1] = self.lamR_off[t] + self.r_k[t] * self.r_k[t]
+        n = self.n
+        self.eta, self.eta_f, self.mu, self.w = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        self.r, self.z, self.dev = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.u, self.u_new, self.u_try, self.b = (np.zeros(self.q), np.zeros(self.q), np.zeros(self.q),
+                                                  np.zeros(self.q))
+        self.E = np.zeros((n, 1))
+        self.empty_beta = np.zeros(0)
+        self.lam0 = np.zeros(self.k0 * self.k0)
+        self.lamR = np.zeros(self.lamR_off[self.nr])
+        # -2 x the saturated log-likelihood: the Laplace deviance is sum(dev) + const_ll + u'u + log det
+        for i in range(n):
+            s += loglik1(fam, y[i], y[i], wt[i], 1.0)
+        self.const_ll = -2.0 * s
+        # numpy objects handed to the factor's methods (no memoryview re-wrapping per call)
+        self.head = (system.code0, system.Z0, system.rcodes, system.ZR, system.zr_off, system.pos)
+        self.E_obj, self.w_obj = np.asarray(self.E), np.asarray(self.w)
+        self.lam0_obj, self.lamR_obj = np.asarray(self.lam0), np.asarray(self.lamR)
+        self.u_new_obj, self.beta_obj = np.asarray(self.u_new), np.asarray(self.empty_beta)
+        self.tol, self.utol, self.maxit = tol, utol, maxit
+
+    def saturated(self, double disp):
+        """-2 x the saturated log-likelihood at this dispersion (binomial and Poisson ignore it)."""
+        cdef Py_ssize_t i
+        cdef double s = 0.0
+        for i in range(self.n):
+            s += loglik1(self.fam, self.y[i], self.y[i], self.wt[i], disp)
+        return -2.0 * s
+
+    cdef void _b_from_u(self, double[::1] u) noexcept nogil:
+        """b = Lambda u (block 1: lam0 per level; block 2: each term's factor per level)."""
+        cdef Py_ssize_t j, a, c, t, lev, base, kt, lo, m
+        cdef double s
+        cdef Py_ssize_t k0 = self.k0
+        for j in range(self.q1 // k0 if k0 > 0 else 0):
+            for a in range(k0):
+                s = 0.0
+                for c in range(a + 1):
+                    s += self.lam0[a * k0 + c] * u[j * k0 + c]
+                self.b[j * k0 + a] = s
+        for t in range(self.nr):
+            kt = self.r_k[t]
+            lo = self.lamR_off[t]
+            if t + 1 < self.nr:
+                m = (self.r_off[t + 1] - self.r_off[t]) // kt
+            else:
+                m = (self.q - self.q1 - self.r_off[t]) // kt
+            for lev in range(m):
+                base = self.q1 + self.r_off[t] + lev * kt
+                for a in range(kt):
+                    s = 0.0
+                    for c in range(a + 1):
+                        s += self.lamR[lo + a * kt + c] * u[base + c]
+                    self.b[base + a] = s
+
+    cdef double _state(self, double[::1] u, double disp) noexcept nogil:
+        """eta, mu, weights, working residuals and deviance terms at u; returns the penalized deviance
+        (sum of deviance residuals + u'u), or a huge value when a mean is invalid."""
+        cdef Py_ssize_t i, a, t, kt
+        cdef double e, m, d1, d2, v, ph = phi1(self.fam, disp), total = 0.0
+        cdef Py_ssize_t k0 = self.k0
+        self._b_from_u(u)
+        for i in range(self.n):
+            e = self.eta_f[i]
+            for a in range(k0):
+                e += self.Z0[i, a] * self.b[self.code0[i] * k0 + a]
+            for t in range(self.nr):
+                kt = self.r_k[t]
+                for a in range(kt):
+                    e += self.ZR[i, self.zr_off[t] + a] * self.b[self.q1 + self.r_off[t] + self.rcodes[i, t] * kt + a]
+            self.eta[i] = e
+            link_inv3(self.link, e, &m, &d1, &d2)
+            if not valid_mu1(self.fam, m) or d1 == 0.0:
+                return 1e300
+            self.mu[i] = m
+            v = variance1(self.fam, m, disp)
+            self.w[i] = self.wt[i] * d1 * d1 / (ph * v)
+            self.r[i] = (self.y[i] - m) / d1
+            self.dev[i] = dev_resid1(self.fam, self.y[i], m, self.wt[i], disp)
+            total += self.dev[i]
+        for a in range(self.q):
+            total += u[a] * u[a]
+        return total
+
+    def laplace(self, const double[::1] eta_f, const double[::1] lam0, const double[::1] lamR,
+                double[::1] u0, double disp=1.0):
+        """Run PIRLS from u0 (updated in place to the mode). Returns (status, penalized deviance incl. the
+        saturated constant, log det). status: 0 ok, 1 invalid start, 2 factor failed, 3 no convergence."""
+        cdef Py_ssize_t i, a, it, h
+        cdef double pdev, pnew, step, dmax, ld, change
+        cdef bint factor_current = False
+        cdef int st
+        self.eta_f[:] = eta_f
+        self.lam0[:] = lam0
+        if self.lamR.shape[0] > 0:
+            self.lamR[:] = lamR
+        self.u[:] = u0
+        pdev = self._state(self.u, disp)
+        if pdev >= 1e300:
+            self.u[:] = 0.0
+            pdev = self._state(self.u, disp)
+            if pdev >= 1e300:
+                return 1, np.inf, np.inf
+        self.halvings = 0
+        st = 3
+        for it in range(1, self.maxit + 1):
+            self.iterations = it
+            for i in range(self.n):
+                self.E[i, 0] = (self.eta[i] - self.eta_f[i]) + self.r[i]
+            self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
+            if self.chol.update(self.lam0_obj, self.lamR_obj) != 0:
+                return 2, np.inf, np.inf
+            factor_current = True
+            self.chol.solve(self.u_new_obj, self.beta_obj)
+            dmax = 0.0
+            for a in range(self.q):
+                if fabs(self.u_new[a] - self.u[a]) > dmax:
+                    dmax = fabs(self.u_new[a] - self.u[a])
+            if dmax < self.utol:
+                st = 0
+                break
+            step = 1.0
+            pnew = 1e300
+            for h in range(40):
+                for a in range(self.q):
+                    self.u_try[a] = self.u[a] + step * (self.u_new[a] - self.u[a])
+                pnew = self._state(self.u_try, disp)
+                if pnew <= pdev + 1e-10 * (fabs(pdev + self.const_ll) + 1.0):
+                    break
+                step *= 0.5
+                self.halvings += 1
+            if pnew > pdev + 1e-10 * (fabs(pdev + self.const_ll) + 1.0):
+                pdev = self._state(self.u, disp)     # restore the state of the current u
+                st = 0
+                break
+            self.u[:] = self.u_try
+            change = pdev - pnew
+            pdev = pnew
+            factor_current = False
+            if fabs(change) <= self.tol * (fabs(pnew + self.const_ll) + 1.0):
+                st = 0
+                break
+        if not factor_current:
+            for i in range(self.n):
+                self.E[i, 0] = 1.0
+            self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
+            if self.chol.update(self.lam0_obj, self.lamR_obj) != 0:
+                return 2, np.inf, np.inf
+        ld = self.chol.logdets()[0]
+        u0[:] = self.u
+        return st, pdev + self.const_ll, ld
+
+    def arrays(self):
+        """Copies of (eta, mu, w) at the mode of the last call."""
+        return np.asarray(self.eta).copy(), np.asarray(self.mu).copy(), np.asarray(self.w).copy()
