@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
@@ -202,35 +203,30 @@ class BlockedSystem:
             for t, (off, k, m) in enumerate(zip(self.r_off, self.r_k, self.r_m)):
                 blk = L22inv[:, off:off + k * m].reshape(q2, m, k)
                 outs.append(np.einsum("rma,rmc->mac", blk, blk))
-            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}
-            lam_rows = self._lamR_dense_rows(lamR)
+            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}, with LR' S kept sparse
+            LRt = self._lamR_sparse_t(lamR)
             cols = np.repeat(np.arange(m0), np.diff(self.a21_ptr))
             for j0 in range(0, m0, chunk):
                 j1 = min(m0, j0 + chunk)
                 sel = slice(self.a21_ptr[j0], self.a21_ptr[j1])
-                D = np.zeros((q2, (j1 - j0) * k0))
                 rows, cj = self.a21_row[sel], cols[sel] - j0
-                for a in range(k0):
-                    np.add.at(D, (rows, cj * k0 + a), S[sel, a])
-                D = lam_rows(D)
-                W = (L22inv @ D).reshape(q2, j1 - j0, k0)
+                D = sp.csr_matrix((S[sel].ravel(), (np.repeat(rows, k0),
+                                                    (cj[:, None] * k0 + np.arange(k0)).ravel())),
+                                  shape=(q2, (j1 - j0) * k0))
+                D = (LRt @ D).tocsc()
+                W = np.asarray((D.T @ L22inv.T).T).reshape(q2, j1 - j0, k0)
                 W = np.einsum("rjb,jba->rja", W, L11inv[j0:j1])
                 out0[j0:j1] += np.einsum("rja,rjc->jac", W, W)
         return [out0] + outs
 
-    def _lamR_dense_rows(self, lamR):
-        """A function applying LR' from the left to a dense (q2, m) matrix."""
+    def _lamR_sparse_t(self, lamR):
+        """LR' as a sparse block-diagonal (q2 x q2) matrix."""
         offs = np.concatenate([[0], np.cumsum(self.r_k.astype(np.int64) ** 2)])
-
-        def apply(D):
-            out = np.empty_like(D)
-            for t, (off, k, m) in enumerate(zip(self.r_off, self.r_k, self.r_m)):
-                lam = lamR[offs[t]:offs[t + 1]].reshape(k, k)
-                blk = D[off:off + k * m].reshape(m, k, -1)
-                out[off:off + k * m] = np.einsum("ba,mbc->mac", lam, blk).reshape(k * m, -1)
-            return out
-
-        return apply
+        blocks = []
+        for t, (k, m) in enumerate(zip(self.r_k, self.r_m)):
+            lam = lamR[offs[t]:offs[t + 1]].reshape(k, k)
+            blocks.append(sp.kron(sp.identity(int(m), format="csr"), sp.csr_matrix(lam.T)))
+        return sp.block_diag(blocks, format="csr")
 
 
 def lambdas_for(terms, theta):
