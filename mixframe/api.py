@@ -20,8 +20,18 @@ def _announce_dropped(design) -> None:
                       ".used = False", UserWarning, stacklevel=3)
 
 
-def _call_info(formula, data, **kw) -> dict:
-    return {"formula": formula, **kw}
+def _full_formula(formula, groups=None, random=None) -> str:
+    """The formula with the terms that ``groups=`` and ``random=`` add, as a reader would write it."""
+    extra = []
+    for g in ([groups] if isinstance(groups, str) else list(groups or [])):
+        extra.append(f"(1 | {g})")
+    for r in ([random] if isinstance(random, str) else list(random or [])):
+        extra.append(r.strip())
+    return formula if not extra else f"{formula} + " + " + ".join(extra)
+
+
+def _call_info(formula, data, groups=None, random=None, **kw) -> dict:
+    return {"formula": _full_formula(formula, groups, random), **kw}
 
 
 def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, random=None, control=None):
@@ -69,7 +79,7 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
         return lmm(formula, data, reml=False, weights=weights, offset=offset, groups=groups, random=random,
                    control=control)
 
-    info = _call_info(formula, data, reml=reml)
+    info = _call_info(formula, data, groups, random, reml=reml)
     if reml:
         info["refit_ml"] = refit_ml
     return MixedModel(raw, data=data, call_info=info)
@@ -114,7 +124,7 @@ def glmm(formula, data, *, family="binomial", link=None, nagq=1, weights=None, o
                           weights=weights, offset=offset)
     _announce_dropped(design)
     raw = fit_glmm(design, family=fam.name, link=fam.link, nagq=nagq, control=control)
-    return MixedModel(raw, data=data, call_info=_call_info(formula, data, family=fam.name, nagq=nagq))
+    return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, family=fam.name, nagq=nagq))
 
 
 def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=None, weights=None, groups=None,
@@ -154,7 +164,7 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
                           levels=levels)
     _announce_dropped(design)
     raw = fit_clmm(design, link=link, threshold=threshold, nagq=nagq, control=control)
-    return MixedModel(raw, data=data, call_info=_call_info(formula, data, threshold=threshold, nagq=nagq))
+    return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, threshold=threshold, nagq=nagq))
 
 
 def clm(formula, data, *, link="logit", threshold="flexible", levels=None, weights=None):

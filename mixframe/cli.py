@@ -87,10 +87,11 @@ def _emit(fit, fmt: str, out) -> None:
           file=out)
 
 
-def demo(backend: str = "polars", out=sys.stdout) -> None:
+def demo(backend: str = "polars", out=None) -> None:
     """Fit an LMM, a GLMM and a CLMM on the bundled data and print the tidy tables."""
     import mixframe as mf
 
+    out = out if out is not None else sys.stdout
     cases = [
         ("Linear mixed model: sleep deprivation (lme4's sleepstudy)",
          lambda: mf.datasets.sleepstudy(backend=backend).mixed.lmm("Reaction ~ Days + (Days | Subject)")),

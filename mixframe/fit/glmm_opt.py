@@ -21,11 +21,19 @@ def bobyqa(f, x0, lower, step, ctl):
     -------
     (x, f(x), evaluations, nlopt result code) for the best point seen; the code is negative on failure.
     """
+    from ..progress import progress_bar, progress_enabled
+
+    with progress_bar(total=None, desc=ctl.get("desc", "GLMM"), enabled=progress_enabled(ctl)) as bar:
+        return _bobyqa(f, x0, lower, step, ctl, bar)
+
+
+def _bobyqa(f, x0, lower, step, ctl, bar):
     x0 = np.maximum(np.asarray(x0, dtype=float), lower)
     n = len(x0)
     best = {"x": x0.copy(), "f": np.inf, "n": 0}
 
     def wrapped(x, grad):
+        bar.update(1)
         val = float(f(np.asarray(x)))
         best["n"] += 1
         if not np.isfinite(val):

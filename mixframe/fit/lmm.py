@@ -95,9 +95,8 @@ class LmmObjective:
 def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
     obj = LmmObjective(design, reml)
-    ctl = dict(control or {})
-    ctl.pop("progress", None)
-    opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=ctl)
+    opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=control,
+                           desc=f"LMM ({'REML' if reml else 'ML'})")
     theta = opt.x
     dev = obj(theta)  # leaves the factor at the optimum
     messages = []

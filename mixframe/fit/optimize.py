@@ -29,10 +29,10 @@ def control_settings(control: dict | None) -> dict:
     """Merge a user's ``control`` dict with the defaults; unknown keys are an error naming them."""
     out = dict(DEFAULTS)
     if control:
-        unknown = sorted(set(control) - set(DEFAULTS) - {"tol", "progress", "nagq_start"})
+        unknown = sorted(set(control) - set(DEFAULTS) - {"tol", "progress", "batch_size"})
         if unknown:
             raise ValueError(f"unknown control option(s) {unknown}; known: {sorted(DEFAULTS)}")
-        out.update(control)
+        out.update({k: v for k, v in control.items() if k in DEFAULTS or k == "tol"})
         if "tol" in control:
             out["ftol_rel"] = out["xtol_rel"] = float(control["tol"])
     if out["optimizer"] not in _ALGORITHMS:
@@ -64,11 +64,19 @@ _MESSAGES = {
 }
 
 
-def minimize_bounded(fun, x0, lower, upper=None, control: dict | None = None) -> OptSummary:
+def minimize_bounded(fun, x0, lower, upper=None, control: dict | None = None, desc: str = "fitting") -> OptSummary:
     """Minimise ``fun(x)`` from ``x0`` subject to ``lower <= x <= upper``.
 
-    Non-finite objective values are treated as a large penalty so the optimizer backs off.
+    Non-finite objective values are treated as a large penalty so the optimizer backs off. A progress bar
+    counts the evaluations of long fits (``control={"progress": True/False}``; automatic by default).
     """
+    from ..progress import progress_bar, progress_enabled
+
+    with progress_bar(total=None, desc=desc, enabled=progress_enabled(control)) as bar:
+        return _minimize(fun, x0, lower, upper, control, bar)
+
+
+def _minimize(fun, x0, lower, upper, control, bar) -> OptSummary:
     ctl = control_settings(control)
     x0 = np.asarray(x0, dtype=float)
     n = x0.size
@@ -78,6 +86,7 @@ def minimize_bounded(fun, x0, lower, upper=None, control: dict | None = None) ->
     best = [np.inf, x0.copy()]
 
     def objective(x, grad):
+        bar.update(1)
         val = float(fun(x))
         if not np.isfinite(val):
             val = 1e300

@@ -256,6 +256,11 @@ class MixedModel:
         return self._raw.kind
 
     @property
+    def method(self) -> str:
+        """Estimation method: ``"REML"``, ``"ML"``, ``"Laplace"``, ``"AGQ(k)"``, ``"PIRLS (nAGQ=0)"``."""
+        return self._raw.method
+
+    @property
     def formula(self) -> str:
         """The formula as given."""
         return self._call_info.get("formula") or self._raw.design.formula
