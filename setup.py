@@ -1,6 +1,7 @@
 """Extension modules: every Cython source in _kernels/ becomes mixframe._ext.<name>.
 
-Set MIXFRAME_DEBUG=1 to build with bounds checks and wraparound back on.
+Set MIXFRAME_DEBUG=1 to build with bounds checks and wraparound back on, and MIXFRAME_KERNELS=a,b to build only
+those kernels (while developing one of them).
 """
 import os
 from pathlib import Path
@@ -27,5 +28,6 @@ extensions = [
         extra_compile_args=["-O3"] if not DEBUG else ["-O0", "-g"],
     )
     for src in sorted(Path("_kernels").glob("*.pyx"))
+    if not os.environ.get("MIXFRAME_KERNELS") or src.stem in os.environ["MIXFRAME_KERNELS"].split(",")
 ]
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["_kernels"]))

@@ -18,7 +18,7 @@ cimport cython
 from libc.math cimport log, sqrt
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_lapack cimport dpotrf
-from scipy.linalg.cython_blas cimport dtrsm, dtrsv
+from scipy.linalg.cython_blas cimport dtrsm, dtrsv, dsyrk
 
 import numpy as np
 
@@ -70,6 +70,9 @@ cdef class BlockedCholesky:
     cdef public Py_ssize_t k0, m0, q1, q2, ne, nnz, nr
     cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term, a21t_ptr, a21t_col, a21t_e
     cdef double[::1] rowbuf
+    cdef int[::1] a21_col
+    cdef double[:, ::1] Sd
+    cdef public bint dense_s
     # cross-products
     cdef public double[:, :, ::1] A11
     cdef public double[:, ::1] A21, A22, AE1, AER, AEE
@@ -128,6 +131,12 @@ cdef class BlockedCholesky:
         self.a21t_e = order.astype(np.int32)
         self.a21t_col = cols[order].astype(np.int32)
         self.a21t_ptr = np.searchsorted(rows[order], np.arange(self.q2 + 1)).astype(np.int32)
+        # A densely filled pattern (crossed factors that meet in most cells) is better served by BLAS:
+        # S is scattered into a dense q2 x q1 matrix and G = A22 - S S' is one dsyrk.
+        self.a21_col = cols.astype(np.int32)
+        dense_cells = self.q2 * self.q1
+        self.dense_s = (self.q2 > 0 and self.nnz >= 0.2 * self.q2 * m0 and dense_cells <= 50_000_000)
+        self.Sd = np.zeros((int(self.q2), int(self.q1))) if self.dense_s else np.zeros((0, 0))
 
     cdef bint has_vector_r(self):
         cdef Py_ssize_t t
@@ -219,11 +228,13 @@ cdef class BlockedCholesky:
         cdef Py_ssize_t k0 = self.k0, m0 = self.m0, q2 = self.q2, ne = self.ne
         cdef Py_ssize_t j, a, c, e1, e2, r1, r2, t, b, d, lev, kt, off, ee
         cdef double s
-        cdef int info = 0, n_int, ne_int, status = 0
-        cdef double one = 1.0
+        cdef int info = 0, n_int, ne_int, kk_int, status = 0
+        cdef double one = 1.0, minus_one = -1.0
         cdef char uplo = b'U', side = b'L', trans = b'T', diag = b'N'
         cdef double* tmp
         cdef double* buf
+        cdef int[::1] a21_col_ = self.a21_col
+        cdef double[:, ::1] Sd = self.Sd
         cdef double[:, :, ::1] L11 = self.L11, A11 = self.A11
         cdef double[:, ::1] S = self.S, A21 = self.A21, L22 = self.L22, A22 = self.A22
         cdef double[:, ::1] F1 = self.F1, F2 = self.F2, AE1 = self.AE1, AER = self.AER, L33 = self.L33
@@ -259,19 +270,31 @@ cdef class BlockedCholesky:
                 # G = A22 - S S' (lower triangle, into L22), row by row through a dense buffer that
                 # stays in cache: G[r1, :r1+1] = A22[r1, :r1+1] - sum over entries e1 of row r1 of
                 # S[e1] . S[e2] for the entries e2 of the same level j with row <= r1.
-                buf = &self.rowbuf[0]
-                for r1 in range(q2):
-                    memset(buf, 0, (r1 + 1) * sizeof(double))
-                    for t in range(a21t_ptr_[r1], a21t_ptr_[r1 + 1]):
-                        e1 = a21t_e_[t]
-                        j = a21t_col_[t]
-                        for e2 in range(a21_ptr_[j], e1 + 1):
-                            s = 0.0
-                            for a in range(k0):
-                                s += S[e1, a] * S[e2, a]
-                            buf[a21_row_[e2]] += s
-                    for r2 in range(r1 + 1):
-                        L22[r1, r2] = A22[r1, r2] - buf[r2]
+                if self.dense_s:
+                    for r1 in range(q2):
+                        memcpy(&L22[r1, 0], &A22[r1, 0], (r1 + 1) * sizeof(double))
+                    for e1 in range(self.nnz):
+                        for a in range(k0):
+                            Sd[a21_row_[e1], a21_col_[e1] * k0 + a] = S[e1, a]
+                    # C-lower L22 -= Sd Sd'  <=>  Fortran-upper C -= B' B with B = Sd viewed as q1 x q2
+                    n_int = <int>q2
+                    kk_int = <int>self.q1
+                    dsyrk(&uplo, &trans, &n_int, &kk_int, &minus_one, &Sd[0, 0], &kk_int, &one, &L22[0, 0],
+                          &n_int)
+                else:
+                    buf = &self.rowbuf[0]
+                    for r1 in range(q2):
+                        memset(buf, 0, (r1 + 1) * sizeof(double))
+                        for t in range(a21t_ptr_[r1], a21t_ptr_[r1 + 1]):
+                            e1 = a21t_e_[t]
+                            j = a21t_col_[t]
+                            for e2 in range(a21_ptr_[j], e1 + 1):
+                                s = 0.0
+                                for a in range(k0):
+                                    s += S[e1, a] * S[e2, a]
+                                buf[a21_row_[e2]] += s
+                        for r2 in range(r1 + 1):
+                            L22[r1, r2] = A22[r1, r2] - buf[r2]
                 # F2 <- AER - F1 S'
                 memcpy(&F2[0, 0], &AER[0, 0], ne * q2 * sizeof(double))
                 for j in range(m0):

@@ -3,6 +3,9 @@
 Everything past this module works on NumPy arrays: numeric columns as float64 with NaN for a
 missing value, factor-like columns as int32 codes (-1 for a missing value) plus a list of level
 labels.  Output frames are built back in the library of the input with :func:`native_frame`.
+
+:class:`ColumnCache` reads each column of one frame once (pandas and polars natively, without
+narwhals' per-column overhead) and gives the same answers as the functions below.
 """
 from __future__ import annotations
 
@@ -227,6 +230,17 @@ def _r_collation_key(text: str):
     return (text.casefold(), text.swapcase())
 
 
+def _r_order(labels: list[str]) -> list[int]:
+    """Indices that sort ``labels`` as :func:`r_sort` does (stable), by one NumPy argsort when no label
+    holds a NUL character: the collation key ``(casefold, swapcase)`` compares as the string
+    ``casefold + NUL + swapcase``."""
+    if len(labels) < 64 or any("\x00" in t for t in labels):
+        keys = list(map(_r_collation_key, labels))
+        return sorted(range(len(labels)), key=keys.__getitem__)
+    joined = np.array([f"{t.casefold()}\x00{t.swapcase()}" for t in labels])
+    return np.argsort(joined, kind="stable").tolist()
+
+
 def r_sort(labels) -> list[str]:
     """Sort strings as R's ``sort``/``factor`` does in a typical UTF-8 locale.
 
@@ -251,7 +265,7 @@ def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     uniq = [str(x) for x in encoded.dictionary.to_pylist()]
-    order = sorted(range(len(uniq)), key=lambda i: _r_collation_key(uniq[i]))
+    order = _r_order(uniq)
     remap = np.full(len(uniq) + 1, -1, dtype=np.int32)
     remap[np.asarray(order, dtype=np.int64)] = np.arange(len(uniq), dtype=np.int32)
     indices = pc.fill_null(pc.cast(encoded.indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
@@ -331,8 +345,10 @@ def drop_unused_levels(codes: np.ndarray, levels: list, rows: np.ndarray | None 
     """
     codes = np.asarray(codes, dtype=np.int32)
     sel = codes if rows is None else codes[rows]
-    counts = np.bincount(sel[sel >= 0], minlength=len(levels))
+    counts = np.bincount(sel[sel >= 0] if (sel < 0).any() else sel, minlength=len(levels))
     keep = counts > 0
+    if keep.all():
+        return np.array(codes, dtype=np.int32, copy=True), list(levels), []
     remap = np.full(len(levels) + 1, -1, dtype=np.int32)
     remap[:-1][keep] = np.arange(int(keep.sum()), dtype=np.int32)
     new_codes = remap[codes]  # index -1 reads the trailing -1
@@ -389,8 +405,22 @@ def native_frame(columns: dict, like, nan_as_null: bool = True):
     return table
 
 
+def _direct_library(data):
+    """``"pandas"`` or ``"polars"`` for an eager DataFrame of those (read without narwhals), else None."""
+    module = type(data).__module__
+    if module.startswith("pandas"):
+        import pandas as pd
+
+        return "pandas" if isinstance(data, pd.DataFrame) and data.columns.is_unique else None
+    if module.startswith("polars"):
+        import polars as pl
+
+        return "polars" if isinstance(data, pl.DataFrame) else None
+    return None
+
+
 def _frozen(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values)
+    values = np.asarray(values).view()  # a view of its own: the flag never touches the user's array
     values.flags.writeable = False
     return values
 
@@ -418,29 +448,47 @@ class ColumnCache:
     """
 
     def __init__(self, data):
-        self.frame = as_frame(data)
-        self.library = self.frame.implementation.value
-        self.native = self.frame.to_native()
-        self.columns = list(self.frame.columns)
-        self.n = int(self.frame.shape[0])
+        library = _direct_library(data)
+        if library is None:
+            self._frame = as_frame(data)
+            self.library = self._frame.implementation.value
+            self.native = self._frame.to_native()
+            self.columns = list(self._frame.columns)
+            self.n = int(self._frame.shape[0])
+        else:  # pandas and polars frames are read directly; narwhals is wrapped around them on demand
+            self._frame = None
+            self.library, self.native = library, data
+            self.columns = list(data.columns)
+            self.n = len(data) if library == "pandas" else int(data.height)
+        self._series: dict = {}
         self._kind: dict = {}
         self._numeric: dict = {}
         self._codes: dict = {}
         self._missing: dict = {}
         self._arrow: dict = {}
 
+    @property
+    def frame(self):
+        """The data as a narwhals frame."""
+        if self._frame is None:
+            self._frame = as_frame(self.native)
+        return self._frame
+
     def __contains__(self, name) -> bool:
         return name in self.columns
 
     def _native_series(self, name: str):
-        if name not in self.columns:
-            raise DataError(f"column {name!r} is not in the data")
-        if self.library == "pandas":
-            series = self.native[name]
-            return series if getattr(series, "ndim", 2) == 1 else None
-        if self.library == "polars":
-            return self.native.get_column(name)
-        return None
+        if name not in self._series:
+            if name not in self.columns:
+                raise DataError(f"column {name!r} is not in the data")
+            series = None
+            if self.library == "pandas":
+                series = self.native[name]
+                series = series if getattr(series, "ndim", 2) == 1 else None
+            elif self.library == "polars":
+                series = self.native.get_column(name)
+            self._series[name] = series
+        return self._series[name]
 
     def _native_kind(self, name: str):
         """(kind, how) for the column types read natively, else None (``how`` picks the reader)."""
@@ -514,9 +562,10 @@ class ColumnCache:
             elif how == "pl_num":
                 import polars as pl
 
-                values = series.cast(pl.Float64).to_numpy()
-                if series.null_count() and not np.isnan(values).any():  # pragma: no cover - defensive
-                    values = np.where(series.is_null().to_numpy(), np.nan, values)
+                if kind == "numeric" and (series.dtype.is_float() or series.dtype.is_integer()):
+                    values = series.to_numpy()  # zero-copy without nulls; nulls come back as NaN
+                else:
+                    values = series.cast(pl.Float64).to_numpy()
             elif how == "arrow_num":
                 arr = self._arrow_of(name)
                 values = np.array(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -538,15 +587,13 @@ class ColumnCache:
             elif how == "arrow":
                 codes, levels = _encode_strings(self._arrow_of(name))
             elif how == "pd_cat":
-                series = self._native_series(name)
-                levels = _dictionary_labels(pa.array(series.cat.categories.to_numpy(), from_pandas=True))
-                codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.int32)
+                categorical = self._native_series(name).array
+                levels = _dictionary_labels(pa.array(categorical.categories.to_numpy(), from_pandas=True))
+                codes = np.asarray(categorical.codes, dtype=np.int32)
             elif how == "pl_enum":
-                import polars as pl
-
-                series = self._native_series(name)
-                levels = [str(x) for x in series.dtype.categories.to_list()]
-                codes = series.to_physical().cast(pl.Int32).fill_null(-1).to_numpy()
+                arr = self._arrow_of(name)  # a dictionary array: the Enum's categories and the indices
+                levels = _dictionary_labels(arr.dictionary)
+                codes = pc.fill_null(pc.cast(arr.indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
             else:
                 codes, levels = encode_column(self.frame, name)
             self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))

@@ -39,7 +39,19 @@ CASES = [
     [(25, 2), (6, 1), (4, 1)],    # vector first, two scalar
     [(20, 1), (5, 2)],            # vector term in block 2
     [(12, 3), (5, 2)],
+    [(150, 1), (50, 1)],          # sparse pattern (the row-by-row Schur complement)
+    [(120, 2), (40, 1), (30, 2)], # sparse, vector terms in both blocks
 ]
+
+
+def test_both_schur_paths_are_exercised():
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for spec in CASES:
+        terms = [make_term(rng, 300, m, k, f"g{i}") for i, (m, k) in enumerate(spec)]
+        if len(terms) > 1:
+            kinds.add(bool(BlockedSystem(terms, 2).chol.dense_s))
+    assert kinds == {True, False}
 
 
 @pytest.mark.parametrize("spec", CASES)

@@ -1,8 +1,14 @@
 """Build the frozen :class:`~mixframe.design.terms.Design` from a formula and a data frame.
 
 Steps: parse the formula; find every column the model reads; drop rows with a missing value in any
-of them (listwise); build X through formulaic (R names, treatment contrasts), the response for the
-model kind, and one :class:`RETerm` per random-effect bar (int32 codes, levels, Z).
+of them (listwise); build X (R names, treatment contrasts), the response for the model kind, and one
+:class:`RETerm` per random-effect bar (int32 codes, levels, Z).
+
+Every column is read once per call (:class:`mixframe.frames.ColumnCache`) and subset to the used
+rows once (:class:`_Rows`). Simple right-hand sides (columns, ``a:b``, ``a*b``, ``0 +``) and simple
+arithmetic (``size - incidence``) are built directly with NumPy (:mod:`mixframe.formula.simple`);
+everything else (``log()``, ``I()``, ``scale()``, ``C()``, ...) goes through formulaic on a pandas
+model frame. Both give the same arrays; ``_FAST = False`` forces formulaic (for tests).
 """
 from __future__ import annotations
 
@@ -10,18 +16,19 @@ import re
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .. import frames
 from ..errors import DataError, FormulaError
 from ..formula import parse_formula
 from ..formula.fixed import check_columns, evaluate_numeric, expression_columns, fixed_matrix
+from ..formula.simple import evaluate_arithmetic, simple_matrix
 from .terms import Design, RETerm
 
 __all__ = ["KINDS", "build_design", "group_codes", "model_frame", "plain_column"]
 
 KINDS = ("lmm", "glmm", "clmm", "clm")
 _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_FAST = True  # False: every matrix and expression through formulaic (the reference path)
 
 
 def plain_column(expr: str, columns) -> str | None:
@@ -38,6 +45,13 @@ def model_frame(frame, names, rows: np.ndarray, factor_levels: dict | None = Non
     """A pandas frame of ``names`` over ``rows`` for formulaic (numbers float64, logicals bool,
     factors categorical with unused levels dropped, or with the given ``factor_levels``).
 
+    Parameters
+    ----------
+    frame : data frame or :class:`mixframe.frames.ColumnCache`
+    names : iterable of str
+    rows : ndarray of bool or int
+    factor_levels : dict of str to list, optional
+
     Returns
     -------
     frame : pandas.DataFrame
@@ -46,16 +60,19 @@ def model_frame(frame, names, rows: np.ndarray, factor_levels: dict | None = Non
     kinds : dict of str to str
         :func:`mixframe.frames.column_kind` of each column.
     """
+    import pandas as pd
+
+    cache = frame if isinstance(frame, frames.ColumnCache) else frames.ColumnCache(frame)
     data, levels, kinds = {}, {}, {}
     for name in sorted(names):
-        kind = frames.column_kind(frame, name)
+        kind = cache.kind(name)
         kinds[name] = kind
         if kind == "numeric":
-            data[name] = frames.numeric_column(frame, name)[rows]
+            data[name] = cache.numeric(name)[rows]
         elif kind == "bool":
-            data[name] = frames.numeric_column(frame, name)[rows] > 0.5
+            data[name] = cache.numeric(name)[rows] > 0.5
         else:
-            codes, lv = frames.encode_column(frame, name)
+            codes, lv = cache.codes(name)
             codes = codes[rows]
             if factor_levels is not None and name in factor_levels:
                 codes = _recode(codes, lv, factor_levels[name], name)
@@ -66,6 +83,59 @@ def model_frame(frame, names, rows: np.ndarray, factor_levels: dict | None = Non
             levels[name] = lv
     n = int(np.count_nonzero(rows)) if np.asarray(rows).dtype == bool else len(rows)
     return pd.DataFrame(data, index=pd.RangeIndex(n)), levels, kinds
+
+
+class _Rows:
+    """The used rows of the data's columns, each column subset at most once per call."""
+
+    def __init__(self, cache: frames.ColumnCache, used: np.ndarray, model_columns):
+        self.cache, self.used = cache, used
+        self.all = bool(used.all())
+        self.n = int(used.sum())
+        self.model_columns = set(model_columns)
+        self._numeric, self._codes, self._frame = {}, {}, None
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        return values if self.all else values[self.used]
+
+    def numeric(self, name: str) -> np.ndarray:
+        """float64 values over the used rows (may be read-only: copy before storing)."""
+        if name not in self._numeric:
+            self._numeric[name] = self.take(self.cache.numeric(name))
+        return self._numeric[name]
+
+    def numeric_or_none(self, name: str):
+        ok = name in self.cache and self.cache.kind(name) == "numeric"
+        return self.numeric(name) if ok else None
+
+    def codes(self, name: str):
+        """(codes, levels) over the used rows, unused levels dropped."""
+        if name not in self._codes:
+            codes, lv = self.cache.codes(name)
+            codes, lv, _ = frames.drop_unused_levels(self.take(codes), lv)
+            self._codes[name] = (codes, lv)
+        return self._codes[name]
+
+    def frame(self):
+        """The pandas model frame of the formula's columns for formulaic (built on first use)."""
+        if self._frame is None:
+            self._frame = model_frame(self.cache, self.model_columns, self.used)[0]
+        return self._frame
+
+    def levels_and_kinds(self):
+        """What :func:`model_frame` reports: levels of the factor columns and kinds of all."""
+        kinds = {name: self.cache.kind(name) for name in sorted(self.model_columns)}
+        levels = {name: self.codes(name)[1] for name, k in kinds.items() if k not in ("numeric", "bool")}
+        return levels, kinds
+
+    def matrix(self, rhs: str, where: str):
+        """(X, names, spec) of a right-hand side: NumPy for a simple one, else formulaic."""
+        if _FAST:
+            kinds = {name: self.cache.kind(name) for name in self.model_columns}
+            out = simple_matrix(rhs, kinds, self.numeric, self.codes, n=self.n)
+            if out is not None:
+                return out
+        return fixed_matrix(rhs, self.frame(), where=where)
 
 
 def _recode(codes: np.ndarray, levels: list, target: list, name: str) -> np.ndarray:
@@ -84,15 +154,25 @@ def group_codes(frame, components, rows: np.ndarray):
 
     An interaction ``a:b`` has one level per observed combination, labelled ``"A:a"``, ordered with
     the first component varying slowest (as R's ``a:b`` with unused levels dropped).
+    ``frame`` may be a :class:`mixframe.frames.ColumnCache`.
     """
+    cache = frame if isinstance(frame, frames.ColumnCache) else frames.ColumnCache(frame)
     key = None
     comp_levels = []
     for name in components:
-        codes, lv = frames.encode_column(frame, name)
+        codes, lv = cache.codes(name)
         codes, lv, _ = frames.drop_unused_levels(codes[rows], lv)
         comp_levels.append(lv)
         key = codes.astype(np.int64) if key is None else key * len(lv) + codes
-    uniq, inverse = np.unique(key, return_inverse=True)
+    if len(components) == 1 and not (key < 0).any():
+        return codes, comp_levels[0]  # every kept level is observed: the codes are already dense
+    total = int(np.prod([len(lv) for lv in comp_levels], dtype=np.float64))
+    if (key >= 0).all() and total <= max(4 * key.shape[0], 1 << 16):
+        present = np.bincount(key, minlength=total) > 0  # a counting sort instead of np.unique's sort
+        uniq = np.flatnonzero(present)
+        inverse = (np.cumsum(present) - 1)[key]
+    else:
+        uniq, inverse = np.unique(key, return_inverse=True)
     labels = []
     for k in uniq.tolist():
         parts = []
@@ -103,15 +183,15 @@ def group_codes(frame, components, rows: np.ndarray):
     return inverse.astype(np.int32).reshape(-1), labels
 
 
-def _vector_arg(value, frame, n_total: int, what: str):
+def _vector_arg(value, cache, n_total: int, what: str):
     """A weights/offset argument: column name → (values, column) or array → (values, None)."""
     if value is None:
         return None, None
     if isinstance(value, str):
-        check_columns({value}, frames.column_names(frame), f"{what}=")
-        if frames.column_kind(frame, value) not in ("numeric", "bool"):
+        check_columns({value}, cache.columns, f"{what}=")
+        if cache.kind(value) not in ("numeric", "bool"):
             raise DataError(f"{what} column {value!r} must be numeric")
-        return frames.numeric_column(frame, value), value
+        return cache.numeric(value), value
     arr = np.asarray(value, dtype=np.float64).reshape(-1)
     if arr.shape[0] != n_total:
         raise DataError(f"{what} has {arr.shape[0]} values; the data have {n_total} rows")
@@ -139,14 +219,14 @@ def _columns_of(parsed, frame_columns, weights_col, offset_col):
     return {"response": resp, "fixed": fixed, "offset": offs, "lhs": lhs, "grouping": grouping, "extra": extra}
 
 
-def _used_rows(frame, columns, n_total, arrays):
+def _used_rows(cache, columns, n_total, arrays):
     used = np.ones(n_total, dtype=bool)
     culprits = {}
     for name in sorted(columns):
-        miss = frames.missing_mask(frame, name)
+        miss = cache.missing(name)
         if miss.any():
             culprits[name] = int(miss.sum())
-        used &= ~miss
+            used &= ~miss
     for what, arr in arrays.items():
         if arr is not None:
             miss = np.isnan(arr)
@@ -156,44 +236,47 @@ def _used_rows(frame, columns, n_total, arrays):
     return used, culprits
 
 
-def _check_finite(frame, names, rows):
+def _check_finite(rows: _Rows, names):
     for name in sorted(names):
-        if frames.column_kind(frame, name) == "numeric":
-            values = frames.numeric_column(frame, name)[rows]
-            bad = ~np.isfinite(values)
-            if bad.any():
+        if rows.cache.kind(name) == "numeric":
+            values = rows.numeric(name)
+            if not np.isfinite(values).all():
+                bad = ~np.isfinite(values)
                 raise DataError(f"column {name!r} has {int(bad.sum())} non-finite value(s) "
                                 f"(e.g. {values[bad][0]}); replace or remove them")
 
 
-def _numeric_expr(expr, frame, pdf, rows, where):
-    col = plain_column(expr, frames.column_names(frame))
+def _numeric_expr(expr, rows: _Rows, where):
+    col = plain_column(expr, rows.cache.columns)
     if col is not None:
-        if frames.column_kind(frame, col) not in ("numeric", "bool"):
-            raise DataError(f"{where} column {col!r} must be numeric; found "
-                            f"{frames.column_kind(frame, col)} values")
-        return frames.numeric_column(frame, col)[rows]
-    return evaluate_numeric(expr, pdf, where)
+        kind = rows.cache.kind(col)
+        if kind not in ("numeric", "bool"):
+            raise DataError(f"{where} column {col!r} must be numeric; found {kind} values")
+        return rows.numeric(col)
+    if _FAST:
+        values = evaluate_arithmetic(expr, rows.numeric_or_none)
+        if values is not None:
+            return values
+    return evaluate_numeric(expr, rows.frame(), where)
 
 
-def _binomial_response(parsed, frame, pdf, rows, weights):
+def _binomial_response(parsed, rows: _Rows, weights):
     if parsed.cbind:
-        s = _numeric_expr(parsed.cbind[0], frame, pdf, rows, "cbind successes")
-        f = _numeric_expr(parsed.cbind[1], frame, pdf, rows, "cbind failures")
+        s = _numeric_expr(parsed.cbind[0], rows, "cbind successes")
+        f = _numeric_expr(parsed.cbind[1], rows, "cbind failures")
         if (s < 0).any() or (f < 0).any():
             raise DataError(f"cbind response {parsed.response!r} has negative counts")
         n = s + f
-        y = np.divide(s, n, out=np.zeros_like(s), where=n > 0)
+        y = np.divide(s, n, out=np.zeros_like(n), where=n > 0)
         return y, (n if weights is None else weights * n), None
-    col = plain_column(parsed.response, frames.column_names(frame))
-    if col is not None and frames.column_kind(frame, col) in ("factor", "string"):
-        codes, lv = frames.encode_column(frame, col)
-        codes, lv, _ = frames.drop_unused_levels(codes[rows], lv)
+    col = plain_column(parsed.response, rows.cache.columns)
+    if col is not None and rows.cache.kind(col) in ("factor", "string"):
+        codes, lv = rows.codes(col)
         if len(lv) > 2:
             raise DataError(f"binomial response {col!r} has {len(lv)} levels {lv[:5]}; it needs 2 "
                             f"(the second is the success)")
         return (codes >= 1).astype(np.float64), weights, lv
-    y = _numeric_expr(parsed.response, frame, pdf, rows, "binomial response")
+    y = _numeric_expr(parsed.response, rows, "binomial response")
     if ((y < 0) | (y > 1)).any():
         raise DataError(f"binomial response {parsed.response!r} must be 0/1, logical, a two-level factor, "
                         f"a proportion with weights, or cbind(successes, failures); found values in "
@@ -212,13 +295,14 @@ def _level_text(value) -> str:
     return str(value)
 
 
-def _ordinal_response(parsed, frame, rows, levels):
-    col = plain_column(parsed.response, frames.column_names(frame))
+def _ordinal_response(parsed, rows: _Rows, levels):
+    cache = rows.cache
+    col = plain_column(parsed.response, cache.columns)
     if col is None:
         raise FormulaError(f"the ordinal response {parsed.response!r} must be a column name")
-    kind = frames.column_kind(frame, col)
-    codes, lv = frames.encode_column(frame, col)
-    codes = codes[rows]
+    kind = cache.kind(col)
+    codes, lv = cache.codes(col)
+    codes = rows.take(codes)
     if levels is not None:
         lv_given = [_level_text(x) for x in levels]
         codes = _recode(codes, lv, lv_given, col)
@@ -236,35 +320,42 @@ def _ordinal_response(parsed, frame, rows, levels):
     return codes.astype(np.float64), kept
 
 
-def _response(parsed, frame, pdf, rows, kind, family, weights, levels):
+def _response(parsed, rows: _Rows, kind, family, weights, levels):
     """(y, weights, response_levels) for the model kind."""
     if kind in ("clmm", "clm"):
-        y, lv = _ordinal_response(parsed, frame, rows, levels)
+        y, lv = _ordinal_response(parsed, rows, levels)
         return y, weights, lv
     if kind == "glmm" and (family or "binomial") == "binomial":
-        return _binomial_response(parsed, frame, pdf, rows, weights)
+        return _binomial_response(parsed, rows, weights)
     if parsed.cbind:
         raise FormulaError(f"cbind(...) responses are for the binomial family; got {family or kind!r}")
     where = "response" if kind == "lmm" else f"{family} response"
-    return _numeric_expr(parsed.response, frame, pdf, rows, where), weights, None
+    return _numeric_expr(parsed.response, rows, where), weights, None
 
 
-def _re_term(bar, frame, pdf, rows, kind) -> RETerm:
-    codes, labels = group_codes(frame, bar.components, rows)
+def _re_term(bar, rows: _Rows, kind) -> RETerm:
+    codes, labels = group_codes(rows.cache, bar.components, rows.used)
     if len(labels) < 2:
         raise DataError(f"grouping factor {bar.group!r} in {bar} has {len(labels)} level"
                         f"{'' if len(labels) == 1 else 's'}; random effects need at least 2")
-    if kind == "lmm" and len(labels) >= rows.sum():
+    if kind == "lmm" and len(labels) >= rows.n:
         raise DataError(f"grouping factor {bar.group!r} in {bar} has {len(labels)} levels for "
-                        f"{int(rows.sum())} observations; an LMM needs fewer levels than observations")
+                        f"{rows.n} observations; an LMM needs fewer levels than observations")
     if bar.expr.strip() == "1":
         Z, names, spec = np.ones((codes.shape[0], 1)), ["(Intercept)"], None
     else:
-        Z, names, spec = fixed_matrix(bar.expr, pdf, where=f"random-effect term {bar}")
+        Z, names, spec = rows.matrix(bar.expr, where=f"random-effect term {bar}")
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term {bar} has no effects left of the bar")
-    return RETerm(group=bar.group, codes=codes, levels=labels, Z=np.ascontiguousarray(Z, dtype=np.float64),
-                  col_names=list(names), expr=bar.expr, spec=spec, components=tuple(bar.components))
+    return RETerm(group=bar.group, codes=codes, levels=labels, Z=_fresh(Z), col_names=list(names),
+                  expr=bar.expr, spec=spec, components=tuple(bar.components))
+
+
+def _fresh(values: np.ndarray) -> np.ndarray:
+    """C-contiguous, writeable float64 owned by the design (a copy only of read-only inputs)."""
+    if isinstance(values, np.ndarray) and not values.flags.writeable:
+        return np.array(values, dtype=np.float64, order="C", copy=True)
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def _check_kind(parsed, kind):
@@ -316,58 +407,57 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
     >>> d.x_names, d.terms[0].levels, d.terms[0].codes.tolist()
     (['(Intercept)', 'x'], ['a', 'b'], [0, 0, 1, 1])
     """
-    frame = frames.as_frame(data)
-    n_total = frames.n_rows(frame)
+    cache = frames.ColumnCache(data)
+    n_total = cache.n
     parsed = parse_formula(formula, groups=groups, random=random)
     _check_kind(parsed, kind)
     if n_total == 0:
         raise DataError("the data have no rows")
-    cols = frames.column_names(frame)
-    w_all, w_col = _vector_arg(weights, frame, n_total, "weights")
-    o_all, o_col = _vector_arg(offset, frame, n_total, "offset")
+    cols = cache.columns
+    w_all, w_col = _vector_arg(weights, cache, n_total, "weights")
+    o_all, o_col = _vector_arg(offset, cache, n_total, "offset")
     roles = _columns_of(parsed, cols, w_col, o_col)
     every = set().union(*roles.values())
-    used, culprits = _used_rows(frame, every, n_total,
+    used, culprits = _used_rows(cache, every, n_total,
                                 {"weights": None if w_col else w_all, "offset": None if o_col else o_all})
     n_obs = int(used.sum())
     if n_obs == 0:
         raise DataError(f"no complete rows: every row has a missing value in {sorted(culprits)}")
-    _check_finite(frame, every - roles["grouping"], used)
     formulaic_cols = roles["fixed"] | roles["lhs"] | roles["offset"] | {
         c for c in roles["response"] if plain_column(parsed.response, cols) != c}
-    pdf, factor_levels, col_kinds = model_frame(frame, formulaic_cols, used)
-    X, x_names, spec = fixed_matrix(parsed.fixed, pdf)
-    bad = ~np.isfinite(X)
-    if bad.any():
+    rows = _Rows(cache, used, formulaic_cols)
+    _check_finite(rows, every - roles["grouping"])
+    factor_levels, col_kinds = rows.levels_and_kinds()
+    X, x_names, spec = rows.matrix(parsed.fixed, where="the fixed effects")
+    if not np.isfinite(X).all():
+        bad = ~np.isfinite(X)
         name = x_names[int(np.nonzero(bad.any(axis=0))[0][0])]
         raise DataError(f"fixed-effect column {name!r} has non-finite values (e.g. log of 0)")
     intercept_dropped = kind in ("clmm", "clm") and "(Intercept)" in x_names
     if intercept_dropped:
         keep = [i for i, n in enumerate(x_names) if n != "(Intercept)"]
         X, x_names = X[:, keep], [x_names[i] for i in keep]
-    w = None if w_all is None else w_all[used]
+    w = None if w_all is None else rows.take(w_all)
     if w is not None and (w < 0).any():
         raise DataError("weights must be non-negative")
-    y, w, response_levels = _response(parsed, frame, pdf, used, kind, family, w, levels)
+    y, w, response_levels = _response(parsed, rows, kind, family, w, levels)
     if not np.isfinite(y).all():
         raise DataError(f"response {parsed.response!r} has non-finite values")
-    off = None if o_all is None else o_all[used].copy()
+    off = None if o_all is None else rows.take(o_all)
     for expr in parsed.offsets:
-        values = _numeric_expr(expr, frame, pdf, used, "offset")
+        values = _numeric_expr(expr, rows, "offset")
         off = values if off is None else off + values
     if off is not None and not np.isfinite(off).all():
         raise DataError("the offset has non-finite values")
-    terms = [_re_term(bar, frame, pdf, used, kind) for bar in parsed.bars]
+    terms = [_re_term(bar, rows, kind) for bar in parsed.bars]
     terms = sorted(terms, key=lambda t: -t.n_levels)  # stable: ties keep formula order
     extra = {"kind": kind, "family": family, "fixed_rhs": parsed.fixed, "intercept_dropped": intercept_dropped,
              "factor_levels": factor_levels, "column_kinds": col_kinds, "offsets": parsed.offsets,
              "offset_column": o_col, "offset_array": o_col is None and o_all is not None,
              "columns": sorted(every), "n_dropped": n_total - n_obs,
              "missing_by_column": culprits}
-    return Design(X=np.ascontiguousarray(X, dtype=np.float64), x_names=list(x_names),
-                  y=np.ascontiguousarray(y, dtype=np.float64),
-                  weights=None if w is None else np.ascontiguousarray(w, dtype=np.float64),
-                  offset=None if off is None else np.ascontiguousarray(off, dtype=np.float64),
+    return Design(X=_fresh(X), x_names=list(x_names), y=_fresh(y),
+                  weights=None if w is None else _fresh(w), offset=None if off is None else _fresh(off),
                   terms=terms, used=used, n_total=n_total, response=parsed.response,
                   response_levels=response_levels, fixed_spec=spec, formula=formula,
                   fixed_formula=parsed.fixed_formula, extra=extra)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import frames
 from ..errors import DataError
@@ -36,23 +34,37 @@ def needed_columns(design: Design, columns=()) -> dict:
     return {"fixed": fixed, "grouping": grouping}
 
 
-def _codes_into(frame, term, ok: np.ndarray) -> np.ndarray:
-    """Codes of the new rows into the fit's levels of ``term`` (-1: unseen level or missing row)."""
+def _codes_into(cache, term, ok: np.ndarray) -> np.ndarray:
+    """Codes of the new rows into the fit's levels of ``term`` (-1: unseen level or missing row).
+
+    Labels are looked up once per distinct label (or label combination), never once per row.
+    """
     n = ok.shape[0]
+    index = {lv: i for i, lv in enumerate(term.levels)}
     if len(term.components) == 1:
-        codes, labels = frames.encode_column(frame, term.components[0])
-        index = {lv: i for i, lv in enumerate(term.levels)}
+        codes, labels = cache.codes(term.components[0])
         table = np.array([index.get(lv, -1) for lv in labels] + [-1], dtype=np.int32)
         out = table[np.where(codes < 0, len(labels), codes)]
     else:
+        key = np.zeros(n, dtype=np.int64)
+        missing = np.zeros(n, dtype=bool)
         parts = []
         for name in term.components:
-            codes, labels = frames.encode_column(frame, name)
-            parts.append(pa.array(frames.row_labels(codes, labels).tolist(), type=pa.string()))
-        joined = pc.binary_join_element_wise(*parts, ":")
-        found = pc.index_in(joined, value_set=pa.array(term.levels, type=pa.string()))
-        out = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-    out = out.reshape(n).astype(np.int32)
+            codes, labels = cache.codes(name)
+            missing |= codes < 0
+            key = key * max(len(labels), 1) + np.maximum(codes, 0)
+            parts.append(labels)
+        uniq, inverse = np.unique(key, return_inverse=True)
+        found = []
+        for k in uniq.tolist():
+            names = []
+            for labels in reversed(parts):
+                k, r = divmod(k, max(len(labels), 1))
+                names.append(labels[r] if labels else "")
+            found.append(index.get(":".join(reversed(names)), -1))
+        out = np.asarray(found, dtype=np.int32)[inverse.reshape(-1)]
+        out[missing] = -1
+    out = np.array(out, dtype=np.int32).reshape(n)
     out[~ok] = -1
     return out
 
@@ -63,7 +75,7 @@ def _scatter(values: np.ndarray, ok: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(full)
 
 
-def _offset(design: Design, frame, pdf, ok: np.ndarray):
+def _offset(design: Design, cache, pdf, ok: np.ndarray):
     has_offset = design.offset is not None
     if not has_offset:
         return None
@@ -71,14 +83,14 @@ def _offset(design: Design, frame, pdf, ok: np.ndarray):
     total = np.zeros(n)
     col = design.extra.get("offset_column")
     if col is not None:
-        total += frames.numeric_column(frame, col)
+        total += cache.numeric(col)
     elif design.extra.get("offset_array"):
         warnings.warn("the offset= array of the fit cannot be applied to new rows; it is taken as 0 there "
                       "(pass the offset as a column name to carry it over)", UserWarning, stacklevel=3)
     for expr in design.extra.get("offsets", ()):
-        col_name = plain_column(expr, frames.column_names(frame))
+        col_name = plain_column(expr, cache.columns)
         if col_name is not None:
-            total += frames.numeric_column(frame, col_name)
+            total += cache.numeric(col_name)
         elif ok.any():
             part = np.full(n, np.nan)
             part[ok] = evaluate_numeric(expr, pdf, "offset")
@@ -121,9 +133,9 @@ def new_design(design: Design, newdata) -> dict:
     >>> nd["X"][0].tolist(), nd["terms"][0]["codes"].tolist(), nd["missing"].tolist()
     ([1.0, 2.0], [1, -1], [False, True])
     """
-    frame = frames.as_frame(newdata)
-    n = frames.n_rows(frame)
-    cols = frames.column_names(frame)
+    cache = frames.ColumnCache(newdata)
+    n = cache.n
+    cols = cache.columns
     roles = needed_columns(design, design.extra.get("columns", ()))
     extra_cols = {design.extra["offset_column"]} if design.extra.get("offset_column") else set()
     needed = roles["fixed"] | roles["grouping"] | extra_cols
@@ -132,9 +144,9 @@ def new_design(design: Design, newdata) -> dict:
         raise DataError(f"new data lack the column(s) {absent} used by the model")
     missing = np.zeros(n, dtype=bool)
     for name in sorted(roles["fixed"] | extra_cols):
-        missing |= frames.missing_mask(frame, name)
+        missing |= cache.missing(name)
     ok = ~missing
-    pdf, _, _ = model_frame(frame, roles["fixed"], ok, factor_levels=design.extra.get("factor_levels", {}))
+    pdf, _, _ = model_frame(cache, roles["fixed"], ok, factor_levels=design.extra.get("factor_levels", {}))
     names = r_column_names(design.fixed_spec)
     if ok.any():
         X_ok = matrix_from_spec(design.fixed_spec, pdf)
@@ -152,6 +164,6 @@ def new_design(design: Design, newdata) -> dict:
                                                                     f"{term.group})"), ok, term.k)
         else:
             Z = np.full((n, term.k), np.nan)
-        terms.append({"group": term.group, "codes": _codes_into(frame, term, ok), "Z": np.ascontiguousarray(Z)})
-    return {"X": _scatter(X_ok, ok, design.p), "offset": _offset(design, frame, pdf, ok), "terms": terms,
+        terms.append({"group": term.group, "codes": _codes_into(cache, term, ok), "Z": np.ascontiguousarray(Z)})
+    return {"X": _scatter(X_ok, ok, design.p), "offset": _offset(design, cache, pdf, ok), "terms": terms,
             "missing": missing, "n": n}

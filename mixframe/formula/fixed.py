@@ -5,6 +5,9 @@
 - Column names follow R's ``model.matrix``: ``(Intercept)``, ``Days``, ``tempwarm`` (factor name
   followed by the level), interactions joined by ``":"``, calls kept as written (``scale(HEIGHT)``).
 - ``scale()`` is formulaic's, which matches R's (centred, divided by the n - 1 standard deviation).
+
+formulaic (and pandas) are imported on first use, not with this module: simple right-hand sides
+never need them (see :mod:`mixframe.formula.simple`).
 """
 from __future__ import annotations
 
@@ -14,17 +17,13 @@ import itertools
 import re
 
 import numpy as np
-import pandas as pd
-from formulaic import Formula, model_matrix
-from formulaic.materializers.pandas import PandasMaterializer
-from interface_meta import override
 
 from ..errors import DataError, FormulaError
 from ..frames import r_number_label
+from .simple import SimpleSpec, arithmetic_names, parse_simple
 
 __all__ = [
     "EVAL_CONTEXT",
-    "RMaterializer",
     "check_columns",
     "evaluate_numeric",
     "expression_columns",
@@ -41,19 +40,39 @@ _BACKTICKED = re.compile(r"`([^`]+)`")
 EVAL_CONTEXT = {"np": np, "numpy": np, "sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1}
 
 
-class RMaterializer(PandasMaterializer):
-    """formulaic's pandas materializer, treating logical values as two-level factors as R does."""
+_MATERIALIZER = []
 
-    REGISTER_NAME = "mixframe_r"
-    REGISTER_INPUTS = ()
-    REGISTER_OUTPUTS = ("pandas", "numpy")
 
-    @override
-    def _is_categorical(self, values) -> bool:
-        raw = getattr(values, "__wrapped__", values)
-        if isinstance(raw, (pd.Series, np.ndarray)) and raw.dtype == bool:
-            return True
-        return super()._is_categorical(values)
+def _r_materializer():
+    """The class ``RMaterializer``: formulaic's pandas materializer, treating logical values as
+    two-level factors as R does (defined on first use, so that formulaic loads only when needed)."""
+    if not _MATERIALIZER:
+        import pandas as pd
+        from formulaic.materializers.pandas import PandasMaterializer
+        from interface_meta import override
+
+        class RMaterializer(PandasMaterializer):
+            """formulaic's pandas materializer, treating logical values as two-level factors as R does."""
+
+            REGISTER_NAME = "mixframe_r"
+            REGISTER_INPUTS = ()
+            REGISTER_OUTPUTS = ("pandas", "numpy")
+
+            @override
+            def _is_categorical(self, values) -> bool:
+                raw = getattr(values, "__wrapped__", values)
+                if isinstance(raw, (pd.Series, np.ndarray)) and raw.dtype == bool:
+                    return True
+                return super()._is_categorical(values)
+
+        _MATERIALIZER.append(RMaterializer)
+    return _MATERIALIZER[0]
+
+
+def __getattr__(name):
+    if name == "RMaterializer":
+        return _r_materializer()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _quote_dotted(text: str, columns) -> str:
@@ -115,6 +134,16 @@ def _python_names(expr: str) -> set[str]:
     return (names - {"_"}) | quoted
 
 
+def _quick_columns(text: str):
+    """Names of a simple right-hand side or of ``I(arithmetic)``, read without formulaic; else None."""
+    text = text.strip()
+    if text.startswith("I(") and text.endswith(")"):
+        names = arithmetic_names(text[2:-1])
+        return None if names is None or not names else names
+    parsed = parse_simple(text)
+    return None if parsed is None else {n for term in parsed[1] for n in term}
+
+
 def expression_columns(text: str, columns=()) -> set[str]:
     """Names an expression or right-hand side reads from the data (functions excluded).
 
@@ -123,6 +152,11 @@ def expression_columns(text: str, columns=()) -> set[str]:
     >>> sorted(expression_columns("log(x) + scale(h) + f:g + np.exp(q)"))
     ['f', 'g', 'h', 'q', 'x']
     """
+    quick = _quick_columns(text)
+    if quick is not None:
+        return quick
+    from formulaic import Formula
+
     try:
         formula = Formula(to_formulaic(text, columns))
     except Exception as exc:  # formulaic's parser errors carry no common base class
@@ -143,11 +177,14 @@ def check_columns(names, available, where: str) -> None:
 
     The message names the column, where it was used and the closest column names.
     """
-    from formulaic.transforms import TRANSFORMS
-
     available = list(available)
+    known = set(available) | set(EVAL_CONTEXT)
     for name in sorted(names):
-        if name in available or name in EVAL_CONTEXT or name in TRANSFORMS:
+        if name in known:
+            continue
+        from formulaic.transforms import TRANSFORMS
+
+        if name in TRANSFORMS:
             continue
         close = difflib.get_close_matches(name, available, n=3, cutoff=0.6)
         if not close:
@@ -190,15 +227,19 @@ def _fallback_name(column: str) -> str:
 
 
 def r_column_names(spec) -> list[str]:
-    """R's ``model.matrix`` column names for a formulaic ModelSpec (first factor varies fastest).
+    """R's ``model.matrix`` column names for a formulaic ModelSpec (first factor varies fastest), or
+    the names a :class:`~mixframe.formula.simple.SimpleSpec` holds.
 
     Examples
     --------
+    >>> import pandas as pd
     >>> import pandas as pd
     >>> df = pd.DataFrame({"t": pd.Categorical(["cold", "warm"]), "x": [1.0, 2.0]})
     >>> r_column_names(fixed_matrix("t + x", df)[2])
     ['(Intercept)', 'twarm', 'x']
     """
+    if isinstance(spec, SimpleSpec):
+        return list(spec.names)
     names = []
     for structure in spec.structure:
         term_names = []
@@ -217,7 +258,10 @@ def r_column_names(spec) -> list[str]:
     return names
 
 
-def _materialize(formula_or_spec, frame: pd.DataFrame, where: str, materializer=RMaterializer):
+def _materialize(formula_or_spec, frame, where: str, materializer=None):
+    from formulaic import model_matrix
+
+    materializer = _r_materializer() if materializer is None else materializer
     try:
         return model_matrix(formula_or_spec, frame, materializer=materializer, context=EVAL_CONTEXT,
                             na_action="ignore", output="pandas")
@@ -227,7 +271,7 @@ def _materialize(formula_or_spec, frame: pd.DataFrame, where: str, materializer=
         raise FormulaError(f"cannot build {where}: {exc}") from exc
 
 
-def fixed_matrix(rhs: str, frame: pd.DataFrame, where: str = "the fixed effects"):
+def fixed_matrix(rhs: str, frame, where: str = "the fixed effects"):
     """Model matrix of a right-hand side, with R column names.
 
     Returns
@@ -242,8 +286,14 @@ def fixed_matrix(rhs: str, frame: pd.DataFrame, where: str = "the fixed effects"
     return X, r_column_names(spec), spec
 
 
-def matrix_from_spec(spec, frame: pd.DataFrame, where: str = "the fixed effects") -> np.ndarray:
-    """Rebuild a model matrix on new rows with a stored ModelSpec (same columns as the fit)."""
+def matrix_from_spec(spec, frame, where: str = "the fixed effects") -> np.ndarray:
+    """Rebuild a model matrix on new rows with a stored ModelSpec or
+    :class:`~mixframe.formula.simple.SimpleSpec` (same columns as the fit)."""
+    if isinstance(spec, SimpleSpec):
+        try:
+            return spec.matrix_from_frame(frame)
+        except (AttributeError, KeyError, ValueError, TypeError) as exc:
+            raise DataError(f"cannot build {where} for the new data: {exc}") from exc
     try:
         mm = spec.get_model_matrix(frame, context=EVAL_CONTEXT)
     except Exception as exc:  # formulaic raises several unrelated exception types
@@ -251,7 +301,7 @@ def matrix_from_spec(spec, frame: pd.DataFrame, where: str = "the fixed effects"
     return np.ascontiguousarray(np.asarray(mm, dtype=np.float64))
 
 
-def evaluate_numeric(expr: str, frame: pd.DataFrame, where: str) -> np.ndarray:
+def evaluate_numeric(expr: str, frame, where: str) -> np.ndarray:
     """Evaluate an expression (``"size - incidence"``, ``"log(n)"``) as one float64 column.
 
     Raises
@@ -259,6 +309,8 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, where: str) -> np.ndarray:
     DataError
         If the expression does not give one numeric value per row.
     """
+    from formulaic.materializers.pandas import PandasMaterializer
+
     mm = _materialize(f"0 + I({to_formulaic(expr, frame.columns)})", frame, where, materializer=PandasMaterializer)
     values = np.asarray(mm, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != 1:

@@ -12,6 +12,7 @@ repeated terms) returns None, and the caller goes through formulaic.
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import keyword
 import re
@@ -21,7 +22,7 @@ import numpy as np
 
 from .bars import split_sum
 
-__all__ = ["SimpleSpec", "parse_simple", "simple_matrix"]
+__all__ = ["SimpleSpec", "arithmetic_names", "evaluate_arithmetic", "parse_simple", "simple_matrix"]
 
 _TERM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\s*[:*]\s*[A-Za-z_][A-Za-z0-9_]*)*$")
 _RESERVED = {"True", "False", "None"}
@@ -140,7 +141,7 @@ class SimpleSpec:
     levels: dict
     names: list
 
-    def matrix(self, numeric, codes) -> np.ndarray:
+    def matrix(self, numeric, codes, n: int | None = None) -> np.ndarray:
         """The model matrix from column readers.
 
         Parameters
@@ -149,12 +150,14 @@ class SimpleSpec:
             ``numeric(name)`` → float64 values of a numeric column, one per row.
         codes : callable
             ``codes(name)`` → int32 codes of a categorical column into ``levels[name]``.
+        n : int, optional
+            Number of rows; needed only when no column is read (intercept only).
 
         Returns
         -------
         ndarray (n, p) float64, C-contiguous
         """
-        return _fill(self.terms, self.levels, numeric, codes)
+        return _fill(self.terms, self.levels, numeric, codes, n)
 
     def matrix_from_frame(self, frame) -> np.ndarray:
         """The model matrix of a pandas frame made by :func:`mixframe.design.build.model_frame`."""
@@ -169,12 +172,11 @@ class SimpleSpec:
                 raise ValueError(f"column {name!r} does not have the levels of the fit")
             return np.asarray(series.cat.codes.to_numpy(), dtype=np.int32)
 
-        return self.matrix(numeric, codes)
+        return self.matrix(numeric, codes, len(frame))
 
 
-def _fill(terms, levels, numeric, codes) -> np.ndarray:
+def _fill(terms, levels, numeric, codes, n=None) -> np.ndarray:
     widths = [_width(t, levels) for t in terms]
-    n = None
     blocks = []
     for term in terms:
         value, cell, valid = None, None, None
@@ -195,16 +197,17 @@ def _fill(terms, levels, numeric, codes) -> np.ndarray:
             stride *= k
         blocks.append((value, cell, valid))
         for arr in (value, cell):
-            if arr is not None:
+            if arr is not None and n is None:
                 n = arr.shape[0]
     if n is None:
         raise ValueError("a simple matrix needs at least one column read from the data")
-    X = np.zeros((n, sum(widths)), dtype=np.float64)
+    X = np.empty((n, sum(widths)), dtype=np.float64)
     start = 0
     for (value, cell, valid), width in zip(blocks, widths):
         if cell is None:
             X[:, start] = 1.0 if value is None else value
-        else:
+        else:  # dummy columns: zero the block, then one scattered write per row
+            X[:, start:start + width] = 0.0
             rows = np.arange(n) if valid is None else np.flatnonzero(valid)
             cols = cell if valid is None else cell[rows]
             X[rows, start + cols] = 1.0 if value is None else (value if valid is None else value[rows])
@@ -236,7 +239,7 @@ def _names(terms, levels) -> list[str]:
     return names
 
 
-def simple_matrix(rhs: str, kinds: dict, numeric, codes):
+def simple_matrix(rhs: str, kinds: dict, numeric, codes, n: int | None = None):
     """Model matrix, R names and :class:`SimpleSpec` of a simple right-hand side, or None.
 
     Parameters
@@ -249,6 +252,8 @@ def simple_matrix(rhs: str, kinds: dict, numeric, codes):
         ``numeric(name)`` → float64 values over the rows (finite).
     codes : callable
         ``codes(name)`` → ``(codes, levels)`` over the rows, unused levels dropped.
+    n : int, optional
+        Number of rows; needed only for an intercept-only right-hand side (``"1"``).
 
     Returns
     -------
@@ -269,7 +274,7 @@ def simple_matrix(rhs: str, kinds: dict, numeric, codes):
         return None
     intercept, terms = parsed
     names_used = {n for t in terms for n in t}
-    if not names_used or any(n not in kinds for n in names_used):
+    if any(name not in kinds for name in names_used) or not (names_used or (intercept and n is not None)):
         return None
     categorical = {n for n in names_used if kinds[n] != "numeric"}
     levels, code_arrays = {}, {}
@@ -285,5 +290,90 @@ def simple_matrix(rhs: str, kinds: dict, numeric, codes):
         return None
     scoped = tuple(_scoped_terms(intercept, terms, categorical))
     spec = SimpleSpec(rhs=rhs, terms=scoped, levels=levels, names=_names(scoped, levels))
-    X = spec.matrix(numeric, code_arrays.__getitem__)
+    X = spec.matrix(numeric, code_arrays.__getitem__) if names_used else np.ones((n, 1))
     return X, list(spec.names), spec
+
+
+_OPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide}
+
+
+def _arithmetic_tree(expr: str):
+    try:
+        tree = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            continue
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            continue
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            continue
+        if isinstance(node, ast.Name) and node.id not in _RESERVED:
+            continue
+        if isinstance(node, (ast.operator, ast.unaryop, ast.expr_context)):
+            continue
+        return None
+    return tree
+
+
+def arithmetic_names(expr: str):
+    """Names read by an expression of names, numbers, ``+ - * /`` and parentheses; None otherwise.
+
+    Examples
+    --------
+    >>> sorted(arithmetic_names("size - incidence"))
+    ['incidence', 'size']
+    >>> arithmetic_names("log(n)") is None
+    True
+    """
+    tree = _arithmetic_tree(expr)
+    if tree is None:
+        return None
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def evaluate_arithmetic(expr: str, numeric):
+    """Evaluate an arithmetic expression (see :func:`arithmetic_names`) on float64 columns.
+
+    Parameters
+    ----------
+    expr : str
+    numeric : callable
+        ``numeric(name)`` → float64 values, or None when ``name`` is not a numeric column.
+
+    Returns
+    -------
+    ndarray of float64 or None
+        None when the expression is not arithmetic or names a column that is not numeric, or
+        when it reads no column at all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cols = {"s": np.array([1.0, 2.0]), "n": np.array([4.0, 4.0])}
+    >>> evaluate_arithmetic("n - s", cols.get).tolist()
+    [3.0, 2.0]
+    """
+    tree = _arithmetic_tree(expr)
+    if tree is None:
+        return None
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    columns = {name: numeric(name) for name in names}
+    if not columns or any(v is None for v in columns.values()):
+        return None
+
+    def walk(node):
+        if isinstance(node, ast.Name):
+            return columns[node.id]
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.UnaryOp):
+            operand = walk(node.operand)
+            return -operand if isinstance(node.op, ast.USub) else +operand
+        return _OPS[type(node.op)](walk(node.left), walk(node.right))
+
+    with np.errstate(all="ignore"):
+        out = walk(tree)
+    out = np.asarray(out, dtype=np.float64)
+    return out if out.ndim == 1 else None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ._frames import make_frame
 
@@ -38,6 +37,8 @@ def lrt_columns(logliks, npars, nobs, labels) -> dict:
     >>> float(cols["chisq"][1])
     4.0
     """
+    from scipy import stats
+
     logliks = np.asarray(logliks, dtype=float)
     npars = np.asarray(npars, dtype=np.int64)
     nobs = np.asarray(nobs, dtype=float)

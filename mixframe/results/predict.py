@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._family import family_of, ordinal_cum_probs, ordinal_probs
-
 LINEAR_TYPES = ("response", "link")
 ORDINAL_TYPES = ("prob", "cum.prob", "linear.predictor", "class")
 
@@ -105,6 +103,8 @@ def class_labels(raw, probs: np.ndarray, used: np.ndarray) -> np.ndarray:
 
 def predict_values(raw, newdata=None, type: str | None = None, re: bool = True) -> np.ndarray:
     """The array behind ``MixedModel.predict`` (see there)."""
+    from ._family import family_of, ordinal_cum_probs, ordinal_probs
+
     ordinal = raw.kind in ("clmm", "clm")
     allowed = ORDINAL_TYPES if ordinal else LINEAR_TYPES
     if type is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-from scipy import stats
 
 ORDINAL_KINDS = ("clmm", "clm")
 RATIO_LINKS = ("log", "logit")
@@ -53,6 +52,8 @@ def std_errors(raw) -> np.ndarray:
 
 
 def _crit(level: float, df: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
     q = 0.5 + level / 2.0
@@ -63,6 +64,8 @@ def _crit(level: float, df: np.ndarray) -> np.ndarray:
 
 
 def _p_values(statistic: np.ndarray, df: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
     a = np.abs(statistic)
     with np.errstate(invalid="ignore"):
         p_t = 2.0 * stats.t.sf(a, np.where(np.isnan(df), 1.0, df))
