@@ -10,9 +10,9 @@ DEFAULTS = {
     "optimizer": "bobyqa",
     "maxiter": 100_000,
     "ftol_rel": 1e-12,
-    "ftol_abs": 1e-10,
-    "xtol_rel": 1e-10,
-    "xtol_abs": 1e-10,
+    "ftol_abs": 1e-7,
+    "xtol_rel": 1e-7,
+    "xtol_abs": 1e-9,
     "initial_step": None,
     "verbose": False,
 }
