@@ -484,3 +484,22 @@ cdef class BlockedCholesky:
                         s -= L11_[j, c, a] * u_out[j * k0 + c]
                     u_out[j * k0 + a] = s / L11_[j, a, a]
         return 0
+
+    def column_quad_forms(self, const double[:, ::1] P, const double[::1] x, double[::1] out):
+        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1), x_j the entries of x in column j of the
+        block-sparse pattern placed at their block-2 rows; P symmetric, only its lower triangle read."""
+        cdef Py_ssize_t j, e1, e2, r1
+        cdef double s, t
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        with nogil:
+            for j in range(self.m0):
+                s = 0.0
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    r1 = row[e1]
+                    t = 0.0
+                    for e2 in range(ptr[j], e1):
+                        t += x[e2] * P[r1, row[e2]]
+                    s += x[e1] * (x[e1] * P[r1, r1] + 2.0 * t)
+                out[j] = s
+        return 0

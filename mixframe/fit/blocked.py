@@ -25,18 +25,39 @@ from ..design.lam import theta_to_lambdas
 
 # Below this size of the dense block, BLAS runs on one thread: threads cost more than they save on small
 # factorizations, and far more on a machine whose cores are busy.
-SINGLE_THREAD_BELOW = 800
-_CONTROLLER = []
+SINGLE_THREAD_BELOW = 2500
+_BLAS = []       # the BLAS library controllers (threadpoolctl), found once
+_DEPTH = [0]     # nesting depth of the one-thread sections
+
+
+class _OneBlasThread:
+    """Run BLAS on one thread inside the block (cheap to enter: two ctypes calls; nested uses are free)."""
+
+    def __enter__(self):
+        if _DEPTH[0] == 0:
+            for lib in _BLAS[0]:
+                lib["saved"] = lib["ctl"].num_threads
+                lib["ctl"].set_num_threads(1)
+        _DEPTH[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _DEPTH[0] -= 1
+        if _DEPTH[0] == 0:
+            for lib in _BLAS[0]:
+                lib["ctl"].set_num_threads(lib["saved"])
+        return False
 
 
 def _one_blas_thread():
-    """A context manager limiting BLAS to one thread (threadpoolctl; the controller is made once)."""
-    if not _CONTROLLER:
+    """A context manager limiting BLAS to one thread (the libraries are looked up once per process)."""
+    if not _BLAS:
         import scipy.linalg  # noqa: F401  (loads the BLAS library the controller must see)
         from threadpoolctl import ThreadpoolController
 
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+        _BLAS.append([{"ctl": c, "saved": None}
+                      for c in ThreadpoolController().select(user_api="blas").lib_controllers])
+    return _OneBlasThread()
 
 
 class FactorError(ArithmeticError):
@@ -187,6 +208,10 @@ class BlockedSystem:
 
         These are the conditional covariances of the spherical effects u given beta (up to the scale).
         """
+        with self.blas_context():
+            return self._cond_cov_u(chunk)
+
+    def _cond_cov_u(self, chunk):
         c = self.chol
         k0, m0, q2 = self.k0, self.m0, self.q2
         L11 = np.asarray(c.L11)

@@ -9,8 +9,11 @@ would break the ordering of the thresholds or lower the likelihood is halved.
 """
 from __future__ import annotations
 
+import warnings
+from itertools import pairwise
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
 
 from .._ext.ordinal import cumlink_full, link_functions
 from ..errors import ConvergenceWarning, DataError
@@ -19,12 +22,12 @@ from .result import RawFit
 LINKS = {"logit": 0, "probit": 1, "cloglog": 2, "loglog": 3, "cauchit": 4}
 THRESHOLDS = ("flexible", "equidistant", "symmetric")
 
-_QUANTILES = {
-    "logit": stats.logistic.ppf,
-    "probit": stats.norm.ppf,
+_QUANTILES = {   # the inverse CDFs F^{-1}
+    "logit": lambda p: np.log(p) - np.log1p(-p),
+    "probit": np.vectorize(NormalDist().inv_cdf, otypes=[float]),
     "cloglog": lambda p: np.log(-np.log1p(-p)),
     "loglog": lambda p: -np.log(-np.log(p)),
-    "cauchit": stats.cauchy.ppf,
+    "cauchit": lambda p: np.tan(np.pi * (p - 0.5)),
 }
 
 
@@ -76,7 +79,7 @@ def threshold_structure(levels, threshold: str):
     if nthr < 1:
         raise DataError(f"an ordinal response needs at least 2 levels; found {levels}")
     if threshold == "flexible":
-        return np.eye(nthr), [f"{a}|{b}" for a, b in zip(levels[:-1], levels[1:])]
+        return np.eye(nthr), [f"{a}|{b}" for a, b in pairwise(levels)]
     if threshold not in THRESHOLDS:
         raise ValueError(f"threshold {threshold!r} is not one of {list(THRESHOLDS)}")
     if nthr < 2:
@@ -240,7 +243,9 @@ def fit_clm(design, link: str = "logit", threshold: str = "flexible", control: d
     ['a|b', 'b|c', 'x']
     """
     ctl = dict(control or {})
-    import warnings
+    unknown = sorted(set(ctl) - {"maxiter", "tol"})
+    if unknown:
+        raise ValueError(f"unknown control option(s) {unknown} for clm; known: ['maxiter', 'tol']")
 
     problem = CLMProblem(design, link, threshold)
     xi0 = start_thresholds(problem.y, problem.K, design.weights, link, problem.J)
@@ -249,7 +254,8 @@ def fit_clm(design, link: str = "logit", threshold: str = "flexible", control: d
                                                  gtol=float(ctl.get("tol", 1e-9)))
     messages = []
     if not converged:
-        msg = f"Newton-Raphson did not converge in {iters} iterations (max |gradient| {np.max(np.abs(g)):.2e})"
+        msg = (f"Newton-Raphson did not converge in {iters} iterations "
+               f"(max |gradient| {np.max(np.abs(g)):.2e})")
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         messages.append(msg)
     try:

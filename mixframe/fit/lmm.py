@@ -19,12 +19,15 @@ from scipy.linalg.lapack import dtrtri
 from ..design.lam import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from .blocked import BlockedSystem
-from .optimize import minimize_bounded
+from .lmm_grad import all_scalar, profiled_gradient
+from .optimize import minimize_bounded, minimize_with_gradient
 from .result import RawFit
 from .satterthwaite import satterthwaite_df
 
 LOG_2PI = math.log(2.0 * math.pi)
 SINGULAR_TOL = 1e-4
+#: scalar-term LMMs whose dense block has at least this many rows use the gradient-based optimizer
+GRADIENT_FROM_Q2 = 200
 
 
 class LmmObjective:
@@ -95,8 +98,14 @@ class LmmObjective:
 def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
     obj = LmmObjective(design, reml)
-    opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=control,
-                           desc=f"LMM ({'REML' if reml else 'ML'})")
+    desc = f"LMM ({'REML' if reml else 'ML'})"
+    if all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
+        # expensive evaluations (a large dense block): an analytic gradient needs far fewer of them
+        opt = minimize_with_gradient(lambda th: (obj(th), profiled_gradient(obj, th)), design.theta_start(),
+                                     design.theta_lower_bounds(), control=control, desc=desc)
+    else:
+        opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=control,
+                               desc=desc)
     theta = opt.x
     dev = obj(theta)  # leaves the factor at the optimum
     messages = []

@@ -128,3 +128,34 @@ def _minimize(fun, x0, lower, upper, control, bar) -> OptSummary:
     return OptSummary(x0=x0, x=np.asarray(x, dtype=float), fmin=float(fmin),
                       evaluations=int(opt.get_numevals()), return_code=int(code), message=msg,
                       converged=bool(converged), trace=trace)
+
+
+def minimize_with_gradient(fun_grad, x0, lower, control: dict | None = None, desc: str = "fitting") -> OptSummary:
+    """Minimise with an analytic gradient (L-BFGS-B, lower bounds) where each evaluation is expensive.
+
+    ``fun_grad(x)`` returns ``(f, g)``. Tolerances: ``ftol_rel`` on the relative decrease and a projected
+    gradient of at most 1e-6 per unit of the objective's scale.
+    """
+    from scipy.optimize import minimize
+
+    from ..progress import progress_bar, progress_enabled
+
+    ctl = control_settings(control)
+    x0 = np.asarray(x0, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    count = [0]
+    with progress_bar(total=None, desc=desc, enabled=progress_enabled(control)) as bar:
+        def wrapped(x):
+            bar.update(1)
+            count[0] += 1
+            f, g = fun_grad(x)
+            if not np.isfinite(f):
+                return 1e300, np.zeros_like(x)
+            return f, g
+
+        res = minimize(wrapped, np.maximum(x0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": int(ctl["maxiter"]), "ftol": max(ctl["ftol_rel"], 1e-15),
+                                "gtol": 1e-6, "maxcor": 20})
+    return OptSummary(x0=x0, x=np.asarray(res.x, dtype=float), fmin=float(res.fun), evaluations=count[0],
+                      return_code=int(res.status), message=str(res.message), converged=bool(res.success))
