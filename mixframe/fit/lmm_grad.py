@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.lapack import dpotri, dtrtri
+from scipy.linalg.lapack import dpotri, dtrtri, dtrtrs
 
 #: theta_t below this uses a one-sided difference for its gradient component (the analytic form is 0/0 at 0)
 SMALL_THETA = 1e-5
@@ -36,20 +36,19 @@ def _diag_inv_parts(system):
     F2 = np.asarray(c.F2)
     tr_blocks = []
     if q2:
-        L22inv, info = dtrtri(np.asarray(c.L22), lower=1)
-        L22inv = np.tril(L22inv)
+        L22 = np.asarray(c.L22)
         lam_rows = np.repeat(np.asarray(c.lamR), system.r_m)          # scalar terms: one value per row
         S = np.asarray(c.S)[:, 0]
         cols = np.repeat(np.arange(system.m0), np.diff(system.a21_ptr))
         Ssp = sp.csc_matrix((S, (system.a21_row, cols)), shape=(q2, system.m0))
         # diag of M^{-1}: block 2 is diag((L22 L22')^{-1}); block 1 adds x_j' (L22 L22')^{-1} x_j with x_j the
         # level's column of LR' S, all divided by L11_j^2
-        P, info = dpotri(np.asarray(c.L22), lower=1)
+        P, info = dpotri(L22, lower=1)
         d2 = np.diag(P).copy()
         quad = np.empty(system.m0)
         c.column_quad_forms(np.ascontiguousarray(P), np.ascontiguousarray(S * lam_rows[system.a21_row]), quad)
         d1 = (1.0 + quad) / L11 ** 2
-        V2 = L22inv.T @ F2.T                                           # L22' V2 = F2'
+        V2, info = dtrtrs(L22, np.ascontiguousarray(F2.T), lower=1, trans=1)   # L22' V2 = F2'
         C = np.asarray(Ssp.T @ (lam_rows[:, None] * V2))               # L21' V2 with L21 = LR' S
         V1 = (F1.T - C) / L11[:, None]
         V = np.vstack([V1, V2])
