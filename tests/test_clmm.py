@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mixframe._ext.ordinal import cumlink_eta, link_functions
 from scipy import integrate, optimize, stats
 from scipy.special import expit
 
-from mixframe._ext.ordinal import cumlink_eta, cumlink_full, link_functions
 from mixframe.design.build import build_design
 from mixframe.design.terms import Design, RETerm
 from mixframe.fit.clm import CLMProblem, fit_clm, make_cdf, threshold_structure
@@ -38,7 +38,7 @@ SFS = {
 
 
 # ---------------------------------------------------------------------------- helpers
-def simulate(rng, n_groups=12, per=15, K=4, sd=0.9, slope=False, crossed=False):
+def simulate(rng, n_groups=12, per=15, K=4, sd=0.9, slope=False, crossed=False, nested=False):
     """A small ordinal data set with a scalar (or intercept + slope) term, optionally a crossed one."""
     n = n_groups * per
     g = np.repeat(np.arange(n_groups), per).astype(np.int32)
@@ -56,6 +56,10 @@ def simulate(rng, n_groups=12, per=15, K=4, sd=0.9, slope=False, crossed=False):
     terms = [RETerm("g", g, [str(i) for i in range(n_groups)], np.ascontiguousarray(Zg), names)]
     if crossed:
         terms.append(RETerm("h", h, [str(i) for i in range(5)], np.ones((n, 1)), ["(Intercept)"]))
+    if nested:     # g:s, each g split in 3 subgroups (listed first: it has more levels)
+        sub = (g * 3 + np.arange(n) % 3).astype(np.int32)
+        zs = np.ascontiguousarray(rng.uniform(0.5, 1.5, size=(n, 1)))
+        terms.insert(0, RETerm("g:s", sub, [f"{i // 3}:{i % 3}" for i in range(3 * n_groups)], zs, ["w"]))
     return Design(X=x[:, None].copy(), x_names=["x"], y=y.astype(float), weights=None, offset=None,
                   terms=terms, used=np.ones(n, bool), n_total=n, response="y",
                   response_levels=[str(k) for k in range(K)])
@@ -119,7 +123,7 @@ def exact_marginal(design, alpha, beta, sd, link="logit"):
     for j in range(t.n_levels):
         rows = t.codes == j
 
-        def integrand(v):
+        def integrand(v, rows=rows):
             e = eta0[rows] + sd * v
             with np.errstate(divide="ignore"):
                 return np.exp(np.sum(np.log(F(A[y[rows] + 1] - e) - F(A[y[rows]] - e)))) * stats.norm.pdf(v)
@@ -191,7 +195,7 @@ def test_clm_gradient_and_hessian(link, threshold):
     d = simulate(np.random.default_rng(5), K=5)
     prob = CLMProblem(d, link, threshold)
     par = np.concatenate([np.linalg.lstsq(prob.J, np.array([-1.2, -0.3, 0.5, 1.4]), rcond=None)[0], [0.4]])
-    ll, g, H = prob.derivatives(par)
+    _, g, H = prob.derivatives(par)
     h = 1e-5
     eye = np.eye(par.size) * h
     g_fd = np.array([(prob.derivatives(par + e)[0] - prob.derivatives(par - e)[0]) / (2 * h) for e in eye])
@@ -244,13 +248,44 @@ def test_clm_structured_thresholds_match_direct_optimisation(threshold, link):
 # ---------------------------------------------------------------------------- likelihood oracles
 def test_laplace_matches_dense_oracle_for_every_structure():
     rng = np.random.default_rng(7)
-    for kw, theta in [({}, [0.9]), ({"crossed": True}, [0.8, 0.5]), ({"slope": True}, [0.9, 0.2, 0.4])]:
+    cases = [({}, [0.9]), ({"crossed": True}, [0.8, 0.5]), ({"slope": True}, [0.9, 0.2, 0.4]),
+             ({"nested": True}, [0.6, 0.8])]
+    for kw, theta in cases:
         d = simulate(rng, **kw)
         prob = CLMProblem(d, "logit", "flexible")
         obj = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
+        assert obj.nested == bool(kw.get("nested"))
         alpha, beta = np.array([-1.0, 0.1, 1.2]), np.array([0.7])
         got = obj(alpha, beta, np.array(theta))
         assert got == pytest.approx(dense_laplace(d, alpha, beta, np.array(theta)), rel=1e-10)
+
+
+def test_scalar_path_matches_blocked_path():
+    d = simulate(np.random.default_rng(13))
+    prob = CLMProblem(d, "cloglog", "flexible")
+    fast = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
+    slow = LaplaceObjective(d, prob.y, prob.code, prob.J, 1, general=True)
+    alpha, beta, theta = np.array([-0.8, 0.0, 0.9]), np.array([0.4]), np.array([0.7])
+    assert fast(alpha, beta, theta) == pytest.approx(slow(alpha, beta, theta), rel=1e-11)
+    b1, s1, e1 = fast.conditional(alpha, beta, theta)
+    b2, s2, e2 = slow.conditional(alpha, beta, theta)
+    np.testing.assert_allclose(b1[0], b2[0], atol=1e-9)
+    np.testing.assert_allclose(s1[0], s2[0], rtol=1e-9)
+    np.testing.assert_allclose(e1, e2, atol=1e-9)
+
+
+def test_nested_path_matches_blocked_path():
+    d = simulate(np.random.default_rng(12), nested=True)
+    prob = CLMProblem(d, "probit", "flexible")
+    fast = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
+    slow = LaplaceObjective(d, prob.y, prob.code, prob.J, 1, general=True)
+    assert fast.nested and not slow.nested
+    alpha, beta, theta = np.array([-0.8, 0.0, 0.9]), np.array([0.4]), np.array([0.7, 0.5])
+    assert fast(alpha, beta, theta) == pytest.approx(slow(alpha, beta, theta), rel=1e-11)
+    for (b1, s1), (b2, s2) in zip(zip(*fast.conditional(alpha, beta, theta)[:2]),
+                                  zip(*slow.conditional(alpha, beta, theta)[:2])):
+        np.testing.assert_allclose(b1, b2, atol=1e-9)
+        np.testing.assert_allclose(s1, s2, rtol=1e-9)
 
 
 @pytest.mark.parametrize("link", LINKS)
@@ -265,8 +300,40 @@ def test_agq_converges_to_the_exact_integral(link):
     assert laplace == pytest.approx(exact, abs=0.05 * d.terms[0].n_levels)
 
 
+@pytest.mark.parametrize("link", LINKS)
+def test_laplace_gradient_against_finite_differences(link):
+    d = simulate(np.random.default_rng(3))
+    d = Design(X=d.X, x_names=d.x_names, y=d.y, weights=np.linspace(0.5, 1.5, d.n_obs),
+               offset=np.linspace(-0.3, 0.3, d.n_obs), terms=d.terms, used=d.used, n_total=d.n_total,
+               response="y", response_levels=d.response_levels)
+    prob = CLMProblem(d, link, "flexible")
+    obj = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
+    assert obj.has_gradient
+    v = np.array([-1.0, 0.1, 1.2, 0.7, 0.9])
+
+    def f(v):
+        return obj(v[:3], v[3:4], v[4:])
+
+    value, grad = obj.value_and_grad(v[:3], v[3:4], v[4:])
+    assert value == pytest.approx(f(v), rel=1e-12)
+    h = 1e-6
+    g_fd = np.array([(f(v + e) - f(v - e)) / (2 * h) for e in np.eye(v.size) * h])
+    np.testing.assert_allclose(grad, g_fd, rtol=1e-6, atol=1e-5)
+
+
+def test_threshold_map_jacobian():
+    from mixframe.fit.clmm_optim import rho_jacobian
+    for thr, K in [("flexible", 5), ("equidistant", 5), ("symmetric", 6), ("symmetric", 5)]:
+        J, _ = threshold_structure([str(i) for i in range(K)], thr)
+        rho = np.random.default_rng(K).normal(size=J.shape[1])
+        h = 1e-6
+        fd = np.column_stack([(rho_to_xi(rho + e, thr, K - 1) - rho_to_xi(rho - e, thr, K - 1)) / (2 * h)
+                              for e in np.eye(rho.size) * h])
+        np.testing.assert_allclose(rho_jacobian(rho, thr, K - 1), fd, atol=1e-8)
+
+
 def test_one_node_quadrature_is_laplace():
-    from mixframe._ext.ordinal import agq_scalar
+    from mixframe._ext.ordinal_laplace import agq_scalar
     d = simulate(np.random.default_rng(4))
     prob = CLMProblem(d, "probit", "flexible")
     obj = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
@@ -317,7 +384,8 @@ def reference_fit(case):
     return ref, design, fit
 
 
-@pytest.mark.parametrize("case", ["wine_clm", "wine_logit", "wine_probit", "wine_crossed", "wine_agq", "soup"])
+@pytest.mark.parametrize("case", ["wine_clm", "wine_logit", "wine_probit", "wine_crossed", "wine_agq",
+                                  "soup"])
 def test_reference_case(case):
     ref, design, fit = reference_fit(case)
     values = {**ref["thresholds"], **ref["fixef"]}
