@@ -22,7 +22,6 @@ from scipy.linalg.lapack import dtrtri
 from .._ext.blocked import BlockedCholesky
 from ..design.lam import theta_to_lambdas
 
-
 # Below this size of the dense block, BLAS runs on one thread: threads cost more than they save on small
 # factorizations, and far more on a machine whose cores are busy.
 SINGLE_THREAD_BELOW = 2500
@@ -78,44 +77,48 @@ class BlockedSystem:
     def __init__(self, terms, n_extra: int):
         if not terms:
             raise ValueError("a blocked system needs at least one random-effect term")
-        self.terms = list(terms)
-        self.n_extra = int(n_extra)
-        t0 = self.terms[0]
-        rterms = self.terms[1:]
-        self.n_obs = t0.Z.shape[0]
-        self.k0, self.m0 = t0.k, t0.n_levels
+        t0, rterms = terms[0], list(terms[1:])
+        self.n_obs = n = t0.Z.shape[0]
         self.code0 = np.ascontiguousarray(t0.codes, dtype=np.int32)
         self.Z0 = np.ascontiguousarray(t0.Z, dtype=np.float64)
-        r_k = np.array([t.k for t in rterms], dtype=np.int32)
-        r_m = np.array([t.n_levels for t in rterms], dtype=np.int32)
-        r_off = np.zeros(len(rterms), dtype=np.int32)
-        if len(rterms):
-            r_off[1:] = np.cumsum(r_k * r_m)[:-1]
-        self.q1 = self.k0 * self.m0
-        self.q2 = int(np.sum(r_k * r_m)) if len(rterms) else 0
-        n = self.n_obs
         self.rcodes = np.ascontiguousarray(
             np.stack([t.codes for t in rterms], axis=1) if rterms else np.zeros((n, 0)), dtype=np.int32)
         self.ZR = np.ascontiguousarray(
             np.concatenate([t.Z for t in rterms], axis=1) if rterms else np.zeros((n, 0)), dtype=np.float64)
         self.zr_off = np.zeros(len(rterms), dtype=np.int32)
-        if len(rterms):
-            self.zr_off[1:] = np.cumsum(r_k)[:-1]
-        a21_ptr, a21_row, pos = self._pattern(r_off, r_k)
-        self.a21_ptr, self.a21_row, self.pos = a21_ptr, a21_row, pos
-        self.r_off, self.r_k, self.r_m = r_off, r_k, r_m
-        self.chol = BlockedCholesky(self.k0, self.m0, a21_ptr, a21_row, r_off, r_k, r_m, self.n_extra)
-        # theta -> (lam0 flat, lamR flat) index maps
+        if rterms:
+            self.zr_off[1:] = np.cumsum([t.k for t in rterms])[:-1]
+        self._set_structure(terms, n_extra)
+        a21_ptr, a21_row, self.pos = self._pattern(self.r_off, self.r_k)
+        self._set_pattern(a21_ptr, a21_row)
+
+    def _set_structure(self, terms, n_extra: int) -> None:
+        """Block sizes and the theta -> Lambda index maps (everything that depends on the terms' shapes only)."""
+        self.terms = list(terms)
+        self.n_extra = int(n_extra)
+        t0, rterms = self.terms[0], self.terms[1:]
+        self.k0, self.m0 = t0.k, t0.n_levels
+        self.r_k = np.array([t.k for t in rterms], dtype=np.int32)
+        self.r_m = np.array([t.n_levels for t in rterms], dtype=np.int32)
+        self.r_off = np.zeros(len(rterms), dtype=np.int32)
+        if rterms:
+            self.r_off[1:] = np.cumsum(self.r_k * self.r_m)[:-1]
+        self.q1 = self.k0 * self.m0
+        self.q2 = int(np.sum(self.r_k * self.r_m)) if rterms else 0
         lam_len = [t.k * t.k for t in self.terms]
         self._lam_offsets = np.concatenate([[0], np.cumsum(lam_len)]).astype(np.int64)
-        idx = []
-        for ti, t in enumerate(self.terms):
-            for j in range(t.k):
-                for i in range(j, t.k):
-                    idx.append(self._lam_offsets[ti] + i * t.k + j)
+        idx = [self._lam_offsets[ti] + i * t.k + j
+               for ti, t in enumerate(self.terms) for j in range(t.k) for i in range(j, t.k)]
         self._theta_idx = np.asarray(idx, dtype=np.int64)
         self._lam_all = np.zeros(int(self._lam_offsets[-1]))
         self.theta = None
+
+    def _set_pattern(self, a21_ptr, a21_row) -> None:
+        """Install the block-sparse pattern of Z_R' W Z_0 and allocate the compiled factor."""
+        self.a21_ptr = np.ascontiguousarray(a21_ptr, dtype=np.int32)
+        self.a21_row = np.ascontiguousarray(a21_row, dtype=np.int32)
+        self.chol = BlockedCholesky(self.k0, self.m0, self.a21_ptr, self.a21_row, self.r_off, self.r_k,
+                                    self.r_m, self.n_extra)
 
     def _pattern(self, r_off, r_k):
         """Block-sparse pattern of Z_R' W Z_0: per level of term 0, the sorted scalar rows of block 2."""
@@ -220,7 +223,7 @@ class BlockedSystem:
         outs = []
         if q2:
             L22 = np.asarray(c.L22)
-            L22inv, info = dtrtri(L22, lower=1)
+            L22inv, _ = dtrtri(L22, lower=1)
             L22inv = np.tril(L22inv)
             S = np.asarray(c.S)
             lamR = np.asarray(c.lamR)

@@ -98,22 +98,39 @@ class LmmObjective:
 def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
     obj = LmmObjective(design, reml)
-    desc = f"LMM ({'REML' if reml else 'ML'})"
+    opt = optimize_lmm(obj, design, control)
+
+    def linear_predictors(beta, bs):
+        eta_fixed = design.X @ beta
+        if design.offset is not None:
+            eta_fixed = eta_fixed + design.offset
+        return eta_fixed + z_times_b(design.terms, bs), eta_fixed
+
+    return finish_lmm(obj, design, opt, linear_predictors)
+
+
+def optimize_lmm(obj, design, control=None):
+    """Minimise the profiled deviance over theta: BOBYQA, or L-BFGS-B on the analytic gradient when every
+    term is scalar and the dense block makes evaluations expensive."""
+    desc = f"LMM ({'REML' if obj.reml else 'ML'})"
     if all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
-        # expensive evaluations (a large dense block): an analytic gradient needs far fewer of them
-        opt = minimize_with_gradient(lambda th: (obj(th), profiled_gradient(obj, th)), design.theta_start(),
-                                     design.theta_lower_bounds(), control=control, desc=desc)
-    else:
-        opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=control,
-                               desc=desc)
+        return minimize_with_gradient(lambda th: (obj(th), profiled_gradient(obj, th)), design.theta_start(),
+                                      design.theta_lower_bounds(), control=control, desc=desc)
+    return minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=control, desc=desc)
+
+
+def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
+    """The fit record at the optimizer's theta: beta, sigma, vcov, conditional modes and SDs, likelihoods,
+    warnings, and lazily the Satterthwaite df. ``linear_predictors(beta, b)`` returns (eta, eta_fixed) on the
+    used rows; without it (streamed data) they are left empty."""
+    reml = obj.reml
     theta = opt.x
     dev = obj(theta)  # leaves the factor at the optimum
-    messages = []
     if not np.isfinite(dev):
         raise DataError("the model could not be fitted: the penalized system is singular at every "
                         "tried value; check for collinear or constant predictors")
     sys = obj.system
-    ldz, ldx, r2 = sys.logdets()
+    ldz, _, r2 = sys.logdets()
     n, p = obj.n, obj.p
     sigma = math.sqrt(r2 / ((n - p) if reml else n))
     beta, u = sys.solve()
@@ -121,39 +138,34 @@ def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     vcov = sigma ** 2 * (rx_inv.T @ rx_inv)
     lambdas = theta_to_lambdas(design.terms, theta)
     bs = u_to_b(design.terms, theta, u)
-    cov_u = sys.cond_cov_u()
     b_sd = [sigma * np.sqrt(np.maximum(np.einsum("ab,jbc,ac->ja", lam, cu, lam), 0.0))
-            for lam, cu in zip(lambdas, cov_u)]
-    eta_fixed = design.X @ beta
-    if design.offset is not None:
-        eta_fixed = eta_fixed + design.offset
-    eta = eta_fixed + z_times_b(design.terms, bs)
+            for lam, cu in zip(lambdas, sys.cond_cov_u())]
+    eta, eta_fixed = linear_predictors(beta, bs) if linear_predictors else (np.zeros(0), np.zeros(0))
     # deviance as lme4 reports it: -2 ML log-likelihood (at the REML estimates for a REML fit)
     ml_dev = ldz + n * (1.0 + LOG_2PI + math.log(r2 / n)) - obj.log_w
-    loglik = -dev / 2.0
+    messages = []
     singular = _is_singular(design, theta)
     if singular:
         messages.append("boundary (singular) fit: a variance component is estimated as zero or a "
                         "correlation as +-1; consider simplifying the random effects")
-        warnings.warn(messages[-1], SingularFitWarning, stacklevel=3)
+        warnings.warn(messages[-1], SingularFitWarning, stacklevel=4)
     if not opt.converged:
         messages.append(f"optimizer did not converge ({opt.message}) after {opt.evaluations} evaluations; "
                         "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
-        warnings.warn(messages[-1], ConvergenceWarning, stacklevel=3)
+        warnings.warn(messages[-1], ConvergenceWarning, stacklevel=4)
     theta_hat = theta.copy()
 
     def df():
         return satterthwaite_df(obj, theta_hat, sigma)
 
-    n_params = p + design.n_theta + 1
     return RawFit(
         kind="lmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov,
         theta=theta, lambdas=lambdas, re_scale=sigma, sigma=sigma, b=bs, b_sd=b_sd,
-        eta=eta, eta_fixed=eta_fixed, loglik=loglik, deviance=ml_dev, n_params=n_params,
+        eta=eta, eta_fixed=eta_fixed, loglik=-dev / 2.0, deviance=ml_dev, n_params=p + design.n_theta + 1,
         family="gaussian", link="identity", method="REML" if reml else "ML",
         converged=opt.converged, singular=singular, iterations=opt.evaluations,
         reml_crit=dev if reml else None, df=df, messages=messages,
-        extra={"optimizer": opt.message, "objective": obj},
+        extra={"optimizer": opt.message, "objective": obj, **(extra or {})},
     )
 
 

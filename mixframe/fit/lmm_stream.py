@@ -12,20 +12,14 @@ LMM's formulas (:class:`~mixframe.fit.lmm.LmmObjective`).
 from __future__ import annotations
 
 import dataclasses
-import math
-import warnings
 
 import numpy as np
 
-from .._ext.blocked import BlockedCholesky
-from ..design.lam import theta_to_lambdas, u_to_b
 from ..design.terms import Design
-from ..errors import ConvergenceWarning, DataError, SingularFitWarning
+from ..errors import DataError
 from .blocked import BlockedSystem
-from .lmm import LOG_2PI, LmmObjective, _is_singular, tri_inv
-from .optimize import minimize_bounded
+from .lmm import LmmObjective, finish_lmm, optimize_lmm
 from .result import RawFit
-from .satterthwaite import satterthwaite_df
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -197,29 +191,8 @@ class StreamSystem(BlockedSystem):
     """
 
     def __init__(self, terms, n_extra: int, a21_ptr, a21_row):
-        self.terms = list(terms)
-        self.n_extra = int(n_extra)
-        t0, rterms = self.terms[0], self.terms[1:]
-        self.k0, self.m0 = t0.k, t0.n_levels
-        r_k = np.array([t.k for t in rterms], dtype=np.int32)
-        r_m = np.array([t.n_levels for t in rterms], dtype=np.int32)
-        r_off = np.zeros(len(rterms), dtype=np.int32)
-        if len(rterms):
-            r_off[1:] = np.cumsum(r_k * r_m)[:-1]
-        self.q1 = self.k0 * self.m0
-        self.q2 = int(np.sum(r_k * r_m)) if len(rterms) else 0
-        self.r_off, self.r_k, self.r_m = r_off, r_k, r_m
-        self.a21_ptr = np.ascontiguousarray(a21_ptr, dtype=np.int32)
-        self.a21_row = np.ascontiguousarray(a21_row, dtype=np.int32)
-        self.chol = BlockedCholesky(self.k0, self.m0, self.a21_ptr, self.a21_row, r_off, r_k, r_m,
-                                    self.n_extra)
-        lam_len = [t.k * t.k for t in self.terms]
-        self._lam_offsets = np.concatenate([[0], np.cumsum(lam_len)]).astype(np.int64)
-        idx = [self._lam_offsets[ti] + i * t.k + j
-               for ti, t in enumerate(self.terms) for j in range(t.k) for i in range(j, t.k)]
-        self._theta_idx = np.asarray(idx, dtype=np.int64)
-        self._lam_all = np.zeros(int(self._lam_offsets[-1]))
-        self.theta = None
+        self._set_structure(terms, n_extra)
+        self._set_pattern(a21_ptr, a21_row)
 
     def crossprod(self, E, w=None):
         raise TypeError("a StreamSystem holds summed cross-products; add rows through CrossprodAccumulator")
@@ -262,48 +235,6 @@ def fit_lmm_crossprod(design: StreamedDesign, acc: CrossprodAccumulator, reml: b
             raise DataError(f"grouping factor {term.group!r} has {term.n_levels} levels for {acc.n} "
                             "observations; an LMM needs fewer levels than observations")
     obj = StreamObjective(acc.system(), acc.n, acc.p, acc.log_w, reml)
-    ctl = dict(control or {})
-    for key in ("progress", "batch_size"):
-        ctl.pop(key, None)
-    opt = minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=ctl)
-    theta = opt.x
-    dev = obj(theta)
-    if not np.isfinite(dev):
-        raise DataError("the model could not be fitted: the penalized system is singular at every "
-                        "tried value; check for collinear or constant predictors")
-    sys = obj.system
-    ldz, _, r2 = sys.logdets()
-    n, p = obj.n, obj.p
-    sigma = math.sqrt(r2 / ((n - p) if reml else n))
-    beta, u = sys.solve()
-    rx_inv = tri_inv(sys.fixed_block())
-    vcov = sigma ** 2 * (rx_inv.T @ rx_inv)
-    lambdas = theta_to_lambdas(design.terms, theta)
-    bs = u_to_b(design.terms, theta, u)
-    b_sd = [sigma * np.sqrt(np.maximum(np.einsum("ab,jbc,ac->ja", lam, cu, lam), 0.0))
-            for lam, cu in zip(lambdas, sys.cond_cov_u())]
-    ml_dev = ldz + n * (1.0 + LOG_2PI + math.log(r2 / n)) - obj.log_w
-    messages = []
-    singular = _is_singular(design, theta)
-    if singular:
-        messages.append("boundary (singular) fit: a variance component is estimated as zero or a "
-                        "correlation as +-1; consider simplifying the random effects")
-        warnings.warn(messages[-1], SingularFitWarning, stacklevel=3)
-    if not opt.converged:
-        messages.append(f"optimizer did not converge ({opt.message}) after {opt.evaluations} evaluations; "
-                        "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
-        warnings.warn(messages[-1], ConvergenceWarning, stacklevel=3)
-    theta_hat = theta.copy()
-
-    def df():
-        return satterthwaite_df(obj, theta_hat, sigma)
-
-    return RawFit(
-        kind="lmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov,
-        theta=theta, lambdas=lambdas, re_scale=sigma, sigma=sigma, b=bs, b_sd=b_sd,
-        eta=np.zeros(0), eta_fixed=np.zeros(0), loglik=-dev / 2.0, deviance=ml_dev,
-        n_params=p + design.n_theta + 1, family="gaussian", link="identity",
-        method="REML" if reml else "ML", converged=opt.converged, singular=singular,
-        iterations=opt.evaluations, reml_crit=dev if reml else None, df=df, messages=messages,
-        extra={"optimizer": opt.message, "objective": obj, "streamed": True},
-    )
+    ctl = {k: v for k, v in (control or {}).items() if k != "batch_size"}
+    opt = optimize_lmm(obj, design, ctl)
+    return finish_lmm(obj, design, opt, None, extra={"streamed": True})
