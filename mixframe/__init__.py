@@ -10,8 +10,18 @@ from .results import MixedModel, anova
 
 __version__ = "0.1.0"
 __all__ = [
-    "lmm", "glmm", "clmm", "clm", "anova", "MixedModel", "datasets",
-    "FormulaError", "DataError", "ConvergenceWarning", "SingularFitWarning", "__version__",
+    "ConvergenceWarning",
+    "DataError",
+    "FormulaError",
+    "MixedModel",
+    "SingularFitWarning",
+    "__version__",
+    "anova",
+    "clm",
+    "clmm",
+    "datasets",
+    "glmm",
+    "lmm",
 ]
 
 _register()

@@ -6,7 +6,7 @@ import warnings
 from .design.build import build_design
 from .results import MixedModel
 
-__all__ = ["lmm", "glmm", "clmm", "clm"]
+__all__ = ["clm", "clmm", "glmm", "lmm"]
 
 
 def _announce_dropped(design) -> None:
@@ -65,7 +65,7 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     10.4673
     """
     from .fit.lmm import fit_lmm
-    from .stream import is_stream, fit_lmm_stream
+    from .stream import fit_lmm_stream, is_stream
 
     if is_stream(data):
         return fit_lmm_stream(formula, data, reml=reml, weights=weights, offset=offset, groups=groups,

@@ -117,7 +117,7 @@ def demo(backend: str = "polars", out=None) -> None:
         print(fit.variance_components(), file=out)
         print("\nglance():", file=out)
         print(fit.glance(), file=out)
-        print("", file=out)
+        print(file=out)
 
 
 def main(argv=None) -> int:

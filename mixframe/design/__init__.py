@@ -1,4 +1,4 @@
 """Model design: fixed-effects matrix, response, and random-effect terms (no frames inside)."""
-from .terms import RETerm, Design
+from .terms import Design, RETerm
 
-__all__ = ["RETerm", "Design"]
+__all__ = ["Design", "RETerm"]

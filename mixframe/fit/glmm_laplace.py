@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..design.lam import theta_to_lambdas
 from .._ext.pirls import LaplacePirls
+from ..design.lam import theta_to_lambdas
 from .blocked import BlockedSystem
 
 

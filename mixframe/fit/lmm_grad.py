@@ -30,7 +30,7 @@ def all_scalar(design) -> bool:
 def _diag_inv_parts(system):
     """Per-term trace of M^{-1} and the rows of V = L_Z^{-T} L_XZ' (q x ne)."""
     c = system.chol
-    q1, q2, ne = system.q1, system.q2, system.n_extra
+    q2 = system.q2
     L11 = np.asarray(c.L11)[:, 0, 0]
     F1 = np.asarray(c.F1)
     F2 = np.asarray(c.F2)
@@ -43,12 +43,12 @@ def _diag_inv_parts(system):
         Ssp = sp.csc_matrix((S, (system.a21_row, cols)), shape=(q2, system.m0))
         # diag of M^{-1}: block 2 is diag((L22 L22')^{-1}); block 1 adds x_j' (L22 L22')^{-1} x_j with x_j the
         # level's column of LR' S, all divided by L11_j^2
-        P, info = dpotri(L22, lower=1)
+        P, _ = dpotri(L22, lower=1)
         d2 = np.diag(P).copy()
         quad = np.empty(system.m0)
         c.column_quad_forms(np.ascontiguousarray(P), np.ascontiguousarray(S * lam_rows[system.a21_row]), quad)
         d1 = (1.0 + quad) / L11 ** 2
-        V2, info = dtrtrs(L22, np.ascontiguousarray(F2.T), lower=1, trans=1)   # L22' V2 = F2'
+        V2, _ = dtrtrs(L22, np.ascontiguousarray(F2.T), lower=1, trans=1)   # L22' V2 = F2'
         C = np.asarray(Ssp.T @ (lam_rows[:, None] * V2))               # L21' V2 with L21 = LR' S
         V1 = (F1.T - C) / L11[:, None]
         V = np.vstack([V1, V2])

@@ -23,6 +23,19 @@ def _richardson(f, x, i, h):
     return (4.0 * d2 - d1) / 3.0
 
 
+def _second(f, x, fx, i, s):
+    e = np.zeros(x.size)
+    e[i] = s
+    return (f(x + e) - 2.0 * fx + f(x - e)) / (s * s)
+
+
+def _mixed(f, x, i, j, si, sj):
+    ei = np.zeros(x.size)
+    ej = np.zeros(x.size)
+    ei[i], ej[j] = si, sj
+    return (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4.0 * si * sj)
+
+
 def _hessian(f, x, rel=1e-3):
     n = x.size
     h = rel * np.maximum(np.abs(x), 0.1)
@@ -31,18 +44,10 @@ def _hessian(f, x, rel=1e-3):
     for i in range(n):
         for j in range(i, n):
             if i == j:
-                def second(s):
-                    e = np.zeros(n)
-                    e[i] = s
-                    return (f(x + e) - 2.0 * fx + f(x - e)) / (s * s)
-                H[i, i] = (4.0 * second(h[i] / 2.0) - second(h[i])) / 3.0
+                H[i, i] = (4.0 * _second(f, x, fx, i, h[i] / 2.0) - _second(f, x, fx, i, h[i])) / 3.0
             else:
-                def mixed(si, sj):
-                    ei = np.zeros(n)
-                    ej = np.zeros(n)
-                    ei[i], ej[j] = si, sj
-                    return (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4.0 * si * sj)
-                H[i, j] = H[j, i] = (4.0 * mixed(h[i] / 2.0, h[j] / 2.0) - mixed(h[i], h[j])) / 3.0
+                H[i, j] = H[j, i] = (4.0 * _mixed(f, x, i, j, h[i] / 2.0, h[j] / 2.0)
+                                     - _mixed(f, x, i, j, h[i], h[j])) / 3.0
     return H
 
 
