@@ -503,3 +503,28 @@ cdef class BlockedCholesky:
                     s += x[e1] * (x[e1] * P[r1, r1] + 2.0 * t)
                 out[j] = s
         return 0
+
+    def column_quad_blocks(self, const double[:, ::1] P, const double[:, ::1] X, double[:, :, ::1] out):
+        """out[j] = X_j' P X_j (k0 x k0) for every level j of term 0, X_j the rows of X (one per entry of the
+        block-sparse pattern, k0 columns) placed at their block-2 rows; P symmetric, lower triangle read."""
+        cdef Py_ssize_t j, e1, e2, r1, r2, a, c, k0 = self.k0
+        cdef double p
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        with nogil:
+            for j in range(self.m0):
+                for a in range(k0):
+                    for c in range(k0):
+                        out[j, a, c] = 0.0
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    r1 = row[e1]
+                    for e2 in range(ptr[j], e1 + 1):
+                        r2 = row[e2]
+                        p = P[r1, r2]
+                        for a in range(k0):
+                            for c in range(k0):
+                                if e2 == e1:
+                                    out[j, a, c] += X[e1, a] * X[e1, c] * p
+                                else:
+                                    out[j, a, c] += (X[e1, a] * X[e2, c] + X[e2, a] * X[e1, c]) * p
+        return 0

@@ -17,7 +17,7 @@ import contextlib
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.lapack import dtrtri
+from scipy.linalg.lapack import dpotri, dtrtri
 
 from .._ext.blocked import BlockedCholesky
 from ..design.lam import theta_to_lambdas
@@ -223,15 +223,25 @@ class BlockedSystem:
         outs = []
         if q2:
             L22 = np.asarray(c.L22)
-            L22inv, _ = dtrtri(L22, lower=1)
-            L22inv = np.tril(L22inv)
             S = np.asarray(c.S)
             lamR = np.asarray(c.lamR)
+            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}; its Gram matrix is
+            # L11_j^{-T} X_j' (L22 L22')^{-1} X_j L11_j^{-1} with X_j = LR' S_j
+            if np.all(self.r_k == 1):
+                P, _ = dpotri(L22, lower=1)            # (L22 L22')^{-1}, lower triangle
+                dP = np.diag(P)
+                outs = [dP[off:off + m].reshape(m, 1, 1).copy() for off, m in zip(self.r_off, self.r_m)]
+                X = np.ascontiguousarray(S * np.repeat(lamR, self.r_m)[self.a21_row][:, None])
+                Q = np.empty((m0, k0, k0))
+                c.column_quad_blocks(np.ascontiguousarray(P), X, Q)
+                out0 += np.einsum("jba,jbc,jcd->jad", L11inv, Q, L11inv)
+                return [out0] + outs
+            L22inv, _ = dtrtri(L22, lower=1)
+            L22inv = np.tril(L22inv)
             # block-2 diagonal blocks: (L22inv[:, blk])' (L22inv[:, blk])
-            for t, (off, k, m) in enumerate(zip(self.r_off, self.r_k, self.r_m)):
+            for off, k, m in zip(self.r_off, self.r_k, self.r_m):
                 blk = L22inv[:, off:off + k * m].reshape(q2, m, k)
                 outs.append(np.einsum("rma,rmc->mac", blk, blk))
-            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}, with LR' S kept sparse
             LRt = self._lamR_sparse_t(lamR)
             cols = np.repeat(np.arange(m0), np.diff(self.a21_ptr))
             for j0 in range(0, m0, chunk):
