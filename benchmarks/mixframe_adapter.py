@@ -91,6 +91,9 @@ def fit(task, data) -> dict:
         "logLik": float(m.loglik),
         "fixef": _floats(m.fixef),
         "converged": None if m.converged is None else bool(m.converged),
+        # the runner looks the version up in the installed metadata, which a
+        # source checkout on PYTHONPATH does not have: record it here as well
+        "mixframe_version": getattr(mf, "__version__", None),
     }
     theta = getattr(m, "theta", None)
     if theta is not None:
