@@ -9,10 +9,10 @@ import numpy as np
 DEFAULTS = {
     "optimizer": "bobyqa",
     "maxiter": 100_000,
-    "ftol_rel": 1e-12,
-    "ftol_abs": 1e-7,
-    "xtol_rel": 1e-7,
-    "xtol_abs": 1e-9,
+    "ftol_rel": 1e-13,
+    "ftol_abs": 1e-11,
+    "xtol_rel": 1e-10,
+    "xtol_abs": 1e-10,
     "initial_step": None,
     "verbose": False,
 }
@@ -156,6 +156,6 @@ def minimize_with_gradient(fun_grad, x0, lower, control: dict | None = None, des
 
         res = minimize(wrapped, np.maximum(x0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"maxiter": int(ctl["maxiter"]), "ftol": max(ctl["ftol_rel"], 1e-15),
-                                "gtol": 1e-6, "maxcor": 20})
+                                "gtol": 1e-7, "maxcor": 20})
     return OptSummary(x0=x0, x=np.asarray(res.x, dtype=float), fmin=float(res.fun), evaluations=count[0],
                       return_code=int(res.status), message=str(res.message), converged=bool(res.success))
