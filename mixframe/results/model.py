@@ -7,6 +7,7 @@ import numpy as np
 
 from . import tidy
 from ._frames import append_columns, make_frame, n_rows
+from ._scalars import RawScalars
 from .augment import augment_columns, augment_new_columns
 from .predict import predict_values
 from .summary import summary_text
@@ -20,7 +21,7 @@ def _read_only(arr):
     return out
 
 
-class MixedModel:
+class MixedModel(RawScalars):
     """A fitted LMM, GLMM, CLMM or CLM (immutable).
 
     Every method that returns a frame answers in the library of the data the model was fitted
@@ -285,51 +286,3 @@ class MixedModel:
     def theta(self) -> np.ndarray:
         """The covariance parameters θ (a read-only copy)."""
         return _read_only(self._raw.theta)
-
-    @property
-    def sigma(self) -> float | None:
-        """The dispersion as glmmTMB's ``sigma()`` defines it; None for binomial, Poisson, ordinal."""
-        return None if self._raw.sigma is None else float(self._raw.sigma)
-
-    @property
-    def vcov(self):
-        """Covariance of the coefficients as a frame: ``term`` then one column per term."""
-        return self._frame(tidy.vcov_columns(self._raw))
-
-    @property
-    def loglik(self) -> float:
-        """Maximised log-likelihood (the REML one for REML fits)."""
-        return float(self._raw.loglik)
-
-    @property
-    def aic(self) -> float:
-        """−2 loglik + 2 n_params."""
-        return tidy.information_criteria(self._raw)[0]
-
-    @property
-    def bic(self) -> float:
-        """−2 loglik + log(nobs) n_params."""
-        return tidy.information_criteria(self._raw)[1]
-
-    @property
-    def deviance(self) -> float:
-        """Deviance as lme4, glmmTMB and ordinal report it."""
-        return float(self._raw.deviance)
-
-    @property
-    def nobs(self) -> int:
-        """Number of rows used."""
-        return int(self._raw.design.n_obs)
-
-    @property
-    def converged(self) -> bool:
-        return bool(self._raw.converged)
-
-    @property
-    def singular(self) -> bool:
-        return bool(self._raw.singular)
-
-    @property
-    def ngroups(self) -> dict:
-        """Number of levels per grouping factor ``{factor: n}``."""
-        return tidy.ngroups(self._raw)

@@ -17,13 +17,14 @@ from ..design.build import plain_column
 from ..stream import is_stream
 from . import tidy
 from ._frames import append_columns, make_frame
+from ._scalars import RawScalars
 from .predict import new_linear_predictor, predict_values
 from .summary import summary_text
 
 LAZY_COLUMNS = (".fitted", ".fixed", ".eta", ".resid", ".pearson_resid", ".deviance_resid", ".used")
 
 
-class StreamedMixedModel:
+class StreamedMixedModel(RawScalars):
     """A linear mixed model fitted batch by batch (immutable).
 
     Parameters
@@ -150,46 +151,6 @@ class StreamedMixedModel:
         out = np.array(self._raw.theta, dtype=float, copy=True)
         out.flags.writeable = False
         return out
-
-    @property
-    def sigma(self) -> float:
-        return float(self._raw.sigma)
-
-    @property
-    def vcov(self):
-        return self._frame(tidy.vcov_columns(self._raw))
-
-    @property
-    def loglik(self) -> float:
-        return float(self._raw.loglik)
-
-    @property
-    def aic(self) -> float:
-        return tidy.information_criteria(self._raw)[0]
-
-    @property
-    def bic(self) -> float:
-        return tidy.information_criteria(self._raw)[1]
-
-    @property
-    def deviance(self) -> float:
-        return float(self._raw.deviance)
-
-    @property
-    def nobs(self) -> int:
-        return int(self._raw.design.n_obs)
-
-    @property
-    def converged(self) -> bool:
-        return bool(self._raw.converged)
-
-    @property
-    def singular(self) -> bool:
-        return bool(self._raw.singular)
-
-    @property
-    def ngroups(self) -> dict:
-        return tidy.ngroups(self._raw)
 
 
 def _lib(data) -> str:
