@@ -127,18 +127,30 @@ class GLMMObjective:
             state = self._state(theta, eta_f, u, disp)
             if state is None:
                 raise PirlsError("the linear predictor gives invalid means at the starting values")
-        sys = self.sys_u
-        for it in range(1, self.maxit + 1):
-            zlu = state["eta"] - eta_f
-            sys.crossprod((zlu + state["r"])[:, None], state["w"])
-            if sys.factor(theta) != 0:
+        def step(state):
+            self.sys_u.crossprod((state["eta"] - eta_f + state["r"])[:, None], state["w"])
+            if self.sys_u.factor(theta) != 0:
                 raise PirlsError("penalized system not positive definite")
-            _, u_new = sys.solve()
+            _, u_new = self.sys_u.solve()
             delta = u_new - state["u"]
-            state["factored"] = True          # sys holds the factor at this state's weights
-            if np.max(np.abs(delta)) < self.utol:
+            return np.max(np.abs(delta)), lambda: self._halve(theta, eta_f, state, delta, disp, None, None)
+
+        return self._iterate(state, step)
+
+    def _iterate(self, state, step):
+        """The PIRLS loop shared by the u-only and the joint (u, beta) iterations.
+
+        ``step(state)`` refactors at the state's weights and returns (largest change of the solution, a
+        callable giving the step-halved next state or None). Stops on a negligible change of the solution or
+        of the penalized deviance; the factor left in the system belongs to the returned state when
+        ``state["factored"]`` is True.
+        """
+        for it in range(1, self.maxit + 1):
+            dmax, halve = step(state)
+            state["factored"] = True          # the system holds the factor at this state's weights
+            if dmax < self.utol:
                 break
-            new = self._halve(theta, eta_f, state, delta, disp, None, None)
+            new = halve()
             if new is None:
                 break
             change = state["pdev"] - new["pdev"]
@@ -183,31 +195,18 @@ class GLMMObjective:
         state = self._state(theta, self.off + self.X @ beta, u, disp, beta=beta)
         if state is None:
             raise PirlsError("the linear predictor gives invalid means at the starting values")
-        sys = self.sys_j
-        E = self._E
-        for it in range(1, self.maxit + 1):
+        def step(state):
+            E = self._E
             E[:, self.p] = state["eta"] - self.off + state["r"]
-            sys.crossprod(E, state["w"])
-            if sys.factor(theta) != 0:
+            self.sys_j.crossprod(E, state["w"])
+            if self.sys_j.factor(theta) != 0:
                 raise PirlsError("penalized system not positive definite")
-            b_new, u_new = sys.solve()
+            b_new, u_new = self.sys_j.solve()
             du, db = u_new - state["u"], b_new - state["beta"]
-            state["factored"] = True
-            if max(np.max(np.abs(du)), np.max(np.abs(db))) < self.utol:
-                break
-            new = self._halve(theta, None, state, du, disp, state["beta"], db)
-            if new is None:
-                break
-            change = state["pdev"] - new["pdev"]
-            state = new
-            if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0):
-                break
-        else:
-            # no convergence (e.g. separation drives beta or u to infinity): keep the best point, record it
-            self.n_pirls_fail += 1
-        state["iterations"] = it
-        self.u = state["u"].copy()
-        return state
+            dmax = max(np.max(np.abs(du)), np.max(np.abs(db)))
+            return dmax, lambda: self._halve(theta, None, state, du, disp, state["beta"], db)
+
+        return self._iterate(state, step)
 
     # ------------------------------------------------------------------
     def refactor(self, theta, state, disp=1.0, observed=None):
