@@ -6,9 +6,19 @@ from . import tidy
 
 
 class RawScalars:
-    """Log-likelihood, information criteria, counts and flags read off the fit record."""
+    """The fit record, the call, and the log-likelihood, information criteria, counts and flags read off it."""
 
     __slots__ = ()
+
+    @property
+    def raw(self):
+        """The underlying :class:`~mixframe.fit.result.RawFit` record."""
+        return self._raw
+
+    @property
+    def call_info(self):
+        """Read-only mapping of facts about the call that made the fit."""
+        return self._call_info
 
     @property
     def sigma(self) -> float | None:

@@ -68,20 +68,12 @@ class MixedModel(RawScalars):
         return (self.__class__, (self._raw, self._data, dict(self._call_info)))
 
     # ------------------------------------------------------------------ plumbing
-    @property
-    def raw(self):
-        """The underlying :class:`~mixframe.fit.result.RawFit` record."""
-        return self._raw
 
     @property
     def data(self):
         """The frame the model was fitted to (as given; never modified)."""
         return self._data
 
-    @property
-    def call_info(self):
-        """Read-only mapping of facts about the call that made the fit."""
-        return self._call_info
 
     def _frame(self, columns: dict):
         return make_frame(columns, like=self._data)

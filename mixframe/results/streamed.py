@@ -50,19 +50,12 @@ class StreamedMixedModel(RawScalars):
     def __setattr__(self, name, value):
         raise AttributeError("a fitted model is immutable")
 
-    @property
-    def raw(self):
-        """The underlying :class:`~mixframe.fit.result.RawFit` record."""
-        return self._raw
 
     @property
     def data(self):
         """The stream the model was fitted to."""
         return self._data
 
-    @property
-    def call_info(self):
-        return self._call_info
 
     def _frame(self, columns: dict):
         return make_frame(columns, like=self._like)
