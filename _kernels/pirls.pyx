@@ -10,6 +10,8 @@
 
 cimport cython
 from libc.math cimport fabs
+from scipy.linalg.cython_blas cimport dtrsv
+from scipy.linalg.cython_lapack cimport dpotri
 
 import numpy as np
 
@@ -24,7 +26,8 @@ cdef class LaplacePirls:
     cdef Py_ssize_t n, q, q1, k0, nr
     cdef const double[::1] y, wt
     cdef const int[::1] code0, zr_off, r_off, r_k
-    cdef const int[:, ::1] rcodes
+    cdef const int[:, ::1] rcodes, pos
+    cdef const int[::1] a21_ptr, a21_row
     cdef const double[:, ::1] Z0, ZR
     cdef double[::1] eta, eta_f, mu, w, r, z, u, u_new, u_try, b, lam0, lamR, dev
     cdef int[::1] lamR_off
@@ -51,6 +54,7 @@ cdef class LaplacePirls:
         self.code0, self.Z0 = system.code0, system.Z0
         self.rcodes, self.ZR = system.rcodes, system.ZR
         self.zr_off, self.r_off, self.r_k = system.zr_off, system.r_off, system.r_k
+        self.pos, self.a21_ptr, self.a21_row = system.pos, system.a21_ptr, system.a21_row
         self.nr = self.r_k.shape[0]
         self.lamR_off = np.zeros(self.nr + 1, dtype=np.int32)
         for t in range(self.nr):
@@ -209,3 +213,132 @@ cdef class LaplacePirls:
     def arrays(self):
         """Copies of (eta, mu, w) at the mode of the last call."""
         return np.asarray(self.eta).copy(), np.asarray(self.mu).copy(), np.asarray(self.w).copy()
+
+    def scalar_gradient(self, double disp, double[::1] r_out, double[::1] g_theta):
+        """Analytic gradient pieces of the Laplace deviance at the mode of the last ``laplace`` call, for a
+        canonical link and scalar random-effect terms (see mixframe.fit.glmm_grad for the formulas).
+
+        Fills g_theta (one entry per term, block-1 term first) and r_out (n,) with s - 2e, so that the
+        gradient in beta is X' r_out. The factor left by ``laplace`` (at the mode's weights) is used."""
+        cdef Py_ssize_t n = self.n, q1 = self.q1, q2 = self.q - self.q1, nr = self.nr, m0 = self.q1
+        cdef Py_ssize_t i, j, e1, r, t, s_, rt, rs
+        cdef double v0, vt, hi, m, d1, d2, var, dvar, ph, acc, lam
+        cdef double[:, :, ::1] L11 = self.chol.L11
+        cdef double[:, ::1] S = self.chol.S
+        cdef double[:, ::1] P = np.array(self.chol.L22, copy=True)
+        cdef double[:, ::1] L22 = self.chol.L22
+        cdef double[::1] lamt = np.empty(nr + 1)
+        cdef double[::1] x = np.empty(self.a21_row.shape[0])
+        cdef double[::1] Bp = np.empty(self.a21_row.shape[0])
+        cdef double[::1] ycol = np.empty(max(q2, 1))
+        cdef double[::1] dinv = np.empty(self.q)
+        cdef double[::1] a = np.empty(n)
+        cdef double[::1] e = np.empty(n)
+        cdef double[::1] c = np.zeros(self.q)
+        cdef double[::1] trs = np.zeros(nr + 1)
+        cdef int info = 0, nq2 = <int>q2, inc = 1
+        cdef char uplo = b'U', tr_t = b'T', tr_n = b'N', diag_n = b'N'
+        lamt[0] = self.lam0[0]
+        for t in range(nr):
+            lamt[t + 1] = self.lamR[t]
+        with nogil:
+            ph = phi1(self.fam, disp)
+            # P = M22^{-1} = (L22 L22')^{-1}; C-lower L22 is Fortran-upper, and so is the result
+            if q2 > 0:
+                dpotri(&uplo, &nq2, &P[0, 0], &nq2, &info)
+                for r in range(q2):
+                    for rs in range(r + 1, q2):
+                        P[r, rs] = P[rs, r]
+            # per level j of block 1 (L11 = l_j, L21 column x on the pattern):
+            # d_j = (1 + x_j' P x_j) / l_j^2 ; M^{-1}_{jr} = -(P x_j)_r / l_j on the pattern
+            for j in range(m0):
+                if q2 > 0 and self.a21_ptr[j + 1] > self.a21_ptr[j]:
+                    for r in range(q2):
+                        ycol[r] = 0.0
+                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                        rt = self.a21_row[e1]
+                        x[e1] = S[e1, 0] * lamt[1 + self._term_of_row(rt)]
+                        for r in range(q2):
+                            ycol[r] += x[e1] * P[rt, r]
+                    acc = 0.0
+                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                        rt = self.a21_row[e1]
+                        acc += x[e1] * ycol[rt]
+                        Bp[e1] = -ycol[rt] / L11[j, 0, 0]
+                    dinv[j] = (1.0 + acc) / (L11[j, 0, 0] * L11[j, 0, 0])
+                else:
+                    dinv[j] = 1.0 / (L11[j, 0, 0] * L11[j, 0, 0])
+                trs[0] += dinv[j]
+            for r in range(q2):
+                dinv[q1 + r] = P[r, r]
+                trs[1 + self._term_of_row(r)] += P[r, r]
+            # leverages h_i, a_i = h_i dw_i/deta_i and the right-hand side Lambda'Z'a
+            for i in range(n):
+                j = self.code0[i]
+                v0 = lamt[0] * self.Z0[i, 0]
+                hi = v0 * v0 * dinv[j]
+                for t in range(nr):
+                    rt = self.r_off[t] + self.rcodes[i, t]
+                    vt = lamt[t + 1] * self.ZR[i, self.zr_off[t]]
+                    hi += 2.0 * v0 * vt * Bp[self.pos[i, t]] + vt * vt * P[rt, rt]
+                    for s_ in range(t):
+                        rs = self.r_off[s_] + self.rcodes[i, s_]
+                        hi += 2.0 * vt * lamt[s_ + 1] * self.ZR[i, self.zr_off[s_]] * P[rt, rs]
+                link_inv3(self.link, self.eta[i], &m, &d1, &d2)
+                var = variance1(self.fam, m, disp)
+                dvar = dvariance1(self.fam, m, disp)
+                a[i] = hi * self.wt[i] * (2.0 * d1 * d2 / var - d1 * d1 * d1 * dvar / (var * var)) / ph
+                e[i] = self.wt[i] * (self.y[i] - self.mu[i]) * d1 / (var * ph)
+                c[j] += v0 * a[i]
+                for t in range(nr):
+                    rt = self.r_off[t] + self.rcodes[i, t]
+                    c[q1 + rt] += lamt[t + 1] * self.ZR[i, self.zr_off[t]] * a[i]
+            # c = M^{-1} c: forward (L11, L21, L22) then backward
+            for j in range(m0):
+                c[j] /= L11[j, 0, 0]
+            if q2 > 0:
+                for j in range(m0):
+                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                        c[q1 + self.a21_row[e1]] -= x[e1] * c[j]
+                dtrsv(&uplo, &tr_t, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
+                dtrsv(&uplo, &tr_n, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
+                for j in range(m0):
+                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                        c[j] -= x[e1] * c[q1 + self.a21_row[e1]]
+            for j in range(m0):
+                c[j] /= L11[j, 0, 0]
+            # r = a - W Z Lambda c - 2e ; theta parts
+            for t in range(nr + 1):
+                g_theta[t] = 0.0
+            for i in range(n):
+                j = self.code0[i]
+                acc = lamt[0] * self.Z0[i, 0] * c[j]
+                for t in range(nr):
+                    rt = self.r_off[t] + self.rcodes[i, t]
+                    acc += lamt[t + 1] * self.ZR[i, self.zr_off[t]] * c[q1 + rt]
+                hi = a[i] - self.w[i] * acc - 2.0 * e[i]
+                r_out[i] = hi
+                g_theta[0] += self.Z0[i, 0] * (hi * self.u[j] + c[j] * e[i])
+                for t in range(nr):
+                    rt = q1 + self.r_off[t] + self.rcodes[i, t]
+                    g_theta[t + 1] += self.ZR[i, self.zr_off[t]] * (hi * self.u[rt] + c[rt] * e[i])
+            for t in range(nr + 1):
+                lam = lamt[t]
+                if lam != 0.0:
+                    g_theta[t] += 2.0 * (self._term_levels(t) - trs[t]) / lam
+        return info
+
+    cdef inline Py_ssize_t _term_of_row(self, Py_ssize_t r) noexcept nogil:
+        """The block-2 term (0-based among the R terms) of a block-2 row (scalar terms)."""
+        cdef Py_ssize_t t = self.nr - 1
+        while t > 0 and r < self.r_off[t]:
+            t -= 1
+        return t
+
+    cdef inline double _term_levels(self, Py_ssize_t t) noexcept nogil:
+        """Number of levels of term t (0: block 1; t > 0: the (t-1)-th R term), scalar terms."""
+        if t == 0:
+            return <double>self.q1
+        if t < self.nr:
+            return <double>(self.r_off[t] - self.r_off[t - 1])
+        return <double>(self.q - self.q1 - self.r_off[t - 1])

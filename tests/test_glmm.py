@@ -90,7 +90,6 @@ def test_reference_fit(name):
     assert raw.method == ("Laplace" if nagq_of(ref) == 1 else f"AGQ({nagq_of(ref)})")
 
 
-@pytest.mark.skipif(not SLOW, reason="crossed-effects fits take minutes; set MIXFRAME_SLOW=1")
 @pytest.mark.parametrize("name", ["verbagg", "grouseticks"])
 def test_reference_fit_crossed(name):
     ref, design, family = load_case(name)

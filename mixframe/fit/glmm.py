@@ -6,6 +6,11 @@ with the Laplace deviance (``nagq=1``) or the adaptive Gauss-Hermite deviance (`
 Families with a dispersion parameter (negative binomial, gamma, inverse Gaussian, gaussian with a non-identity
 link) add its logarithm to stage 2 and use the exact (observed-information) Laplace approximation, as glmmTMB
 does. Standard errors come from a finite-difference Hessian of the stage-2 deviance over all parameters.
+
+For the common case of a canonical link without a dispersion parameter (binomial logit, Poisson log) and scalar
+random-effect terms, the Laplace deviance has an analytic gradient (mixframe.fit.glmm_grad); the fit is then one
+trust-region quasi-Newton search over (theta, beta) from the GLM start, and its last Hessian — central
+differences of the analytic gradient — gives the standard errors. Stage 1 is not needed on that path.
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ import numpy as np
 from ..design.lam import theta_to_lambdas, u_to_b
 from ..errors import ConvergenceWarning
 from ..families import Family, get_family
+from .glmm_grad import gradient_available, laplace_gradient
 from .glmm_laplace import GLMMObjective, PirlsError
-from .glmm_opt import bobyqa, fd_hessian, glm_start, initial_dispersion
+from .glmm_opt import bobyqa, fd_hessian, glm_start, initial_dispersion, newton_bounded
 from .result import RawFit
 
 
@@ -97,6 +103,9 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
     lower_theta = design.theta_lower_bounds()
     n_evals = 0
 
+    if nagq == 1 and gradient_available(obj):
+        return _fit_with_gradient(obj, fam, design, beta0, theta0, lower_theta, ctl)
+
     # ---- stage 1: theta (and the log dispersion), beta and u from PIRLS -------------------------
     cache = {"beta": beta0.copy()}
 
@@ -161,6 +170,39 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
                    nodes, weights)
 
 
+def _fit_with_gradient(obj, fam, design, beta0, theta0, lower_theta, ctl) -> RawFit:
+    """Laplace fit with the analytic gradient (canonical link, scalar terms): a trust-region quasi-Newton
+    search over (theta, beta) from the GLM start, whose final finite-difference Hessian (of the gradient)
+    gives the standard errors."""
+    n_theta, p = design.n_theta, design.p
+
+    def fun_grad(x):
+        th, be = x[:n_theta], x[n_theta:]
+        try:
+            dev, st = obj.laplace(th, be)
+            return dev, laplace_gradient(obj, th, be, st)
+        except (PirlsError, np.linalg.LinAlgError):
+            return np.inf, np.zeros(len(x))
+
+    def dev_fun(x):
+        return obj.laplace(x[:n_theta], x[n_theta:])[0]
+
+    from ..progress import progress_bar, progress_enabled
+
+    x0 = np.concatenate([theta0, beta0])
+    lower = np.concatenate([lower_theta, np.full(p, -np.inf)])
+    with progress_bar(total=None, desc=ctl.get("desc", "GLMM"), enabled=progress_enabled(ctl)) as bar:
+        def counted(x):
+            bar.update(1)
+            return fun_grad(x)
+
+        x, _, H, n_evals, conv = newton_bounded(counted, x0, lower, h=ctl["hessian_step"],
+                                                max_iter=int(min(ctl["maxeval"], 1000)))
+    messages = [] if conv else ["the quasi-Newton search did not converge"]
+    return _finish(obj, fam, design, x, dev_fun, 1, "Laplace", False, conv, n_evals, messages, ctl, None, None,
+                   hessian=H if ctl["calc_hessian"] else None, stacklevel=4)
+
+
 def _fixed_se(obj) -> np.ndarray:
     """SEs of beta from the fixed-effects block of the current joint factor (stage 1)."""
     try:
@@ -171,7 +213,8 @@ def _fixed_se(obj) -> np.ndarray:
         return np.full(obj.p, np.nan)
 
 
-def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl, nodes, weights):
+def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl, nodes, weights,
+            hessian=None, stacklevel=3):
     n_theta, p = design.n_theta, design.p
     theta, beta = np.asarray(x[:n_theta], float), np.asarray(x[n_theta:n_theta + p], float)
     disp = float(np.exp(x[-1])) if disp_free and len(x) > n_theta + p else 1.0
@@ -192,7 +235,7 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     # covariance of the fixed effects
     vcov = cov_all = None
     if dev_fun is not None and ctl["calc_hessian"]:
-        H = fd_hessian(dev_fun, np.asarray(x, float), ctl["hessian_step"])
+        H = hessian if hessian is not None else fd_hessian(dev_fun, np.asarray(x, float), ctl["hessian_step"])
         try:
             cov_all = 2.0 * np.linalg.inv(H)
             V = cov_all[n_theta:n_theta + p, n_theta:n_theta + p]
@@ -228,7 +271,7 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
         messages.append("the optimizer did not report convergence")
     for m in messages:
         warnings.warn(f"{m}; consider rescaling continuous predictors, simplifying the random-effects structure "
-                      "or increasing control['maxeval']", ConvergenceWarning, stacklevel=3)
+                      "or increasing control['maxeval']", ConvergenceWarning, stacklevel=stacklevel)
     return RawFit(
         kind="glmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov, theta=theta,
         lambdas=lams, re_scale=1.0, sigma=sigma, b=b, b_sd=b_sd, eta=eta, eta_fixed=eta_fixed,
