@@ -10,6 +10,7 @@
 
 cimport cython
 from libc.math cimport fabs
+from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dtrsv
 from scipy.linalg.cython_lapack cimport dpotri
 
@@ -22,6 +23,9 @@ include "family_core.pxi"
 cdef class LaplacePirls:
     """Workspace for penalized IRLS on one design (see mixframe.fit.glmm_laplace for the Python driver)."""
     cdef object chol, sys
+    cdef bint scalar
+    cdef double[:, :, ::1] A11
+    cdef double[:, ::1] A21, A22, AE1, AER, AEE
     cdef int fam, link
     cdef Py_ssize_t n, q, q1, k0, nr
     cdef const double[::1] y, wt
@@ -78,6 +82,11 @@ cdef class LaplacePirls:
         self.lam0_obj, self.lamR_obj = np.asarray(self.lam0), np.asarray(self.lamR)
         self.u_new_obj, self.beta_obj = np.asarray(self.u_new), np.asarray(self.empty_beta)
         self.tol, self.utol, self.maxit = tol, utol, maxit
+        # all terms scalar: the cross-products are accumulated here, in one specialised pass
+        self.scalar = (self.k0 == 1 and self.nr <= 64 and all(self.r_k[t] == 1 for t in range(self.nr))
+                       and system.chol.ne == 1)
+        self.A11, self.A21, self.A22 = self.chol.A11, self.chol.A21, self.chol.A22
+        self.AE1, self.AER, self.AEE = self.chol.AE1, self.chol.AER, self.chol.AEE
 
     def saturated(self, double disp):
         """-2 x the saturated log-likelihood at this dispersion (binomial and Poisson ignore it)."""
@@ -165,9 +174,12 @@ cdef class LaplacePirls:
         st = 3
         for it in range(1, self.maxit + 1):
             self.iterations = it
-            for i in range(self.n):
-                self.E[i, 0] = (self.eta[i] - self.eta_f[i]) + self.r[i]
-            self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
+            if self.scalar:
+                self._crossprod_scalar(False)
+            else:
+                for i in range(self.n):
+                    self.E[i, 0] = (self.eta[i] - self.eta_f[i]) + self.r[i]
+                self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
             if self.chol.update(self.lam0_obj, self.lamR_obj) != 0:
                 return 2, np.inf, np.inf
             factor_current = True
@@ -201,14 +213,64 @@ cdef class LaplacePirls:
                 st = 0
                 break
         if not factor_current:
-            for i in range(self.n):
-                self.E[i, 0] = 1.0
-            self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
+            if self.scalar:
+                self._crossprod_scalar(True)
+            else:
+                for i in range(self.n):
+                    self.E[i, 0] = 1.0
+                self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
             if self.chol.update(self.lam0_obj, self.lamR_obj) != 0:
                 return 2, np.inf, np.inf
         ld = self.chol.logdets()[0]
         u0[:] = self.u
         return st, pdev + self.const_ll, ld
+
+    cdef void _crossprod_scalar(self, bint unit_e) noexcept nogil:
+        """A = [Z E]' W [Z E] for scalar terms and the one extra column E (the working response, or 1 when
+        only the Z block is needed), accumulated straight into the factor's cross-product arrays."""
+        cdef Py_ssize_t i, t, s_, j, rt, q1 = self.q1, q2 = self.q - self.q1, nr = self.nr
+        cdef Py_ssize_t nnz = self.A21.shape[0]
+        cdef double wi, z0, ei, wz, v, aee = 0.0
+        cdef double* a11 = &self.A11[0, 0, 0]
+        cdef double* ae1 = &self.AE1[0, 0]
+        cdef double* a21 = NULL
+        cdef double* a22 = NULL
+        cdef double* aer = NULL
+        cdef double zr[64]
+        cdef double zz[64]
+        cdef Py_ssize_t rr[64]
+        memset(a11, 0, q1 * sizeof(double))
+        memset(ae1, 0, q1 * sizeof(double))
+        if nnz > 0:
+            a21 = &self.A21[0, 0]
+            memset(a21, 0, nnz * sizeof(double))
+        if q2 > 0:
+            a22 = &self.A22[0, 0]
+            aer = &self.AER[0, 0]
+            memset(a22, 0, q2 * q2 * sizeof(double))
+            memset(aer, 0, q2 * sizeof(double))
+        for i in range(self.n):
+            wi = self.w[i]
+            j = self.code0[i]
+            z0 = self.Z0[i, 0]
+            ei = 1.0 if unit_e else (self.eta[i] - self.eta_f[i]) + self.r[i]
+            wz = wi * z0
+            a11[j] += wz * z0
+            ae1[j] += wz * ei
+            aee += wi * ei * ei
+            for t in range(nr):
+                zz[t] = self.ZR[i, self.zr_off[t]]
+                zr[t] = wi * zz[t]
+                rt = self.r_off[t] + self.rcodes[i, t]
+                rr[t] = rt
+                a21[self.pos[i, t]] += zr[t] * z0
+                aer[rt] += zr[t] * ei
+                a22[rt * q2 + rt] += zr[t] * zz[t]
+                for s_ in range(t):
+                    v = zr[t] * zz[s_]
+                    a22[rt * q2 + rr[s_]] += v
+                    a22[rr[s_] * q2 + rt] += v
+        self.AEE[0, 0] = aee
 
     def arrays(self):
         """Copies of (eta, mu, w) at the mode of the last call."""

@@ -94,6 +94,12 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
     messages: list[str] = []
     disp_free = fam.has_dispersion
     obj = GLMMObjective(design, fam, obs_info=disp_free, tol=ctl["pirls_tol"])
+    # small dense blocks: every BLAS call of the fit (starting values, factors, Hessians) on one thread
+    with obj.sys_u.blas_context():
+        return _fit(obj, fam, design, nagq, ctl, messages, disp_free)
+
+
+def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
     n_theta = design.n_theta
     p = design.p
 
@@ -104,7 +110,7 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
     n_evals = 0
 
     if nagq == 1 and gradient_available(obj):
-        return _fit_with_gradient(obj, fam, design, beta0, theta0, lower_theta, ctl)
+        return _fit_with_gradient(obj, fam, design, beta0, theta0, ctl)
 
     # ---- stage 1: theta (and the log dispersion), beta and u from PIRLS -------------------------
     cache = {"beta": beta0.copy()}
@@ -170,7 +176,7 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
                    nodes, weights)
 
 
-def _fit_with_gradient(obj, fam, design, beta0, theta0, lower_theta, ctl) -> RawFit:
+def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
     """Laplace fit with the analytic gradient (canonical link, scalar terms): a trust-region quasi-Newton
     search over (theta, beta) from the GLM start, whose final finite-difference Hessian (of the gradient)
     gives the standard errors."""
@@ -189,8 +195,10 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, lower_theta, ctl) -> Raw
 
     from ..progress import progress_bar, progress_enabled
 
+    # Each scalar term's deviance is even in its theta (u -> -u), so the search runs unconstrained and reports
+    # |theta|: a variance at 0 is a stationary point, which a bound would turn into a false stop.
     x0 = np.concatenate([theta0, beta0])
-    lower = np.concatenate([lower_theta, np.full(p, -np.inf)])
+    lower = np.full(n_theta + p, -np.inf)
     with progress_bar(total=None, desc=ctl.get("desc", "GLMM"), enabled=progress_enabled(ctl)) as bar:
         def counted(x):
             bar.update(1)
@@ -198,9 +206,11 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, lower_theta, ctl) -> Raw
 
         x, _, H, n_evals, conv = newton_bounded(counted, x0, lower, h=ctl["hessian_step"],
                                                 max_iter=int(min(ctl["maxeval"], 1000)))
+    flip = np.concatenate([np.where(x[:n_theta] < 0, -1.0, 1.0), np.ones(p)])
+    x, H = x * flip, H * np.outer(flip, flip)
     messages = [] if conv else ["the quasi-Newton search did not converge"]
     return _finish(obj, fam, design, x, dev_fun, 1, "Laplace", False, conv, n_evals, messages, ctl, None, None,
-                   hessian=H if ctl["calc_hessian"] else None, stacklevel=4)
+                   hessian=H if ctl["calc_hessian"] else None, stacklevel=5)
 
 
 def _fixed_se(obj) -> np.ndarray:
@@ -214,7 +224,7 @@ def _fixed_se(obj) -> np.ndarray:
 
 
 def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl, nodes, weights,
-            hessian=None, stacklevel=3):
+            hessian=None, stacklevel=4):
     n_theta, p = design.n_theta, design.p
     theta, beta = np.asarray(x[:n_theta], float), np.asarray(x[n_theta:n_theta + p], float)
     disp = float(np.exp(x[-1])) if disp_free and len(x) > n_theta + p else 1.0

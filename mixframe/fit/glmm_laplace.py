@@ -246,7 +246,9 @@ class GLMMObjective:
                 status, pdev, ld = fast.laplace(self.off + self.X @ beta, np.ascontiguousarray(lam0),
                                                 np.ascontiguousarray(lamR), u, disp)
             if status in (1, 2):
+                self.sys_u.theta = None
                 raise PirlsError("penalized IRLS failed (invalid means or a singular penalized system)")
+            self.sys_u.theta = np.array(theta, dtype=float)     # the factor now held belongs to this theta
             if status == 3:
                 self.n_pirls_fail += 1
             self.u = u.copy()

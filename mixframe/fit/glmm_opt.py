@@ -177,15 +177,23 @@ def initial_dispersion(obj, beta) -> float:
     return float(max(np.sqrt(np.mean((y - mu) ** 2 / mu ** 3)), 1e-4))
 
 
-def fd_hessian_from_gradient(grad, x, h=1e-4):
-    """Central finite-difference Hessian from an analytic gradient (2n gradient evaluations), symmetrised."""
+def fd_hessian_from_gradient(grad, x, h=1e-4, g0=None):
+    """Finite-difference Hessian from an analytic gradient, symmetrised.
+
+    ``h`` is a step per coordinate (or one for all). With ``g0`` (the gradient at x) the differences are forward
+    (n gradient evaluations, error O(h)), else central (2n evaluations, error O(h^2)).
+    """
     x = np.asarray(x, dtype=float)
     n = len(x)
+    steps = np.broadcast_to(np.asarray(h, dtype=float), (n,))
     H = np.empty((n, n))
     for i in range(n):
         e = np.zeros(n)
-        e[i] = h
-        H[:, i] = (grad(x + e) - grad(x - e)) / (2.0 * h)
+        e[i] = steps[i]
+        if g0 is None:
+            H[:, i] = (grad(x + e) - grad(x - e)) / (2.0 * steps[i])
+        else:
+            H[:, i] = (grad(x + e) - g0) / steps[i]
     return 0.5 * (H + H.T)
 
 
@@ -203,7 +211,12 @@ def _trust_step(H, g, dscale, radius):
         return -(gt / (vals + mu))
 
     z = z_of(lo if vals[0] <= 0 else 0.0)
-    if vals[0] <= 0 or np.linalg.norm(z) > radius:
+    if vals[0] < 0 and np.linalg.norm(z) < radius:
+        # the hard case (g has no component along the most negative curvature): go along it to the boundary
+        tau = np.sqrt(max(radius ** 2 - float(z @ z), 0.0))
+        z = z.copy()
+        z[0] += tau
+    elif vals[0] <= 0 or np.linalg.norm(z) > radius:
         # find mu >= lo with ||z(mu)|| = radius (the norm decreases in mu)
         a, b = lo, lo + 1.0
         while np.linalg.norm(z_of(b)) > radius:
@@ -226,11 +239,13 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
     """Minimise ``fun_grad`` (returning (f, gradient)) subject to lower bounds by a trust-region quasi-Newton
     method.
 
-    The first model Hessian is the finite-difference Hessian of the gradient at x0 and BFGS updates follow;
-    steps are limited to a trust region in the norm scaled by the square roots of that Hessian's diagonal, and
-    coordinates at their bound with an outward-pointing gradient stay fixed. Convergence is declared only when
-    the Newton decrement g'H^{-1}g (about twice the distance to the minimum in objective units) is below
-    ``tol`` under a freshly differenced Hessian, which is then returned (for standard errors).
+    The first model Hessian is the forward-difference Hessian of the gradient at x0 (step ``h``) and BFGS
+    updates follow; steps are limited to a trust region in the norm scaled by the square roots of that Hessian's
+    diagonal, and coordinates at their bound with an outward-pointing gradient stay fixed. Convergence is
+    declared only when the Newton decrement g'H^{-1}g (about twice the distance to the minimum in objective
+    units) is below ``tol`` under a freshly differenced Hessian, which is then returned (for standard errors);
+    those later differences take the step ``h`` in the scaled coordinates, so every parameter moves by the
+    same fraction of its curvature scale.
 
     Returns
     -------
@@ -245,14 +260,20 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
         f, g = fun_grad(z)
         return float(f), np.asarray(g, dtype=float)
 
-    def fresh_hessian(z):
-        H = fd_hessian_from_gradient(lambda v: fg(v)[1], z, h)
+    def scale_of(H):
+        d = np.abs(np.diag(H))
+        return np.sqrt(np.maximum(d, 1e-8 * max(float(np.max(d)), 1e-300)))
+
+    def fresh_hessian(z, gz):
+        # forward differences of the gradient, each step a fixed fraction of the coordinate's curvature scale
+        H = fd_hessian_from_gradient(lambda v: fg(v)[1], z, h / dscale, g0=gz)
         fun_grad(z)                 # leave the objective's state at z
         return H
 
     f, g = fg(x)
-    H = fresh_hessian(x)
-    dscale = np.sqrt(np.maximum(np.abs(np.diag(H)), 1e-8 * max(float(np.max(np.abs(np.diag(H)))), 1e-300)))
+    dscale = np.ones(n)
+    H = fresh_hessian(x, g)
+    dscale = scale_of(H)
     radius = None
     fresh = True
     converged = False
@@ -262,7 +283,7 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
             converged = fresh
             if fresh:
                 break
-            H, fresh = fresh_hessian(x), True
+            H, fresh = fresh_hessian(x, g), True
             continue
         Hf, gf = H[np.ix_(free, free)], g[free]
         vals = np.linalg.eigvalsh(Hf)
@@ -272,7 +293,7 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
                 if fresh:
                     converged = True
                     break
-                H, fresh = fresh_hessian(x), True
+                H, fresh = fresh_hessian(x, g), True
                 continue
         if radius is None:
             radius = 10.0 * np.sqrt(n)
@@ -291,7 +312,7 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
             if fresh:
                 converged = True     # no model decrease left under a fresh Hessian
                 break
-            H, fresh = fresh_hessian(x), True
+            H, fresh = fresh_hessian(x, g), True
             continue
         fn, gn = fg(xn)
         rho = (f - fn) / pred if np.isfinite(fn) else -np.inf
@@ -312,8 +333,8 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
             if fresh:
                 converged = True
                 break
-            H, fresh = fresh_hessian(x), True
+            H, fresh = fresh_hessian(x, g), True
             radius = 1.0
     if not fresh:
-        H = fresh_hessian(x)
+        H = fresh_hessian(x, g)
     return x, f, H, count[0], converged
