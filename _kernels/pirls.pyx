@@ -24,6 +24,7 @@ cdef class LaplacePirls:
     """Workspace for penalized IRLS on one design (see mixframe.fit.glmm_laplace for the Python driver)."""
     cdef object chol, sys
     cdef bint scalar
+    cdef double[::1] l21, ebuf
     cdef double[:, :, ::1] A11
     cdef double[:, ::1] A21, A22, AE1, AER, AEE
     cdef int fam, link
@@ -87,6 +88,8 @@ cdef class LaplacePirls:
                        and system.chol.ne == 1)
         self.A11, self.A21, self.A22 = self.chol.A11, self.chol.A21, self.chol.A22
         self.AE1, self.AER, self.AEE = self.chol.AE1, self.chol.AER, self.chol.AEE
+        self.l21 = np.zeros(self.a21_row.shape[0])       # L21 = LR' S on the pattern (scalar terms)
+        self.ebuf = np.zeros(self.n)                      # e = -1/2 d dev / d eta at the mode
 
     def saturated(self, double disp):
         """-2 x the saturated log-likelihood at this dispersion (binomial and Poisson ignore it)."""
@@ -290,12 +293,12 @@ cdef class LaplacePirls:
         cdef double[:, ::1] P = np.array(self.chol.L22, copy=True)
         cdef double[:, ::1] L22 = self.chol.L22
         cdef double[::1] lamt = np.empty(nr + 1)
-        cdef double[::1] x = np.empty(self.a21_row.shape[0])
+        cdef double[::1] x = self.l21
         cdef double[::1] Bp = np.empty(self.a21_row.shape[0])
         cdef double[::1] ycol = np.empty(max(q2, 1))
         cdef double[::1] dinv = np.empty(self.q)
         cdef double[::1] a = np.empty(n)
-        cdef double[::1] e = np.empty(n)
+        cdef double[::1] e = self.ebuf
         cdef double[::1] c = np.zeros(self.q)
         cdef double[::1] trs = np.zeros(nr + 1)
         cdef int info = 0, nq2 = <int>q2, inc = 1
@@ -355,20 +358,8 @@ cdef class LaplacePirls:
                 for t in range(nr):
                     rt = self.r_off[t] + self.rcodes[i, t]
                     c[q1 + rt] += lamt[t + 1] * self.ZR[i, self.zr_off[t]] * a[i]
-            # c = M^{-1} c: forward (L11, L21, L22) then backward
-            for j in range(m0):
-                c[j] /= L11[j, 0, 0]
-            if q2 > 0:
-                for j in range(m0):
-                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                        c[q1 + self.a21_row[e1]] -= x[e1] * c[j]
-                dtrsv(&uplo, &tr_t, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
-                dtrsv(&uplo, &tr_n, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
-                for j in range(m0):
-                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                        c[j] -= x[e1] * c[q1 + self.a21_row[e1]]
-            for j in range(m0):
-                c[j] /= L11[j, 0, 0]
+            # c = M^{-1} c
+            self._msolve(&c[0], L11, L22)
             # r = a - W Z Lambda c - 2e ; theta parts
             for t in range(nr + 1):
                 g_theta[t] = 0.0
@@ -389,6 +380,67 @@ cdef class LaplacePirls:
                 if lam != 0.0:
                     g_theta[t] += 2.0 * (self._term_levels(t) - trs[t]) / lam
         return info
+
+    cdef void _msolve(self, double* c, double[:, :, ::1] L11, double[:, ::1] L22) noexcept nogil:
+        """c <- M^{-1} c with the current factor (scalar terms; L21 from the last scalar_gradient call):
+        forward through L11, L21, L22, then backward."""
+        cdef Py_ssize_t j, e1, m0 = self.q1, q1 = self.q1, q2 = self.q - self.q1
+        cdef int nq2 = <int>q2, inc = 1
+        cdef char uplo = b'U', tr_t = b'T', tr_n = b'N', diag_n = b'N'
+        for j in range(m0):
+            c[j] /= L11[j, 0, 0]
+        if q2 > 0:
+            for j in range(m0):
+                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                    c[q1 + self.a21_row[e1]] -= self.l21[e1] * c[j]
+            dtrsv(&uplo, &tr_t, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
+            dtrsv(&uplo, &tr_n, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
+            for j in range(m0):
+                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
+                    c[j] -= self.l21[e1] * c[q1 + self.a21_row[e1]]
+        for j in range(m0):
+            c[j] /= L11[j, 0, 0]
+
+    def mode_sensitivity(self, const double[:, ::1] X, double[:, ::1] J):
+        """d u_hat / d (theta, beta) at the mode of the last ``laplace`` + ``scalar_gradient`` calls (scalar
+        terms, canonical link): row c of J (n_terms + p rows, q columns) solves
+        M J_c = Lambda_c'Z'e - Lambda'Z'W (X_c + Z Lambda_c u_hat), the implicit-function derivative of the
+        mode's equation Lambda'Z'e = u."""
+        cdef Py_ssize_t n = self.n, q1 = self.q1, nr = self.nr, p = X.shape[1], nt = self.nr + 1
+        cdef Py_ssize_t i, t, l, c, lev_t, lev_l
+        cdef double wi, zt, zl, s_t, lam_l
+        cdef double[::1] lamt = np.empty(nt)
+        cdef double[::1] zv = np.empty(nt)
+        cdef Py_ssize_t[::1] lev = np.empty(nt, dtype=np.intp)
+        cdef double[:, :, ::1] L11 = self.chol.L11
+        cdef double[:, ::1] L22 = self.chol.L22
+        lamt[0] = self.lam0[0]
+        for t in range(nr):
+            lamt[t + 1] = self.lamR[t]
+        J[:, :] = 0.0
+        with nogil:
+            for i in range(n):
+                wi = self.w[i]
+                lev[0] = self.code0[i]
+                zv[0] = self.Z0[i, 0]
+                for t in range(nr):
+                    lev[t + 1] = q1 + self.r_off[t] + self.rcodes[i, t]
+                    zv[t + 1] = self.ZR[i, self.zr_off[t]]
+                for t in range(nt):
+                    lev_t = lev[t]
+                    zt = zv[t]
+                    s_t = zt * self.u[lev_t]                  # (Z E_t u_hat)_i
+                    J[t, lev_t] += zt * self.ebuf[i]          # E_t'Z'e
+                    for l in range(nt):
+                        lam_l = lamt[l] * zv[l] * wi
+                        lev_l = lev[l]
+                        J[t, lev_l] -= lam_l * s_t
+                for l in range(nt):
+                    lam_l = lamt[l] * zv[l] * wi
+                    for c in range(p):
+                        J[nt + c, lev[l]] -= lam_l * X[i, c]
+            for c in range(nt + p):
+                self._msolve(&J[c, 0], L11, L22)
 
     cdef inline Py_ssize_t _term_of_row(self, Py_ssize_t r) noexcept nogil:
         """The block-2 term (0-based among the R terms) of a block-2 row (scalar terms)."""

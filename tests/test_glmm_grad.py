@@ -5,7 +5,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from mixframe.design.terms import Design, RETerm
 from mixframe.families import get_family
-from mixframe.fit.glmm_grad import gradient_available, laplace_gradient
+from mixframe.fit.glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from mixframe.fit.glmm_laplace import GLMMObjective
 from mixframe.fit.glmm_opt import fd_hessian_from_gradient, newton_bounded
 
@@ -159,3 +159,21 @@ def test_newton_bounded_rosenbrock_from_far():
     x, f, H, n, conv = newton_bounded(fg, np.array([-1.2, 1.0]), np.full(2, -np.inf), tol=1e-14)
     assert conv
     np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+def test_mode_sensitivity_against_finite_differences(family):
+    d = crossed_design(family, offset=True)
+    obj = GLMMObjective(d, get_family(family))
+    x = np.array([0.9, 0.4, 0.3, -0.1, 0.5, 0.2])
+
+    def mode(z):
+        obj.u[:] = 0.0
+        return obj.laplace(z[:3], z[3:])[1]["u"].copy()
+
+    _, st = obj.laplace(x[:3], x[3:])
+    laplace_gradient(obj, x[:3], x[3:], st)
+    J = mode_sensitivity(obj)
+    h = 1e-6
+    fd = np.array([(mode(x + e) - mode(x - e)) / (2 * h) for e in np.eye(6) * h])
+    np.testing.assert_allclose(J, fd, atol=1e-7)

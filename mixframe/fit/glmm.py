@@ -21,7 +21,7 @@ import numpy as np
 from ..design.lam import theta_to_lambdas, u_to_b
 from ..errors import ConvergenceWarning
 from ..families import Family, get_family
-from .glmm_grad import gradient_available, laplace_gradient
+from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
 from .glmm_opt import bobyqa, fd_hessian, glm_start, initial_dispersion, newton_bounded
 from .result import RawFit
@@ -182,12 +182,22 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
     gives the standard errors."""
     n_theta, p = design.n_theta, design.p
 
+    last = {}
+
     def fun_grad(x):
         th, be = x[:n_theta], x[n_theta:]
+        if last:
+            # start PIRLS from the first-order prediction of the mode at x, unless the step is so long that the
+            # linearisation is not to be trusted (a change of more than one standard deviation in some u)
+            du = (x - last["x"]) @ last["J"]
+            obj.u = last["u"] + du if np.max(np.abs(du), initial=0.0) < 1.0 else last["u"]
         try:
             dev, st = obj.laplace(th, be)
-            return dev, laplace_gradient(obj, th, be, st)
+            g = laplace_gradient(obj, th, be, st)
+            last.update(x=np.array(x, dtype=float), u=st["u"].copy(), J=mode_sensitivity(obj))
+            return dev, g
         except (PirlsError, np.linalg.LinAlgError):
+            last.clear()
             return np.inf, np.zeros(len(x))
 
     def dev_fun(x):

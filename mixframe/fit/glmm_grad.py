@@ -54,3 +54,14 @@ def laplace_gradient(obj, theta, beta, state=None) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError("the block-2 factor is singular")
     return np.concatenate([g_theta, obj.X.T @ r])
+
+
+def mode_sensitivity(obj) -> np.ndarray:
+    """d u_hat / d (theta, beta), one row per parameter, at the mode of the last ``laplace_gradient`` call.
+
+    From the mode's equation Lambda'Z'e(eta) = u: M du/dphi = Lambda_phi'Z'e - Lambda'Z'W deta_phi. Used to
+    predict the next mode (u_hat + J' dx) so that PIRLS starts within O(|dx|^2) of it.
+    """
+    J = np.zeros((len(obj.terms) + obj.p, obj.q))
+    obj._fast().mode_sensitivity(obj.X, J)
+    return J

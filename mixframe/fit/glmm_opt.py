@@ -296,7 +296,7 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
                 H, fresh = fresh_hessian(x, g), True
                 continue
         if radius is None:
-            radius = 10.0 * np.sqrt(n)
+            radius = 2.0 * np.sqrt(n)
         d = np.zeros(n)
         d[free], pred = _trust_step(Hf, gf, dscale[free], radius)
         # stop at the first bound the step meets (the model decreases all along the segment)
