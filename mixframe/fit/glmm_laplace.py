@@ -288,13 +288,22 @@ class GLMMObjective:
         s = 1.0 / np.sqrt(1.0 + lam * lam * hsum)
         uhat = state["u"]
         eta0 = state["eta"] - lam * zcol * uhat[codes]
-        terms = np.empty((len(nodes), m))
-        for k, (zk, wk) in enumerate(zip(nodes, weights)):
-            uk = uhat + s * zk
-            eta = eta0 + lam * zcol * uk[codes]
-            _, _, _, ll, status, _ = self._eval(eta, disp, newton=False)
-            llg = np.bincount(codes, weights=ll, minlength=m) if status == 0 else np.full(m, -np.inf)
-            terms[k] = np.log(wk) + 0.5 * zk * zk + llg - 0.5 * uk * uk
+        nodes = np.asarray(nodes, dtype=float)
+        K = len(nodes)
+        U = uhat[None, :] + s[None, :] * nodes[:, None]                     # (K, m) effects at the nodes
+        eta = eta0[None, :] + lam * zcol[None, :] * U[:, codes]              # (K, n), all nodes at once
+        _, _, _, ll, status = self.family.working(np.tile(self.y, K), eta.ravel(), np.tile(self.wt, K), disp)
+        if status == 0:
+            keys = (np.arange(K)[:, None] * m + codes[None, :]).ravel()
+            llg = np.bincount(keys, weights=ll, minlength=K * m).reshape(K, m)
+        else:
+            # some node gives an invalid mean: evaluate node by node, an invalid node contributing nothing
+            llg = np.empty((K, m))
+            for k in range(K):
+                _, _, _, llk, st = self.family.working(self.y, eta[k], self.wt, disp)
+                llg[k] = np.bincount(codes, weights=llk, minlength=m) if st == 0 else -np.inf
+        terms = (np.log(np.asarray(weights, dtype=float))[:, None] + 0.5 * nodes[:, None] ** 2 + llg
+                 - 0.5 * U * U)
         mx = np.max(terms, axis=0)
         logint = mx + np.log(np.sum(np.exp(terms - mx), axis=0)) + np.log(s)
         return -2.0 * float(np.sum(logint)), state
