@@ -182,9 +182,9 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
     gives the standard errors."""
     n_theta, p = design.n_theta, design.p
 
-    last = {}
+    last = {}          # the latest full evaluation: point, mode and the mode's sensitivity there
 
-    def fun_grad(x):
+    def evaluate(x, anchor):
         th, be = x[:n_theta], x[n_theta:]
         if last:
             # start PIRLS from the first-order prediction of the mode at x, unless the step is so long that the
@@ -194,11 +194,20 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
         try:
             dev, st = obj.laplace(th, be)
             g = laplace_gradient(obj, th, be, st)
-            last.update(x=np.array(x, dtype=float), u=st["u"].copy(), J=mode_sensitivity(obj))
+            if anchor:
+                last.update(x=np.array(x, dtype=float), u=st["u"].copy(), J=mode_sensitivity(obj))
             return dev, g
         except (PirlsError, np.linalg.LinAlgError):
-            last.clear()
+            if anchor:
+                last.clear()
             return np.inf, np.zeros(len(x))
+
+    def fun_grad(x):
+        return evaluate(x, True)
+
+    def probe(x):
+        # finite-difference points of the Hessian: predicted from the iterate, which stays the anchor
+        return evaluate(x, False)[1]
 
     def dev_fun(x):
         return obj.laplace(x[:n_theta], x[n_theta:])[0]
@@ -214,8 +223,12 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
             bar.update(1)
             return fun_grad(x)
 
+        def counted_probe(x):
+            bar.update(1)
+            return probe(x)
+
         x, _, H, n_evals, conv = newton_bounded(counted, x0, lower, h=ctl["hessian_step"],
-                                                max_iter=int(min(ctl["maxeval"], 1000)))
+                                                max_iter=int(min(ctl["maxeval"], 1000)), probe=counted_probe)
     flip = np.concatenate([np.where(x[:n_theta] < 0, -1.0, 1.0), np.ones(p)])
     x, H = x * flip, H * np.outer(flip, flip)
     messages = [] if conv else ["the quasi-Newton search did not converge"]

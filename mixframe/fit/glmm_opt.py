@@ -235,7 +235,7 @@ def _trust_step(H, g, dscale, radius):
     return d, pred
 
 
-def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
+def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200, probe=None):
     """Minimise ``fun_grad`` (returning (f, gradient)) subject to lower bounds by a trust-region quasi-Newton
     method.
 
@@ -246,6 +246,9 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
     units) is below ``tol`` under a freshly differenced Hessian, which is then returned (for standard errors);
     those later differences take the step ``h`` in the scaled coordinates, so every parameter moves by the
     same fraction of its curvature scale.
+
+    ``probe(z)``, if given, returns the gradient at a finite-difference point near the current iterate (it may
+    be cheaper than ``fun_grad``, e.g. by not preparing for long steps).
 
     Returns
     -------
@@ -264,11 +267,13 @@ def newton_bounded(fun_grad, x0, lower, h=1e-4, tol=1e-9, max_iter=200):
         d = np.abs(np.diag(H))
         return np.sqrt(np.maximum(d, 1e-8 * max(float(np.max(d)), 1e-300)))
 
+    def probe_grad(z):
+        count[0] += 1
+        return np.asarray(probe(z) if probe is not None else fun_grad(z)[1], dtype=float)
+
     def fresh_hessian(z, gz):
         # forward differences of the gradient, each step a fixed fraction of the coordinate's curvature scale
-        H = fd_hessian_from_gradient(lambda v: fg(v)[1], z, h / dscale, g0=gz)
-        fun_grad(z)                 # leave the objective's state at z
-        return H
+        return fd_hessian_from_gradient(probe_grad, z, h / dscale, g0=gz)
 
     f, g = fg(x)
     dscale = np.ones(n)
