@@ -25,6 +25,8 @@ cdef class LaplacePirls:
     cdef object chol, sys
     cdef bint scalar
     cdef double[::1] l21, ebuf
+    cdef int[:, ::1] lev             # scalar terms: each row's index into u for every term
+    cdef double[:, ::1] zv           # scalar terms: each row's Z value for every term
     cdef double[:, :, ::1] A11
     cdef double[:, ::1] A21, A22, AE1, AER, AEE
     cdef int fam, link
@@ -88,6 +90,15 @@ cdef class LaplacePirls:
                        and system.chol.ne == 1)
         self.A11, self.A21, self.A22 = self.chol.A11, self.chol.A21, self.chol.A22
         self.AE1, self.AER, self.AEE = self.chol.AE1, self.chol.AER, self.chol.AEE
+        if self.scalar:
+            lev = np.empty((self.n, self.nr + 1), dtype=np.int32)
+            zv = np.empty((self.n, self.nr + 1))
+            lev[:, 0] = np.asarray(system.code0)
+            zv[:, 0] = np.asarray(system.Z0)[:, 0]
+            for t in range(self.nr):
+                lev[:, t + 1] = self.q1 + system.r_off[t] + np.asarray(system.rcodes)[:, t]
+                zv[:, t + 1] = np.asarray(system.ZR)[:, system.zr_off[t]]
+            self.lev, self.zv = lev, zv
         self.l21 = np.zeros(self.a21_row.shape[0])       # L21 = LR' S on the pattern (scalar terms)
         self.ebuf = np.zeros(self.n)                      # e = -1/2 d dev / d eta at the mode
 
@@ -130,26 +141,45 @@ cdef class LaplacePirls:
         (sum of deviance residuals + u'u), or a huge value when a mean is invalid."""
         cdef Py_ssize_t i, a, t, kt
         cdef double e, m, d1, d2, v, ph = phi1(self.fam, disp), total = 0.0
-        cdef Py_ssize_t k0 = self.k0
+        cdef Py_ssize_t k0 = self.k0, nt = self.nr + 1, n = self.n
+        cdef int fam = self.fam, link = self.link
+        cdef const double* eta_f = &self.eta_f[0]
+        cdef const double* y = &self.y[0]
+        cdef const double* wt = &self.wt[0]
+        cdef double* eta = &self.eta[0]
+        cdef double* mu = &self.mu[0]
+        cdef double* w = &self.w[0]
+        cdef double* r = &self.r[0]
+        cdef double* dev = &self.dev[0]
+        cdef const double* b = &self.b[0]
+        cdef const int* lv = NULL
+        cdef const double* zp = NULL
         self._b_from_u(u)
-        for i in range(self.n):
-            e = self.eta_f[i]
-            for a in range(k0):
-                e += self.Z0[i, a] * self.b[self.code0[i] * k0 + a]
-            for t in range(self.nr):
-                kt = self.r_k[t]
-                for a in range(kt):
-                    e += self.ZR[i, self.zr_off[t] + a] * self.b[self.q1 + self.r_off[t] + self.rcodes[i, t] * kt + a]
-            self.eta[i] = e
-            link_inv3(self.link, e, &m, &d1, &d2)
-            if not valid_mu1(self.fam, m) or d1 == 0.0:
+        if self.scalar:
+            lv = &self.lev[0, 0]
+            zp = &self.zv[0, 0]
+        for i in range(n):
+            e = eta_f[i]
+            if self.scalar:
+                for t in range(nt):
+                    e += zp[i * nt + t] * b[lv[i * nt + t]]
+            else:
+                for a in range(k0):
+                    e += self.Z0[i, a] * b[self.code0[i] * k0 + a]
+                for t in range(self.nr):
+                    kt = self.r_k[t]
+                    for a in range(kt):
+                        e += self.ZR[i, self.zr_off[t] + a] * b[self.q1 + self.r_off[t] + self.rcodes[i, t] * kt + a]
+            eta[i] = e
+            link_inv3(link, e, &m, &d1, &d2)
+            if not valid_mu1(fam, m) or d1 == 0.0:
                 return 1e300
-            self.mu[i] = m
-            v = variance1(self.fam, m, disp)
-            self.w[i] = self.wt[i] * d1 * d1 / (ph * v)
-            self.r[i] = (self.y[i] - m) / d1
-            self.dev[i] = dev_resid1(self.fam, self.y[i], m, self.wt[i], disp)
-            total += self.dev[i]
+            mu[i] = m
+            v = variance1(fam, m, disp)
+            w[i] = wt[i] * d1 * d1 / (ph * v)
+            r[i] = (y[i] - m) / d1
+            dev[i] = dev_resid1(fam, y[i], m, wt[i], disp)
+            total += dev[i]
         for a in range(self.q):
             total += u[a] * u[a]
         return total
@@ -285,6 +315,8 @@ cdef class LaplacePirls:
 
         Fills g_theta (one entry per term, block-1 term first) and r_out (n,) with s - 2e, so that the
         gradient in beta is X' r_out. The factor left by ``laplace`` (at the mode's weights) is used."""
+        if not self.scalar:
+            raise ValueError("the analytic gradient needs scalar random-effect terms (at most 65)")
         cdef Py_ssize_t n = self.n, q1 = self.q1, q2 = self.q - self.q1, nr = self.nr, m0 = self.q1
         cdef Py_ssize_t i, j, e1, r, t, s_, rt, rs
         cdef double v0, vt, hi, m, d1, d2, var, dvar, ph, acc, lam
@@ -302,7 +334,22 @@ cdef class LaplacePirls:
         cdef double[::1] c = np.zeros(self.q)
         cdef double[::1] trs = np.zeros(nr + 1)
         cdef int info = 0, nq2 = <int>q2, inc = 1
-        cdef char uplo = b'U', tr_t = b'T', tr_n = b'N', diag_n = b'N'
+        cdef char uplo = b'U'
+        cdef Py_ssize_t nt = nr + 1, base
+        cdef double ai
+        cdef double gt[65]
+        cdef int fam = self.fam, link = self.link
+        cdef bint canon = (fam == 1 and link == 2) or (fam == 2 and link == 1)
+        cdef const int* lv = &self.lev[0, 0]
+        cdef const double* zp = &self.zv[0, 0]
+        cdef const int* posp = &self.pos[0, 0] if nr > 0 else NULL
+        cdef const double* Pp = &P[0, 0] if q2 > 0 else NULL
+        cdef const double* etap = &self.eta[0]
+        cdef const double* mup = &self.mu[0]
+        cdef const double* wp = &self.w[0]
+        cdef const double* up = &self.u[0]
+        cdef const double* yp = &self.y[0]
+        cdef const double* wtp = &self.wt[0]
         lamt[0] = self.lam0[0]
         for t in range(nr):
             lamt[t + 1] = self.lamR[t]
@@ -324,7 +371,7 @@ cdef class LaplacePirls:
                         rt = self.a21_row[e1]
                         x[e1] = S[e1, 0] * lamt[1 + self._term_of_row(rt)]
                         for r in range(q2):
-                            ycol[r] += x[e1] * P[rt, r]
+                            ycol[r] += x[e1] * Pp[rt * q2 + r]
                     acc = 0.0
                     for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
                         rt = self.a21_row[e1]
@@ -339,42 +386,53 @@ cdef class LaplacePirls:
                 trs[1 + self._term_of_row(r)] += P[r, r]
             # leverages h_i, a_i = h_i dw_i/deta_i and the right-hand side Lambda'Z'a
             for i in range(n):
-                j = self.code0[i]
-                v0 = lamt[0] * self.Z0[i, 0]
+                base = i * nt
+                j = lv[base]
+                v0 = lamt[0] * zp[base]
                 hi = v0 * v0 * dinv[j]
-                for t in range(nr):
-                    rt = self.r_off[t] + self.rcodes[i, t]
-                    vt = lamt[t + 1] * self.ZR[i, self.zr_off[t]]
-                    hi += 2.0 * v0 * vt * Bp[self.pos[i, t]] + vt * vt * P[rt, rt]
-                    for s_ in range(t):
-                        rs = self.r_off[s_] + self.rcodes[i, s_]
-                        hi += 2.0 * vt * lamt[s_ + 1] * self.ZR[i, self.zr_off[s_]] * P[rt, rs]
-                link_inv3(self.link, self.eta[i], &m, &d1, &d2)
-                var = variance1(self.fam, m, disp)
-                dvar = dvariance1(self.fam, m, disp)
-                a[i] = hi * self.wt[i] * (2.0 * d1 * d2 / var - d1 * d1 * d1 * dvar / (var * var)) / ph
-                e[i] = self.wt[i] * (self.y[i] - self.mu[i]) * d1 / (var * ph)
-                c[j] += v0 * a[i]
-                for t in range(nr):
-                    rt = self.r_off[t] + self.rcodes[i, t]
-                    c[q1 + rt] += lamt[t + 1] * self.ZR[i, self.zr_off[t]] * a[i]
+                for t in range(1, nt):
+                    rt = lv[base + t] - q1
+                    vt = lamt[t] * zp[base + t]
+                    hi += 2.0 * v0 * vt * Bp[posp[i * nr + t - 1]] + vt * vt * Pp[rt * q2 + rt]
+                    for s_ in range(1, t):
+                        rs = lv[base + s_] - q1
+                        hi += 2.0 * vt * lamt[s_] * zp[base + s_] * Pp[rt * q2 + rs]
+                if canon:
+                    # canonical link: dmu/deta = V(mu), so dw/deta = wt mu'' and e = wt (y - mu)
+                    m = mup[i]
+                    if fam == 1:
+                        d1 = m * (1.0 - m)
+                        d2 = (d1 if d1 > EPS else EPS) * (1.0 - 2.0 * m)     # as link_inv3 bounds it
+                    else:
+                        d2 = m
+                    ai = hi * wtp[i] * d2
+                    e[i] = wtp[i] * (yp[i] - m)
+                else:
+                    link_inv3(link, etap[i], &m, &d1, &d2)
+                    var = variance1(fam, m, disp)
+                    dvar = dvariance1(fam, m, disp)
+                    ai = hi * wtp[i] * (2.0 * d1 * d2 / var - d1 * d1 * d1 * dvar / (var * var)) / ph
+                    e[i] = wtp[i] * (yp[i] - mup[i]) * d1 / (var * ph)
+                a[i] = ai
+                for t in range(nt):
+                    c[lv[base + t]] += lamt[t] * zp[base + t] * ai
             # c = M^{-1} c
             self._msolve(&c[0], L11, L22)
             # r = a - W Z Lambda c - 2e ; theta parts
-            for t in range(nr + 1):
-                g_theta[t] = 0.0
+            for t in range(nt):
+                gt[t] = 0.0
             for i in range(n):
-                j = self.code0[i]
-                acc = lamt[0] * self.Z0[i, 0] * c[j]
-                for t in range(nr):
-                    rt = self.r_off[t] + self.rcodes[i, t]
-                    acc += lamt[t + 1] * self.ZR[i, self.zr_off[t]] * c[q1 + rt]
-                hi = a[i] - self.w[i] * acc - 2.0 * e[i]
+                base = i * nt
+                acc = 0.0
+                for t in range(nt):
+                    acc += lamt[t] * zp[base + t] * c[lv[base + t]]
+                hi = a[i] - wp[i] * acc - 2.0 * e[i]
                 r_out[i] = hi
-                g_theta[0] += self.Z0[i, 0] * (hi * self.u[j] + c[j] * e[i])
-                for t in range(nr):
-                    rt = q1 + self.r_off[t] + self.rcodes[i, t]
-                    g_theta[t + 1] += self.ZR[i, self.zr_off[t]] * (hi * self.u[rt] + c[rt] * e[i])
+                for t in range(nt):
+                    rt = lv[base + t]
+                    gt[t] += zp[base + t] * (hi * up[rt] + c[rt] * e[i])
+            for t in range(nt):
+                g_theta[t] = gt[t]
             for t in range(nr + 1):
                 lam = lamt[t]
                 if lam != 0.0:
@@ -410,35 +468,35 @@ cdef class LaplacePirls:
         cdef Py_ssize_t i, t, l, c, lev_t, lev_l
         cdef double wi, zt, zl, s_t, lam_l
         cdef double[::1] lamt = np.empty(nt)
-        cdef double[::1] zv = np.empty(nt)
-        cdef Py_ssize_t[::1] lev = np.empty(nt, dtype=np.intp)
         cdef double[:, :, ::1] L11 = self.chol.L11
         cdef double[:, ::1] L22 = self.chol.L22
         lamt[0] = self.lam0[0]
         for t in range(nr):
             lamt[t + 1] = self.lamR[t]
+        cdef const int* lv = &self.lev[0, 0]
+        cdef const double* zp = &self.zv[0, 0]
+        cdef const double* Xp = &X[0, 0] if p > 0 else NULL
+        cdef double* Jp = &J[0, 0]
+        cdef Py_ssize_t q = self.q, base
+        cdef double lz[65]
         J[:, :] = 0.0
         with nogil:
             for i in range(n):
+                base = i * nt
                 wi = self.w[i]
-                lev[0] = self.code0[i]
-                zv[0] = self.Z0[i, 0]
-                for t in range(nr):
-                    lev[t + 1] = q1 + self.r_off[t] + self.rcodes[i, t]
-                    zv[t + 1] = self.ZR[i, self.zr_off[t]]
-                for t in range(nt):
-                    lev_t = lev[t]
-                    zt = zv[t]
-                    s_t = zt * self.u[lev_t]                  # (Z E_t u_hat)_i
-                    J[t, lev_t] += zt * self.ebuf[i]          # E_t'Z'e
-                    for l in range(nt):
-                        lam_l = lamt[l] * zv[l] * wi
-                        lev_l = lev[l]
-                        J[t, lev_l] -= lam_l * s_t
                 for l in range(nt):
-                    lam_l = lamt[l] * zv[l] * wi
+                    lz[l] = lamt[l] * zp[base + l] * wi
+                for t in range(nt):
+                    lev_t = lv[base + t]
+                    zt = zp[base + t]
+                    s_t = zt * self.u[lev_t]                  # (Z E_t u_hat)_i
+                    Jp[t * q + lev_t] += zt * self.ebuf[i]     # E_t'Z'e
+                    for l in range(nt):
+                        Jp[t * q + lv[base + l]] -= lz[l] * s_t
+                for l in range(nt):
+                    lev_l = lv[base + l]
                     for c in range(p):
-                        J[nt + c, lev[l]] -= lam_l * X[i, c]
+                        Jp[(nt + c) * q + lev_l] -= lz[l] * Xp[i * p + c]
             for c in range(nt + p):
                 self._msolve(&J[c, 0], L11, L22)
 

@@ -32,7 +32,8 @@ def gradient_available(obj) -> bool:
     fam = obj.family
     sys = obj.sys_u
     return (fam.canonical and not fam.has_dispersion and fam.name in ("binomial", "poisson")
-            and all(t.k == 1 for t in obj.terms) and sys.m0 * max(sys.q2, 1) <= MAX_CROSS_CELLS)
+            and all(t.k == 1 for t in obj.terms) and len(obj.terms) <= 65
+            and sys.m0 * max(sys.q2, 1) <= MAX_CROSS_CELLS)
 
 
 def _dw_deta(fam, mu, wt):

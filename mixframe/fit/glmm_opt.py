@@ -198,38 +198,34 @@ def fd_hessian_from_gradient(grad, x, h=1e-4, g0=None):
 
 
 def _trust_step(H, g, dscale, radius):
-    """Minimiser of g'd + d'Hd/2 subject to ||dscale * d|| <= radius (More-Sorensen on the eigen-decomposition
-    of the scaled Hessian; indefinite H handled by the shift). Returns (d, predicted decrease)."""
+    """Minimiser of g'd + d'Hd/2 subject to ||dscale * d|| <= radius, from the eigen-decomposition of the
+    scaled Hessian: the Newton step when it is inside, else the shifted step (H + mu I) whose length is the
+    radius, mu found by Newton's method on the secular equation 1/||z(mu)|| = 1/radius (More and Sorensen);
+    an indefinite H is handled by the shift. Returns (d, predicted decrease)."""
     Hs = H / np.outer(dscale, dscale)
     gs = g / dscale
     vals, vecs = np.linalg.eigh(Hs)
     gt = vecs.T @ gs
     top = max(float(np.max(np.abs(vals))), 1e-300)
     lo = max(0.0, -float(vals[0])) + 1e-12 * top
-
-    def z_of(mu):
-        return -(gt / (vals + mu))
-
-    z = z_of(lo if vals[0] <= 0 else 0.0)
-    if vals[0] < 0 and np.linalg.norm(z) < radius:
+    mu = 0.0 if vals[0] > 0 else lo
+    z = -gt / (vals + mu)
+    zz = float(z @ z)
+    if vals[0] < 0 and zz < radius ** 2:
         # the hard case (g has no component along the most negative curvature): go along it to the boundary
-        tau = np.sqrt(max(radius ** 2 - float(z @ z), 0.0))
         z = z.copy()
-        z[0] += tau
-    elif vals[0] <= 0 or np.linalg.norm(z) > radius:
-        # find mu >= lo with ||z(mu)|| = radius (the norm decreases in mu)
-        a, b = lo, lo + 1.0
-        while np.linalg.norm(z_of(b)) > radius:
-            a, b = b, b * 4.0 + 1.0
-        for _ in range(100):
-            mid = 0.5 * (a + b)
-            if np.linalg.norm(z_of(mid)) > radius:
-                a = mid
-            else:
-                b = mid
-            if b - a <= 1e-12 * b:
+        z[0] += np.sqrt(radius ** 2 - zz)
+    elif zz > radius ** 2:
+        for _ in range(50):
+            den = vals + mu
+            z = -gt / den
+            nz = np.sqrt(float(z @ z))
+            if abs(nz - radius) <= 1e-6 * radius:
                 break
-        z = z_of(b)
+            dnz = -float(z @ (z / den)) / nz          # d||z|| / d mu
+            step = (nz - radius) / radius * nz / dnz   # Newton on 1/||z|| - 1/radius
+            mu = mu - step if mu - step > lo else 0.5 * (mu + lo)
+        z = -gt / (vals + mu)
     d = (vecs @ z) / dscale
     pred = -float(g @ d + 0.5 * d @ H @ d)
     return d, pred
