@@ -17,10 +17,16 @@
 cimport cython
 from libc.math cimport log, sqrt
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_lapack cimport dpotrf
-from scipy.linalg.cython_blas cimport dtrsm, dtrsv, dsyrk
+from scipy.linalg.cython_lapack cimport dpotrf, dpotri
+from scipy.linalg.cython_blas cimport dtrsm, dtrsv, dsyrk, dsymm
+from libc.stdlib cimport malloc, free
 
 import numpy as np
+
+#: the dense Schur complement scatters S into a buffer of at most this many bytes (a slab of levels of term 0)
+DENSE_SLAB_BYTES = 64 << 20
+#: the dense Schur complement is used when its multiply-adds are at most this many times the sparse one's
+DENSE_COST_RATIO = 50.0
 
 
 cdef int small_chol(double* M, Py_ssize_t k) noexcept nogil:
@@ -70,9 +76,10 @@ cdef class BlockedCholesky:
     cdef public Py_ssize_t k0, m0, q1, q2, ne, nnz, nr
     cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term, a21t_ptr, a21t_col, a21t_e
     cdef double[::1] rowbuf
-    cdef int[::1] a21_col
     cdef double[:, ::1] Sd
     cdef public bint dense_s
+    cdef public long n_factors      # update() calls so far: tells a cached result which factor it belongs to
+    cdef public Py_ssize_t slab
     # cross-products
     cdef public double[:, :, ::1] A11
     cdef public double[:, ::1] A21, A22, AE1, AER, AEE
@@ -81,6 +88,7 @@ cdef class BlockedCholesky:
     cdef public double[:, ::1] S, L22, F1, F2, L33, tmp2
     cdef public double[::1] lam0, lamR
     cdef int[::1] lamR_off
+    cdef int[::1] theta_pos
     cdef double[::1] work
 
     def __init__(self, Py_ssize_t k0, Py_ssize_t m0, int[::1] a21_ptr, int[::1] a21_row,
@@ -124,19 +132,31 @@ cdef class BlockedCholesky:
         self.lamR = np.zeros(self.lamR_off[self.nr])
         self.work = np.zeros(max(k0, 1) * k0 * 4 + self.q2 + 8)
         self.rowbuf = np.zeros(self.q2 + 1)
-        # the transposed pattern: for each row of block 2, its (level of term 0, entry) pairs
-        rows = np.asarray(a21_row, dtype=np.int64)
-        cols = np.repeat(np.arange(m0, dtype=np.int64), np.diff(np.asarray(a21_ptr, dtype=np.int64)))
-        order = np.lexsort((cols, rows))
-        self.a21t_e = order.astype(np.int32)
-        self.a21t_col = cols[order].astype(np.int32)
-        self.a21t_ptr = np.searchsorted(rows[order], np.arange(self.q2 + 1)).astype(np.int32)
-        # A densely filled pattern (crossed factors that meet in most cells) is better served by BLAS:
-        # S is scattered into a dense q2 x q1 matrix and G = A22 - S S' is one dsyrk.
-        self.a21_col = cols.astype(np.int32)
-        dense_cells = self.q2 * self.q1
-        self.dense_s = (self.q2 > 0 and self.nnz >= 0.2 * self.q2 * m0 and dense_cells <= 50_000_000)
-        self.Sd = np.zeros((int(self.q2), int(self.q1))) if self.dense_s else np.zeros((0, 0))
+        # A densely filled pattern (crossed factors that meet in most cells) is better served by BLAS: S is
+        # scattered, a slab of levels of term 0 at a time, into a dense q2 x (levels * k0) buffer of at most
+        # DENSE_SLAB_BYTES, and G = A22 - S S' is one dsyrk per slab. The slab keeps the memory at the size of
+        # the pattern itself, however many levels term 0 has.
+        # The row-by-row sparse product costs about DENSE_COST_RATIO times more per multiply-add than dsyrk.
+        counts = np.diff(np.asarray(a21_ptr, dtype=np.float64))
+        sparse_work = float(np.sum(counts * (counts + 1.0))) * 0.5 * k0 * k0
+        dense_work = 0.5 * float(self.q2) * float(self.q2 + 1) * float(self.q1)
+        self.dense_s = self.q2 > 0 and dense_work <= DENSE_COST_RATIO * sparse_work
+        if self.dense_s:
+            self.slab = max(1, min(m0, DENSE_SLAB_BYTES // (8 * self.q2 * max(k0, 1))))
+            self.Sd = np.zeros((int(self.q2), int(self.slab * k0)))
+            empty = np.zeros(0, dtype=np.int32)
+            self.a21t_e, self.a21t_col, self.a21t_ptr = empty, empty, np.zeros(self.q2 + 1, dtype=np.int32)
+        else:
+            # the transposed pattern: for each row of block 2, its (level of term 0, entry) pairs; the entries
+            # are stored level by level, so a stable sort by row keeps the levels in order within a row
+            self.slab = 0
+            self.Sd = np.zeros((0, 0))
+            order = np.argsort(np.asarray(a21_row), kind="stable")
+            self.a21t_e = order.astype(np.int32)
+            cols = np.repeat(np.arange(m0, dtype=np.int32), np.diff(np.asarray(a21_ptr, dtype=np.int64)))
+            self.a21t_col = cols[order]
+            del cols
+            self.a21t_ptr = np.searchsorted(np.asarray(a21_row)[order], np.arange(self.q2 + 1)).astype(np.int32)
 
     cdef bint has_vector_r(self):
         cdef Py_ssize_t t
@@ -212,9 +232,30 @@ cdef class BlockedCholesky:
         k_t*k_t lower factors concatenated). Returns 0, or a positive code if a block is not positive
         definite (1: block 1, 2: block 2, 3: the fixed-effects block)."""
         cdef int status
+        self.n_factors += 1
         self.lam0[:] = lam0
         if self.lamR.shape[0] > 0:
             self.lamR[:] = lamR
+        with nogil:
+            status = self._factor()
+        return status
+
+    def set_theta_positions(self, int[::1] pos):
+        """Where each element of theta goes for :meth:`update_theta`: an index into lam0 followed by lamR."""
+        self.theta_pos = pos
+
+    def update_theta(self, const double[::1] theta):
+        """:meth:`update` from theta itself (placed by :meth:`set_theta_positions`; the rest of the relative
+        factors stays 0): one call per evaluation of an objective."""
+        cdef int status
+        cdef Py_ssize_t i, pos, n0 = self.lam0.shape[0]
+        self.n_factors += 1
+        for i in range(theta.shape[0]):
+            pos = self.theta_pos[i]
+            if pos < n0:
+                self.lam0[pos] = theta[i]
+            else:
+                self.lamR[pos - n0] = theta[i]
         with nogil:
             status = self._factor()
         return status
@@ -233,8 +274,9 @@ cdef class BlockedCholesky:
         cdef char uplo = b'U', side = b'L', trans = b'T', diag = b'N'
         cdef double* tmp
         cdef double* buf
-        cdef int[::1] a21_col_ = self.a21_col
         cdef double[:, ::1] Sd = self.Sd
+        cdef Py_ssize_t j0, j1
+        cdef int ld_int
         cdef double[:, :, ::1] L11 = self.L11, A11 = self.A11
         cdef double[:, ::1] S = self.S, A21 = self.A21, L22 = self.L22, A22 = self.A22
         cdef double[:, ::1] F1 = self.F1, F2 = self.F2, AE1 = self.AE1, AER = self.AER, L33 = self.L33
@@ -273,14 +315,25 @@ cdef class BlockedCholesky:
                 if self.dense_s:
                     for r1 in range(q2):
                         memcpy(&L22[r1, 0], &A22[r1, 0], (r1 + 1) * sizeof(double))
-                    for e1 in range(self.nnz):
-                        for a in range(k0):
-                            Sd[a21_row_[e1], a21_col_[e1] * k0 + a] = S[e1, a]
-                    # C-lower L22 -= Sd Sd'  <=>  Fortran-upper C -= B' B with B = Sd viewed as q1 x q2
                     n_int = <int>q2
-                    kk_int = <int>self.q1
-                    dsyrk(&uplo, &trans, &n_int, &kk_int, &minus_one, &Sd[0, 0], &kk_int, &one, &L22[0, 0],
-                          &n_int)
+                    ld_int = <int>(self.slab * k0)
+                    j0 = 0
+                    while j0 < m0:
+                        j1 = min(m0, j0 + self.slab)
+                        for j in range(j0, j1):
+                            for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
+                                for a in range(k0):
+                                    Sd[a21_row_[e1], (j - j0) * k0 + a] = S[e1, a]
+                        # C-lower L22 -= Sd Sd' over the slab's columns  <=>  Fortran-upper C -= B' B with
+                        # B = the slab viewed as a (columns x q2) Fortran matrix of leading dimension ld
+                        kk_int = <int>((j1 - j0) * k0)
+                        dsyrk(&uplo, &trans, &n_int, &kk_int, &minus_one, &Sd[0, 0], &ld_int, &one,
+                              &L22[0, 0], &n_int)
+                        for j in range(j0, j1):
+                            for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
+                                for a in range(k0):
+                                    Sd[a21_row_[e1], (j - j0) * k0 + a] = 0.0
+                        j0 = j1
                 else:
                     buf = &self.rowbuf[0]
                     for r1 in range(q2):
@@ -288,6 +341,11 @@ cdef class BlockedCholesky:
                         for t in range(a21t_ptr_[r1], a21t_ptr_[r1 + 1]):
                             e1 = a21t_e_[t]
                             j = a21t_col_[t]
+                            if k0 == 1:
+                                s = S[e1, 0]
+                                for e2 in range(a21_ptr_[j], e1 + 1):
+                                    buf[a21_row_[e2]] += s * S[e2, 0]
+                                continue
                             for e2 in range(a21_ptr_[j], e1 + 1):
                                 s = 0.0
                                 for a in range(k0):
@@ -485,6 +543,57 @@ cdef class BlockedCholesky:
                     u_out[j * k0 + a] = s / L11_[j, a, a]
         return 0
 
+    cdef int _dense_quads(self, const double* P, const double* X, double* out) noexcept nogil:
+        """out[j] = X_j' P X_j (k0 x k0, level after level) through BLAS, for a dense pattern: the entries of a
+        slab of levels are scattered into the zeroed buffer Sd (q2 x slab k0), Y = P Sd by one dsymm, and each
+        block is a sum over the rows of Sd and Y. Returns 0, or 1 when the workspace cannot be allocated."""
+        cdef Py_ssize_t q2 = self.q2, k0 = self.k0, m0 = self.m0, ld = self.slab * k0
+        cdef Py_ssize_t j, j0, j1, e1, a, c, r, col, kk
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef double* Sd = &self.Sd[0, 0]
+        cdef double* Y = <double*>malloc(q2 * ld * sizeof(double))
+        cdef double* acc = <double*>malloc(ld * k0 * sizeof(double))
+        cdef int m_int, n_int = <int>q2, ld_int = <int>ld
+        cdef double one = 1.0, zero = 0.0
+        cdef char side = b'R', uplo = b'U'
+        if Y == NULL or acc == NULL:
+            free(Y)
+            free(acc)
+            return 1
+        j0 = 0
+        while j0 < m0:
+            j1 = min(m0, j0 + self.slab)
+            kk = (j1 - j0) * k0
+            for j in range(j0, j1):
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    for a in range(k0):
+                        Sd[row[e1] * ld + (j - j0) * k0 + a] = X[e1 * k0 + a]
+            # C-order Y = P Sd  <=>  Fortran Y' (kk x q2) = Sd' P with P symmetric: its C-lower triangle is the
+            # Fortran-upper one
+            m_int = <int>kk
+            dsymm(&side, &uplo, &m_int, &n_int, &one, <double*>P, &n_int, Sd, &ld_int, &zero, Y, &ld_int)
+            memset(acc, 0, kk * k0 * sizeof(double))
+            for r in range(q2):
+                if k0 == 1:
+                    for col in range(kk):
+                        acc[col] += Sd[r * ld + col] * Y[r * ld + col]
+                else:
+                    for col in range(kk):
+                        for c in range(k0):
+                            acc[col * k0 + c] += Sd[r * ld + col] * Y[r * ld + col - col % k0 + c]
+            for j in range(j0, j1):
+                for a in range(k0):
+                    for c in range(k0):
+                        out[j * k0 * k0 + a * k0 + c] = acc[((j - j0) * k0 + a) * k0 + c]
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    for a in range(k0):
+                        Sd[row[e1] * ld + (j - j0) * k0 + a] = 0.0
+            j0 = j1
+        free(Y)
+        free(acc)
+        return 0
+
     def column_quad_forms(self, const double[:, ::1] P, const double[::1] x, double[::1] out):
         """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1), x_j the entries of x in column j of the
         block-sparse pattern placed at their block-2 rows; P symmetric, only its lower triangle read."""
@@ -492,6 +601,13 @@ cdef class BlockedCholesky:
         cdef double s, t
         cdef int[::1] ptr = self.a21_ptr
         cdef int[::1] row = self.a21_row
+        cdef int status = 0
+        if self.dense_s and self.k0 == 1:
+            with nogil:
+                status = self._dense_quads(&P[0, 0], &x[0], &out[0])
+            if status != 0:
+                raise MemoryError("no memory for the dense quadratic forms")
+            return 0
         with nogil:
             for j in range(self.m0):
                 s = 0.0
@@ -511,6 +627,13 @@ cdef class BlockedCholesky:
         cdef double p
         cdef int[::1] ptr = self.a21_ptr
         cdef int[::1] row = self.a21_row
+        cdef int status = 0
+        if self.dense_s and X.shape[1] == k0 and X.shape[0] > 0:
+            with nogil:
+                status = self._dense_quads(&P[0, 0], &X[0, 0], &out[0, 0, 0])
+            if status != 0:
+                raise MemoryError("no memory for the dense quadratic forms")
+            return 0
         with nogil:
             for j in range(self.m0):
                 for a in range(k0):
@@ -527,4 +650,29 @@ cdef class BlockedCholesky:
                                     out[j, a, c] += X[e1, a] * X[e1, c] * p
                                 else:
                                     out[j, a, c] += (X[e1, a] * X[e2, c] + X[e2, a] * X[e1, c]) * p
+        return 0
+
+    def inverse_l22(self, double[:, ::1] P_out):
+        """P_out <- (L22 L22')^{-1} in its lower triangle (the strict upper triangle is a copy of L22's, not
+        part of the result). Returns the LAPACK info (0 on success)."""
+        cdef int n_int = <int>self.q2, info = 0
+        cdef char uplo = b'U'
+        if self.q2 == 0:
+            return 0
+        with nogil:
+            memcpy(&P_out[0, 0], &self.L22[0, 0], self.q2 * self.q2 * sizeof(double))
+            # C-lower L22 is the Fortran-upper U with U'U = L22 L22'; dpotri leaves inv(U'U) in U's triangle
+            dpotri(&uplo, &n_int, &P_out[0, 0], &n_int, &info)
+        return info
+
+    def solve_l22_t(self, double[:, ::1] B):
+        """B <- B L22^{-1} in place for B (rows x q2): each row b becomes the solution x of L22' x = b."""
+        cdef int n_int = <int>self.q2, nrhs = <int>B.shape[0]
+        cdef double one = 1.0
+        cdef char side = b'L', uplo = b'U', trans = b'N', diag = b'N'
+        if self.q2 == 0 or nrhs == 0:
+            return 0
+        with nogil:
+            # Fortran view: B is q2 x nrhs, U = L22' upper; solve U X = B
+            dtrsm(&side, &uplo, &trans, &diag, &n_int, &nrhs, &one, &self.L22[0, 0], &n_int, &B[0, 0], &n_int)
         return 0

@@ -94,7 +94,12 @@ def column_names(frame) -> list[str]:
 
 
 def n_rows(frame) -> int:
-    """Number of rows of a frame."""
+    """Number of rows of a frame (pandas and polars read directly, without narwhals)."""
+    library = _direct_library(frame)
+    if library == "pandas":
+        return len(frame)
+    if library == "polars":
+        return int(frame.height)
     return int(as_frame(frame).shape[0])
 
 
@@ -268,7 +273,10 @@ def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     order = _r_order(uniq)
     remap = np.full(len(uniq) + 1, -1, dtype=np.int32)
     remap[np.asarray(order, dtype=np.int64)] = np.arange(len(uniq), dtype=np.int32)
-    indices = pc.fill_null(pc.cast(encoded.indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
+    if encoded.indices.null_count:
+        indices = pc.fill_null(pc.cast(encoded.indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
+    else:                                   # no missing values: the indices as they are (zero copy)
+        indices = encoded.indices.to_numpy()
     return remap[indices], [uniq[i] for i in order]
 
 
@@ -532,7 +540,9 @@ class ColumnCache:
         if name not in self._arrow:
             series = self._native_series(name)
             if self.library == "pandas":
-                arr = pa.Array.from_pandas(series)
+                # Arrow-backed and other extension arrays hand over their Arrow data (no conversion)
+                array = series.array
+                arr = pa.array(array) if hasattr(array, "__arrow_array__") else pa.Array.from_pandas(series)
             else:
                 arr = series.to_arrow()
             if isinstance(arr, pa.ChunkedArray):

@@ -4,14 +4,17 @@ Two passes over the data, never holding it whole:
 
 1. **Levels.** Every batch is reduced to its complete rows (listwise deletion, counted) and, for every
    grouping factor (an interaction ``a:b`` by its observed combinations) and every categorical predictor,
-   one representative row per level.  Their union is a small *template* frame holding every level; the
-   in-memory design builder turns it into a design whose codes and contrasts are global.
-2. **Cross-products.** Every batch is encoded against the template design
-   (:func:`~mixframe.design.newdata.new_design`) and added to a
-   :class:`~mixframe.fit.lmm_stream.CrossprodAccumulator`; Dask partitions are accumulated on the
-   workers and merged by a tree reduction, the fit runs on the client.
+   the rows where a value first appears (found by hashing). Their union is a small *template* frame
+   holding every level; the in-memory design builder turns it into a design whose codes and contrasts
+   are global.
+2. **Cross-products.** Every batch is coded against the template (:class:`_Coder`: numbers looked up by
+   value, strings by hashing, simple model matrices built from the global codes) and added to a
+   :class:`~mixframe.fit.lmm_stream.CrossprodAccumulator`, whose exact sums make the result independent
+   of the batching; Dask partitions are accumulated on the workers and merged by a tree reduction, the
+   fit runs on the client.
 
-Memory is bounded by the design (levels, fixed-effect columns, the batch size), not by the rows.
+Memory is bounded by the design (levels, pairs of levels, fixed-effect columns, the batch size), not by
+the rows.
 """
 from __future__ import annotations
 
@@ -25,16 +28,18 @@ import numpy as np
 
 from . import frames
 from .design.build import _columns_of, build_design, model_frame, plain_column
-from .design.newdata import new_design
 from .errors import DataError, FormulaError
+from .fit.crossprod import table_codes
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula
-from .formula.fixed import evaluate_numeric, expression_columns
+from .formula.fixed import evaluate_numeric, matrix_from_spec
+from .formula.simple import SimpleSpec, evaluate_arithmetic
 
 __all__ = ["fit_lmm_stream", "is_stream"]
 
 DEFAULT_BATCH_ROWS = 500_000
 _STATEFUL = re.compile(r"\b(scale|center|poly|bs|cr|cc|te|ns|standardize)\s*\(")
+_AS_FACTOR = re.compile(r"\b(?:C|factor|as\.factor)\s*\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
 
 
 def is_stream(data) -> bool:
@@ -43,9 +48,11 @@ def is_stream(data) -> bool:
     name = type(data).__name__
     if mod.startswith("polars") and name == "LazyFrame":
         return True
-    if mod.startswith("pyarrow") and name in ("FileSystemDataset", "Dataset", "UnionDataset",
-                                                "RecordBatchReader"):
-        return True
+    if mod.startswith("pyarrow"):
+        import pyarrow as pa
+        import pyarrow.dataset as pads
+
+        return isinstance(data, (pads.Dataset, pa.RecordBatchReader))
     return bool(mod.startswith("dask") and name == "DataFrame")
 
 
@@ -129,41 +136,60 @@ class _Spec:
         self.response_col = plain_column(self.parsed.response, self.columns)
         self.level_sets = list(dict.fromkeys(tuple(b.components) for b in self.parsed.bars))
         self.formulaic = self.roles["fixed"] | self.roles["lhs"] | self.roles["offset"]
+        if self.response_col is None:
+            self.formulaic = self.formulaic | self.roles["response"]
         self.factor_cols = None  # set from the first batch (needs the column kinds)
 
     def set_kinds(self, frame):
+        """Categorical predictors (factors, strings, logicals, and columns made factors by ``C()`` or
+        ``factor()``) need every level in the template, like grouping factors."""
         if self.factor_cols is None:
+            texts = [self.parsed.fixed] + [b.expr for b in self.parsed.bars]
+            coerced = {m for t in texts for m in _AS_FACTOR.findall(t)} & self.formulaic
             self.factor_cols = sorted(c for c in self.formulaic
-                                      if frames.column_kind(frame, c) in ("factor", "string"))
+                                      if c in coerced or frames.column_kind(frame, c) in ("factor", "string", "bool"))
             self.level_sets += [(c,) for c in self.factor_cols if (c,) not in self.level_sets]
 
 
 def _complete(frame, spec: _Spec):
-    """(complete rows of ``frame``, number of rows, missing count per column)."""
+    """(complete rows of ``frame``, their column cache, number of rows, missing count per column)."""
     spec.set_kinds(frame)
-    n = _n(frame)
-    ok = np.ones(n, dtype=bool)
+    cache = frames.ColumnCache(frame)
+    n = cache.n
+    ok = None
     missing = {}
     for name in spec.columns:
-        miss = frames.missing_mask(frame, name)
+        miss = cache.missing(name)
         if miss.any():
             missing[name] = int(miss.sum())
-            ok &= ~miss
-    return _filter(frame, ok), n, missing
+            ok = ~miss if ok is None else ok & ~miss
+    if ok is None or ok.all():
+        return frame, cache, n, missing
+    sub = _filter(frame, ok)
+    return sub, frames.ColumnCache(sub), n, missing
 
 
-def _representatives(frame, spec: _Spec):
-    """One row per observed level of every level set (first occurrence), as a native frame."""
-    if _n(frame) == 0:
-        return frame
-    keep = []
-    for cols in spec.level_sets:
-        key = None
-        for name in cols:
-            codes, levels = frames.encode_column(frame, name)
-            key = codes.astype(np.int64) if key is None else key * max(len(levels), 1) + codes
-        keep.append(np.unique(key, return_index=True)[1])
-    return _take(frame, np.unique(np.concatenate(keep)))
+def _first_rows(frame, level_sets) -> np.ndarray:
+    """Indices of the rows where some level set (a tuple of columns) shows a value combination for the first
+    time in ``frame``, by hashing (a level may be seen more than once: the template removes repeats)."""
+    n = _n(frame)
+    if n == 0 or not level_sets:
+        return np.zeros(min(n, 1), dtype=np.int64)
+    mod = type(frame).__module__
+    if mod.startswith("pandas"):
+        keep = np.zeros(n, dtype=bool)
+        for cols in level_sets:
+            keep |= ~frame.duplicated(subset=list(cols), keep="first").to_numpy()
+        return np.flatnonzero(keep)
+    import polars as pl
+
+    if mod.startswith("pyarrow"):
+        names = sorted({c for cols in level_sets for c in cols})
+        frame = pl.from_arrow(frame.select(names))
+    exprs = [pl.col(cols[0]).is_first_distinct() if len(cols) == 1 else
+             pl.struct([pl.col(c) for c in cols]).is_first_distinct() for cols in level_sets]
+    keep = frame.select(pl.any_horizontal(exprs).alias("keep")).get_column("keep").to_numpy()
+    return np.flatnonzero(keep)
 
 
 class _Scan:
@@ -175,13 +201,13 @@ class _Scan:
         self.parts, self._rows, self._size = [], 0, 0
 
     def add(self, frame, spec):
-        sub, n, missing = _complete(frame, spec)
+        sub, _, n, missing = _complete(frame, spec)
         self.n_total += n
         self.n_used += _n(sub)
         self.batches += 1
         for k, v in missing.items():
             self.missing[k] = self.missing.get(k, 0) + v
-        rep = _representatives(sub, spec)
+        rep = _take(sub, _first_rows(sub, spec.level_sets)) if _n(sub) else sub
         self.parts.append(rep)
         self._rows += _n(rep)
         if self._rows > 4 * self._size + 20_000:
@@ -190,7 +216,8 @@ class _Scan:
 
     def compact(self, spec):
         parts = [p for p in self.parts if _n(p)] or self.parts[:1]
-        merged = _representatives(_concat(parts), spec)
+        merged = _concat(parts)
+        merged = _take(merged, _first_rows(merged, spec.level_sets))
         self.parts, self._rows = [merged], _n(merged)
         self._size = self._rows
 
@@ -206,53 +233,228 @@ class _Scan:
         return self
 
 
-def _template_design(scan: _Scan, spec: _Spec):
+def _template_frame(scan: _Scan, spec: _Spec):
     if scan.n_used == 0:
         raise DataError(f"no complete rows: every row has a missing value in {sorted(scan.missing)}")
     scan.compact(spec)
     rows = scan.parts[0]
-    frame = _concat([rows, rows])  # every level at least twice: the builder's level checks see counts > 1
-    return build_design(spec.formula, frame, kind="lmm", groups=spec.groups, random=spec.random,
-                        weights=spec.weights, offset=spec.offset)
+    return _concat([rows, rows])  # every level at least twice: the builder's level checks see counts > 1
 
 
-# ---------------------------------------------------------------------------------- pass 2: one batch
-def _response(sub, spec: _Spec, template):
-    if spec.response_col is not None:
-        if frames.column_kind(sub, spec.response_col) not in ("numeric", "bool"):
-            raise DataError(f"response column {spec.response_col!r} must be numeric")
-        return frames.numeric_column(sub, spec.response_col)
-    expr = spec.parsed.response
-    cols = expression_columns(f"I({expr})", spec.columns)
-    pdf, _, _ = model_frame(sub, cols, np.ones(_n(sub), dtype=bool),
-                            factor_levels=template.extra.get("factor_levels", {}))
-    return np.asarray(evaluate_numeric(expr, pdf, "response"), dtype=np.float64)
+# ---------------------------------------------------------------------------------- pass 2: coding batches
+def _arrow_strings(frame, name):
+    """A string column of a native frame as a pyarrow large_string array (None for other types)."""
+    import pyarrow as pa
+
+    mod = type(frame).__module__
+    if mod.startswith("polars"):
+        arr = frame.get_column(name).to_arrow()
+    elif mod.startswith("pyarrow"):
+        arr = frame.column(name)
+    else:
+        try:
+            arr = pa.array(frame[name], from_pandas=True)
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        return arr
+    if pa.types.is_string(arr.type) or pa.types.is_string_view(arr.type):
+        return arr.cast(pa.large_string())
+    return None
 
 
-def _accumulate(acc: CrossprodAccumulator, frame, spec: _Spec, template):
-    """Encode the complete rows of one batch against the template design and add them."""
-    sub, _, _ = _complete(frame, spec)
-    if _n(sub) == 0:
+class _ColumnLevels:
+    """Codes of a column's values into its global levels, the levels the template design saw.
+
+    Numbers are looked up by value (a table for compact integers, else a binary search), strings by
+    hashing (pyarrow ``index_in``); other kinds through their labels. -1 marks a missing value or a
+    value the first pass did not see.
+    """
+
+    def __init__(self, cache, name: str):
+        codes, labels = cache.codes(name)
+        codes, labels, _ = frames.drop_unused_levels(codes, labels)
+        self.name, self.labels = name, list(labels)
+        self.kind = cache.kind(name)
+        self.index = {lv: i for i, lv in enumerate(self.labels)}
+        self.values = self.table = self.value_set = None
+        if self.kind == "numeric":
+            values = cache.numeric(name)
+            uniq = np.unique(values[~np.isnan(values)])
+            if uniq.shape[0] == len(self.labels):
+                self.values = uniq
+                span = uniq[-1] - uniq[0] if uniq.size else 0.0
+                if uniq.size and np.all(uniq == np.floor(uniq)) and span <= 4 * uniq.size + (1 << 20):
+                    self.low = float(uniq[0])
+                    self.table = np.full(int(span) + 1, -1, dtype=np.int32)
+                    self.table[(uniq - self.low).astype(np.int64)] = np.arange(uniq.size, dtype=np.int32)
+        elif self.kind == "string":
+            import pyarrow as pa
+
+            self.value_set = pa.array(self.labels, type=pa.large_string())
+
+    def codes(self, frame, cache) -> np.ndarray:
+        kind = cache.kind(self.name)
+        if kind == "numeric" and self.values is not None:
+            return self._numeric(cache.numeric(self.name))
+        if kind == "string" and self.value_set is not None:
+            arr = _arrow_strings(frame, self.name)
+            if arr is not None:
+                import pyarrow.compute as pc
+
+                found = pc.index_in(arr, value_set=self.value_set)
+                return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
+        local, labels = cache.codes(self.name)
+        table = np.array([self.index.get(lv, -1) for lv in labels] + [-1], dtype=np.int32)
+        return table[np.where(local < 0, len(labels), local)]
+
+    def _numeric(self, v: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            return table_codes(v, self.low, self.table)
+        idx = np.searchsorted(self.values, v)
+        idx = np.minimum(idx, self.values.shape[0] - 1)
+        return np.where(self.values[idx] == v, idx, -1).astype(np.int32)
+
+
+class _TermLevels:
+    """Codes of a grouping factor (one column or an interaction ``a:b``) into the fit's levels."""
+
+    def __init__(self, term, columns: dict, cache, frame):
+        self.term = term
+        self.parts = [columns[c] for c in term.components]
+        key = self._key([p.codes(frame, cache) for p in self.parts])
+        self.size = int(np.prod([max(len(p.labels), 1) for p in self.parts], dtype=np.float64))
+        if self.size <= (1 << 24):
+            self.table = np.full(self.size, -1, dtype=np.int32)
+            self.table[key] = term.codes
+            self.keys = None
+        else:
+            self.keys, first = np.unique(key, return_index=True)
+            self.table = np.asarray(term.codes)[first].astype(np.int32)
+
+    def _key(self, codes):
+        key = codes[0].astype(np.int64)
+        for part, c in zip(self.parts[1:], codes[1:]):
+            key = key * max(len(part.labels), 1) + c
+        return key
+
+    def codes(self, frame, cache) -> np.ndarray:
+        codes = [p.codes(frame, cache) for p in self.parts]
+        bad = codes[0] < 0
+        for c in codes[1:]:
+            bad |= c < 0
+        key = np.where(bad, 0, self._key(codes))
+        if self.keys is None:
+            out = self.table[key]
+        else:
+            idx = np.minimum(np.searchsorted(self.keys, key), self.keys.shape[0] - 1)
+            out = np.where(self.keys[idx] == key, self.table[idx], -1)
+        return np.where(bad, -1, out).astype(np.int32)
+
+
+class _Coder:
+    """Turns a batch of complete rows into the arrays of the cross-products, coded as the template design.
+
+    Simple right-hand sides (columns, factors, products) are built with the same NumPy code as the
+    in-memory design, from global codes; anything else goes through formulaic with the template's spec.
+    """
+
+    def __init__(self, spec: _Spec, frame):
+        self.spec = spec
+        self.design = build_design(spec.formula, frame, kind="lmm", groups=spec.groups, random=spec.random,
+                                   weights=spec.weights, offset=spec.offset)
+        cache = frames.ColumnCache(frame)
+        names = {c for t in self.design.terms for c in t.components} | set(spec.factor_cols)
+        self.columns = {c: _ColumnLevels(cache, c) for c in sorted(names)}
+        self.terms = [_TermLevels(t, self.columns, cache, frame) for t in self.design.terms]
+        self.factor_levels = self.design.extra.get("factor_levels", {})
+
+    def _simple(self, spec_obj) -> bool:
+        return isinstance(spec_obj, SimpleSpec) and all(
+            name in self.columns and list(levels) == self.columns[name].labels
+            for name, levels in spec_obj.levels.items())
+
+    def encode(self, frame, cache):
+        """(codes, Zs, X, y minus offset, weights) of a batch of complete rows."""
+        d, spec = self.design, self.spec
+        n = cache.n
+        codes = []
+        for t, coder in zip(d.terms, self.terms):
+            c = coder.codes(frame, cache)
+            if (c < 0).any():
+                raise DataError(f"grouping factor {t.group!r} has a level that the first pass did not see; "
+                                "the data changed between the two passes")
+            codes.append(c)
+        pdf = []
+
+        def model_frame_once():
+            if not pdf:
+                pdf.append(model_frame(cache, spec.formulaic, np.ones(n, dtype=bool),
+                                       factor_levels=self.factor_levels)[0])
+            return pdf[0]
+
+        def factor_codes(name):
+            return self.columns[name].codes(frame, cache)
+
+        if self._simple(d.fixed_spec):
+            X = d.fixed_spec.matrix(cache.numeric, factor_codes, n)
+        else:
+            X = matrix_from_spec(d.fixed_spec, model_frame_once())
+        Zs = []
+        for t in d.terms:
+            if t.spec is None:
+                Zs.append(None)
+            elif self._simple(t.spec):
+                Zs.append(t.spec.matrix(cache.numeric, factor_codes, n))
+            else:
+                Zs.append(matrix_from_spec(t.spec, model_frame_once(), where=f"random-effect term ({t.expr} | "
+                                                                              f"{t.group})"))
+        y = self._numeric(spec.parsed.response, cache, model_frame_once)
+        off = None
+        if d.extra.get("offset_column"):
+            off = cache.numeric(d.extra["offset_column"])
+        for expr in d.extra.get("offsets", ()):
+            values = self._numeric(expr, cache, model_frame_once)
+            off = values if off is None else off + values
+        if off is not None:
+            y = y - off
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            raise DataError("a batch has non-finite values in the response, an offset or a fixed-effect column "
+                            "(e.g. log of 0 or an infinite value); replace or remove them")
+        w = None
+        if spec.weights is not None:
+            w = cache.numeric(spec.weights)
+            if (w < 0).any():
+                raise DataError("weights must be non-negative")
+        return codes, Zs, X, y, w
+
+    @staticmethod
+    def _numeric(expr, cache, model_frame_once):
+        col = plain_column(expr, cache.columns)
+        if col is not None:
+            if cache.kind(col) not in ("numeric", "bool"):
+                raise DataError(f"column {col!r} must be numeric; found {cache.kind(col)} values")
+            return cache.numeric(col)
+
+        def numeric_or_none(name):
+            ok = name in cache and cache.kind(name) == "numeric"
+            return cache.numeric(name) if ok else None
+
+        values = evaluate_arithmetic(expr, numeric_or_none)
+        if values is not None:
+            return values
+        return np.asarray(evaluate_numeric(expr, model_frame_once(), "response"), dtype=np.float64)
+
+
+def _accumulate(acc: CrossprodAccumulator, frame, spec: _Spec, coder: _Coder):
+    """Add the complete rows of one batch."""
+    sub, cache, _, _ = _complete(frame, spec)
+    if cache.n == 0:
         return acc
-    nd = new_design(template, sub)
-    X = nd["X"]
-    y = _response(sub, spec, template)
-    if nd["offset"] is not None:
-        y = y - nd["offset"]
-    if not (np.isfinite(X).all() and np.isfinite(y).all()):
-        raise DataError("a batch has non-finite values in the response or a fixed-effect column "
-                        "(e.g. log of 0 or an infinite value); replace or remove them")
-    codes = [t["codes"] for t in nd["terms"]]
-    for t, c in zip(template.terms, codes):
-        if (c < 0).any():
-            raise DataError(f"grouping factor {t.group!r} has a level that the first pass did not see; "
-                            "the data changed between the two passes")
-    w = None
-    if spec.weights is not None:
-        w = frames.numeric_column(sub, spec.weights)
-        if (w < 0).any():
-            raise DataError("weights must be non-negative")
-    acc.add(codes, [t["Z"] for t in nd["terms"]], X, y, w)
+    codes, Zs, X, y, w = coder.encode(sub, cache)
+    acc.add(codes, Zs, X, y, w)
     return acc
 
 
@@ -352,13 +554,13 @@ def _passes_local(data, spec_args, control):
         scan = _Scan()
         for frame in _progress(source(spec.columns), control, desc="levels"):
             scan.add(frame, spec)
-        template = _template_design(scan, spec)
-        acc = CrossprodAccumulator(template.terms, template.p)
+        coder = _Coder(spec, _template_frame(scan, spec))
+        acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None)
         for frame in _progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
-            _accumulate(acc, frame, spec, template)
+            _accumulate(acc, frame, spec, coder)
     finally:
         source.close()
-    return spec, scan, template, acc, source.like()
+    return spec, scan, coder.design, acc, source.like()
 
 
 # ---------------------------------------------------------------------------------- Dask
@@ -370,8 +572,10 @@ def _merge_scans(a, b, spec):
     return a.merge(b, spec)
 
 
-def _accumulate_partition(frame, spec, template):
-    return _accumulate(CrossprodAccumulator(template.terms, template.p), frame, spec, template)
+def _accumulate_partition(frame, spec, coder):
+    acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None,
+                               pairs="runs")
+    return _accumulate(acc, frame, spec, coder)
 
 
 def _merge_accumulators(a, b):
@@ -395,11 +599,13 @@ def _passes_dask(data, spec_args):
     head = data._meta[spec.columns] if hasattr(data, "_meta") else data[spec.columns].head(1)
     spec.set_kinds(head)
     parts = data[spec.columns].to_delayed()
-    scan = _tree([dask.delayed(_scan_partition)(p, spec) for p in parts], _merge_scans, spec).compute()
-    template = _template_design(scan, spec)
-    acc = _tree([dask.delayed(_accumulate_partition)(p, spec, template) for p in parts],
+    spec_d = dask.delayed(spec, traverse=False)          # one task holding it, shared by every partition
+    scan = _tree([dask.delayed(_scan_partition)(p, spec_d) for p in parts], _merge_scans, spec_d).compute()
+    coder = _Coder(spec, _template_frame(scan, spec))
+    coder_d = dask.delayed(coder, traverse=False)
+    acc = _tree([dask.delayed(_accumulate_partition)(p, spec_d, coder_d) for p in parts],
                 _merge_accumulators).compute()
-    return spec, scan, template, acc, pd.DataFrame({"_": [0]})
+    return spec, scan, coder.design, acc, pd.DataFrame({"_": [0]})
 
 
 # ---------------------------------------------------------------------------------- entry point

@@ -17,7 +17,7 @@ import contextlib
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.lapack import dpotri, dtrtri
+from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
 from ..design.lam import theta_to_lambdas
@@ -25,6 +25,8 @@ from ..design.lam import theta_to_lambdas
 # Below this size of the dense block, BLAS runs on one thread: threads cost more than they save on small
 # factorizations, and far more on a machine whose cores are busy.
 SINGLE_THREAD_BELOW = 2500
+#: ... unless the dense Schur complement (q2^2 q1 multiply-adds) is at least this much work
+DENSE_THREADED_FLOPS = 2e9
 _BLAS = []       # the BLAS library controllers (threadpoolctl), found once
 _DEPTH = [0]     # nesting depth of the one-thread sections
 
@@ -111,7 +113,14 @@ class BlockedSystem:
                for ti, t in enumerate(self.terms) for j in range(t.k) for i in range(j, t.k)]
         self._theta_idx = np.asarray(idx, dtype=np.int64)
         self._lam_all = np.zeros(int(self._lam_offsets[-1]))
+        o = int(self._lam_offsets[1])
+        self._lam0, self._lamR = self._lam_all[:o], self._lam_all[o:]     # contiguous views
+        self._one_thread = 0 < self.q2 < SINGLE_THREAD_BELOW
         self.theta = None
+        self._theta_key = None
+        self._P = None        # workspace of inverse_m22 and the factor (update count) it belongs to
+        self._p_for = -1
+        self._factor_id = -1
 
     def _set_pattern(self, a21_ptr, a21_row) -> None:
         """Install the block-sparse pattern of Z_R' W Z_0 and allocate the compiled factor."""
@@ -119,6 +128,10 @@ class BlockedSystem:
         self.a21_row = np.ascontiguousarray(a21_row, dtype=np.int32)
         self.chol = BlockedCholesky(self.k0, self.m0, self.a21_ptr, self.a21_row, self.r_off, self.r_k,
                                     self.r_m, self.n_extra)
+        self.chol.set_theta_positions(self._theta_idx.astype(np.int32))
+        # a dense Schur complement over many levels of term 0 is a large dsyrk even when block 2 is small
+        if self.chol.dense_s and self.q2 * self.q2 * self.q1 >= DENSE_THREADED_FLOPS:
+            self._one_thread = False
 
     def _pattern(self, r_off, r_k):
         """Block-sparse pattern of Z_R' W Z_0: per level of term 0, the sorted scalar rows of block 2."""
@@ -144,50 +157,114 @@ class BlockedSystem:
         return a21_ptr, a21_row, np.ascontiguousarray(pos, dtype=np.int32)
 
     # ------------------------------------------------------------------
-    def crossprod(self, E, w=None):
-        """Rebuild the weighted cross-products of [Z E] (E: (n, n_extra); w: None or (n,) weights)."""
+    def crossprod(self, E, w=None, exact: bool = False):
+        """Rebuild the weighted cross-products of [Z E] (E: (n, n_extra); w: None or (n,) weights).
+
+        With ``exact`` every cell is summed exactly and rounded once (:mod:`mixframe.fit.crossprod`), so the
+        result does not depend on the order of the rows and equals the cross-products of the same rows
+        summed batch by batch. The plain one-pass sums (the default) serve the iterations of PIRLS.
+        """
         E = np.ascontiguousarray(E, dtype=np.float64)
         if E.ndim == 1:
             E = E[:, None]
         wv = np.empty(0) if w is None else np.ascontiguousarray(w, dtype=np.float64)
-        self.chol.set_crossprod(self.code0, self.Z0, self.rcodes, self.ZR, self.zr_off, self.pos, E, wv)
+        if exact:
+            self._crossprod_exact(E, None if w is None else wv)
+        else:
+            self.chol.set_crossprod(self.code0, self.Z0, self.rcodes, self.ZR, self.zr_off, self.pos, E, wv)
+        self.theta = None
+
+    def _crossprod_exact(self, E, w):
+        from .crossprod import Crossprods
+
+        acc = Crossprods(self.terms, self.n_extra, weighted=w is not None, term0_pairs=False)
+        nr = len(self.terms) - 1
+        codes = [self.code0] + [np.ascontiguousarray(self.rcodes[:, t]) for t in range(nr)]
+        Zs = [self.Z0] + [np.ascontiguousarray(self.ZR[:, o:o + k]) for o, k in zip(self.zr_off, self.r_k)]
+        k0 = self.k0
+        pos = [np.ascontiguousarray(self.pos[:, t], dtype=np.int64) * k0 for t in range(nr)]
+        if acc.count:
+            cells = np.asarray(self.chol.A21)
+            cells[...] = 0.0
+        else:
+            from .._ext.crossprod import cell_values, new_cells
+
+            cells = new_cells(self.chol.nnz * k0)
+        acc.add(codes, Zs, E, w, a21=(pos, cells) if nr else None)
+        if not acc.count and nr:
+            values = np.empty(cells.shape[0])
+            cell_values(cells, values)
+            cells = values.reshape(-1, k0)
+        self.install_crossprods(acc, cells if nr else None)
+        self.log_w = acc.log_weights()
+
+    def install_crossprods(self, blocks, A21=None) -> None:
+        """Install cross-products computed elsewhere (e.g. summed over the batches of a stream): a
+        :class:`mixframe.fit.crossprod.Crossprods` (filled into the factor's arrays in place) or a dict with
+        A11, A22, AE1, AER, AEE, and A21 on this system's pattern."""
+        c = self.chol
+        names = ("A11", "A22", "AE1", "AER", "AEE")
+        arrays = {name: np.asarray(getattr(c, name)) for name in names}
+        if hasattr(blocks, "blocks"):
+            blocks.blocks(target=arrays)
+        else:
+            for name in names:
+                if arrays[name].size:
+                    arrays[name][...] = blocks[name]
+        if A21 is not None and c.nnz:
+            A = np.asarray(c.A21)
+            if not np.shares_memory(A, A21):
+                A[...] = A21
         self.theta = None
 
     def set_crossprod_blocks(self, A11, A21, A22, AE1, AER, AEE):
-        """Install cross-products computed elsewhere (e.g. summed over chunks of a stream)."""
-        c = self.chol
-        np.asarray(c.A11)[...] = A11
-        np.asarray(c.A21)[...] = A21
-        np.asarray(c.A22)[...] = A22
-        np.asarray(c.AE1)[...] = AE1
-        np.asarray(c.AER)[...] = AER
-        np.asarray(c.AEE)[...] = AEE
-        self.theta = None
+        """Install cross-products given block by block."""
+        self.install_crossprods({"A11": A11, "A22": A22, "AE1": AE1, "AER": AER, "AEE": AEE}, A21)
 
     def lambdas_flat(self, theta):
-        lam = self._lam_all
-        lam[self._theta_idx] = theta
-        o = int(self._lam_offsets[1])
-        return lam[:o], lam[o:]
+        """(Lambda_0, Lambda_R) at theta, flattened as the kernel takes them (views of one workspace)."""
+        self._lam_all[self._theta_idx] = theta
+        return self._lam0, self._lamR
 
     def blas_context(self):
         """A context manager under which this system's dense factorizations should run (one BLAS thread
         for small dense blocks)."""
-        if 0 < self.q2 < SINGLE_THREAD_BELOW:
+        if self._one_thread:
             return _one_blas_thread()
         return contextlib.nullcontext()
 
     def factor(self, theta) -> int:
         """Factor at theta; returns 0 or a positive status when a block is not positive definite."""
-        theta = np.asarray(theta, dtype=np.float64)
-        lam0, lamR = self.lambdas_flat(theta)
-        if 0 < self.q2 < SINGLE_THREAD_BELOW:
+        theta = np.array(theta, dtype=np.float64)      # a copy: the caller may reuse its array
+        if self._one_thread:
             with _one_blas_thread():
-                status = self.chol.update(np.ascontiguousarray(lam0), np.ascontiguousarray(lamR))
+                status = self.chol.update_theta(theta)
         else:
-            status = self.chol.update(np.ascontiguousarray(lam0), np.ascontiguousarray(lamR))
-        self.theta = theta.copy() if status == 0 else None
+            status = self.chol.update_theta(theta)
+        if status == 0:
+            self.theta, self._theta_key = theta, theta.tobytes()
+        else:
+            self.theta = self._theta_key = None
+        self._factor_id = self.chol.n_factors
         return status
+
+    def is_factored_at(self, theta) -> bool:
+        """True when the current factor is this system's own factor at exactly theta (no refactor needed)."""
+        return (self.theta is not None and self._factor_id == self.chol.n_factors
+                and np.asarray(theta, dtype=np.float64).tobytes() == self._theta_key)
+
+    def inverse_m22(self):
+        """(L22 L22')^{-1} for the current factor, lower triangle only (the rest is not part of it); computed
+        once per factor and kept until the next one."""
+        if self._p_for != self.chol.n_factors:
+            if self._P is None:
+                self._P = np.empty((self.q2, self.q2))
+            with self.blas_context():
+                info = self.chol.inverse_l22(self._P)
+            if info != 0:
+                raise FactorError("the dense block of the factor is singular")
+            self._p_for = self.chol.n_factors
+        return self._P
 
     def logdets(self):
         """(log det(Lambda'Z'WZLambda + I), log det of the fixed-effects block, penalized RSS)."""
@@ -228,12 +305,18 @@ class BlockedSystem:
             # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}; its Gram matrix is
             # L11_j^{-T} X_j' (L22 L22')^{-1} X_j L11_j^{-1} with X_j = LR' S_j
             if np.all(self.r_k == 1):
-                P, _ = dpotri(L22, lower=1)            # (L22 L22')^{-1}, lower triangle
+                P = self.inverse_m22()                  # (L22 L22')^{-1}, lower triangle
                 dP = np.diag(P)
                 outs = [dP[off:off + m].reshape(m, 1, 1).copy() for off, m in zip(self.r_off, self.r_m)]
-                X = np.ascontiguousarray(S * np.repeat(lamR, self.r_m)[self.a21_row][:, None])
+                # X_j' P X_j with X = LR' S is S_j' (LR P LR) S_j: scale P (q2 x q2), not the pattern
+                lam_rows = np.repeat(lamR, self.r_m)
+                PL = P * lam_rows[:, None]
+                PL *= lam_rows
                 Q = np.empty((m0, k0, k0))
-                c.column_quad_blocks(np.ascontiguousarray(P), X, Q)
+                if k0 == 1:
+                    c.column_quad_forms(PL, np.ascontiguousarray(S[:, 0]), Q.reshape(m0))
+                else:
+                    c.column_quad_blocks(PL, np.ascontiguousarray(S), Q)
                 out0 += np.einsum("jba,jbc,jcd->jad", L11inv, Q, L11inv)
                 return [out0] + outs
             L22inv, _ = dtrtri(L22, lower=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.linalg.lapack import dtrtri
@@ -19,8 +20,8 @@ from scipy.linalg.lapack import dtrtri
 from ..design.lam import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from .blocked import BlockedSystem
-from .lmm_grad import all_scalar, profiled_gradient
-from .optimize import minimize_bounded, minimize_with_gradient
+from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient
+from .optimize import minimize_bounded, minimize_trust_region
 from .result import RawFit
 from .satterthwaite import satterthwaite_df
 
@@ -48,12 +49,13 @@ class LmmObjective:
         self.n, self.p = n, p
         y = design.y if design.offset is None else design.y - design.offset
         self.system = BlockedSystem(design.terms, p + 1)
-        self.system.crossprod(np.column_stack([design.X, y]), design.weights)
-        self.log_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+        # exact sums: the same rows give the same system in any order or batching (streamed fits)
+        self.system.crossprod(np.column_stack([design.X, y]), design.weights, exact=True)
+        self.log_w = self.system.log_w
         self.evaluations = 0
 
     def _factor(self, theta):
-        if self.system.factor(theta) != 0:
+        if not self.system.is_factored_at(theta) and self.system.factor(theta) != 0:
             return None
         return self.system.logdets()
 
@@ -63,7 +65,10 @@ class LmmObjective:
         parts = self._factor(theta)
         if parts is None:
             return math.inf
-        ldz, ldx, r2 = parts
+        return self.criterion(*parts)
+
+    def criterion(self, ldz, ldx, r2) -> float:
+        """The profiled deviance from the log-determinants and the penalized RSS of a factor."""
         if self.reml:
             nmp = self.n - self.p
             return ldz + ldx + nmp * (1.0 + LOG_2PI + math.log(r2 / nmp)) - self.log_w
@@ -110,13 +115,29 @@ def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
 
 
 def optimize_lmm(obj, design, control=None):
-    """Minimise the profiled deviance over theta: BOBYQA, or L-BFGS-B on the analytic gradient when every
-    term is scalar and the dense block makes evaluations expensive."""
+    """Minimise the profiled deviance over theta.
+
+    * one random-effect term: a trust-region Newton method on the exact gradient and Hessian (a handful of
+      iterations instead of BOBYQA's dozens of evaluations);
+    * scalar terms whose dense block makes each evaluation expensive: a quasi-Newton method on the analytic
+      gradient, started from the terms fitted one at a time, with their curvatures as the Hessian model;
+    * otherwise, or when ``control`` names an optimizer: derivative-free BOBYQA (or the one named).
+    """
     desc = f"LMM ({'REML' if obj.reml else 'ML'})"
-    if all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
-        return minimize_with_gradient(lambda th: (obj(th), profiled_gradient(obj, th)), design.theta_start(),
-                                      design.theta_lower_bounds(), control=control, desc=desc)
-    return minimize_bounded(obj, design.theta_start(), design.theta_lower_bounds(), control=control, desc=desc)
+    lower = design.theta_lower_bounds()
+    if _default_optimizer(control) and one_block(obj) and design.n_theta <= 64:
+        return OneBlockDerivatives(obj).minimize(design.theta_start(), lower, control)
+    if _default_optimizer(control) and all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
+        theta0, curv = one_term_start(obj)
+        return minimize_trust_region(obj, lambda th: profiled_gradient(obj, th), theta0, lower,
+                                     hess0=curv if np.all(np.isfinite(curv)) else None, control=control,
+                                     desc=desc)
+    return minimize_bounded(obj, design.theta_start(), lower, control=control, desc=desc)
+
+
+def _default_optimizer(control) -> bool:
+    """True unless the caller chose an optimizer (then BOBYQA or the one named is used as asked)."""
+    return not (control and "optimizer" in control)
 
 
 def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
@@ -138,8 +159,14 @@ def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
     vcov = sigma ** 2 * (rx_inv.T @ rx_inv)
     lambdas = theta_to_lambdas(design.terms, theta)
     bs = u_to_b(design.terms, theta, u)
-    b_sd = [sigma * np.sqrt(np.maximum(np.einsum("ab,jbc,ac->ja", lam, cu, lam), 0.0))
-            for lam, cu in zip(lambdas, sys.cond_cov_u())]
+    theta_hat = theta.copy()
+
+    def conditional_sds():
+        obj._factor(theta_hat)      # the factor may have moved (Satterthwaite df evaluate elsewhere)
+        return [sigma * np.sqrt(np.maximum(np.einsum("ab,jbc,ac->ja", lam, cu, lam), 0.0))
+                for lam, cu in zip(lambdas, sys.cond_cov_u())]
+
+    b_sd = Deferred(conditional_sds)
     eta, eta_fixed = linear_predictors(beta, bs) if linear_predictors else (np.zeros(0), np.zeros(0))
     # deviance as lme4 reports it: -2 ML log-likelihood (at the REML estimates for a REML fit)
     ml_dev = ldz + n * (1.0 + LOG_2PI + math.log(r2 / n)) - obj.log_w
@@ -153,7 +180,6 @@ def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
         messages.append(f"optimizer did not converge ({opt.message}) after {opt.evaluations} evaluations; "
                         "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=4)
-    theta_hat = theta.copy()
 
     def df():
         return satterthwaite_df(obj, theta_hat, sigma)
@@ -167,6 +193,34 @@ def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
         reml_crit=dev if reml else None, df=df, messages=messages,
         extra={"optimizer": opt.message, "objective": obj, **(extra or {})},
     )
+
+
+class Deferred(Sequence):
+    """A list computed on first use: the conditional SDs of the random effects, which cost a dense inverse
+    of the factor and which a fit read only for its coefficients never needs."""
+
+    __slots__ = ("_items", "_make")
+
+    def __init__(self, make):
+        self._make, self._items = make, None
+
+    def _list(self) -> list:
+        if self._items is None:
+            self._items = list(self._make())
+            self._make = None
+        return self._items
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __repr__(self) -> str:
+        return repr(self._list())
 
 
 def tri_inv(L) -> np.ndarray:

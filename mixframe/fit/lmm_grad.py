@@ -17,14 +17,86 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.lapack import dpotri, dtrtri, dtrtrs
+from scipy.linalg.lapack import dtrtri
 
 #: theta_t below this uses a one-sided difference for its gradient component (the analytic form is 0/0 at 0)
 SMALL_THETA = 1e-5
+#: starting values from the one-term fits are at least this (theta_t = 0 is a stationary point of every
+#: scalar term's coordinate, since the deviance is even in theta_t, so a start there would never leave it)
+START_FLOOR = 0.01
 
 
 def all_scalar(design) -> bool:
     return all(t.k == 1 for t in design.terms)
+
+
+def _one_term_parts(system):
+    """Per scalar term: the diagonal of its Z'WZ block and its cross-products with [X y] (ne x m)."""
+    c = system.chol
+    parts = [(np.asarray(c.A11)[:, 0, 0], np.asarray(c.AE1))]
+    if system.q2:
+        a22 = np.diagonal(np.asarray(c.A22))
+        aer = np.asarray(c.AER)
+        for off, m in zip(system.r_off, system.r_m):
+            parts.append((a22[off:off + m], aer[:, off:off + m]))
+    return parts
+
+
+def one_term_deviance(objective, a, C, theta) -> float:
+    """The profiled deviance of the model with one scalar random-effect term alone, from that term's
+    cross-products: the Z block is diagonal, so the factor is the vector sqrt(theta^2 a + 1) and a small
+    Schur complement for [X y]."""
+    t2 = theta * theta
+    m = t2 * a + 1.0
+    schur = np.asarray(objective.system.chol.AEE) - (C * (t2 / m)) @ C.T
+    try:
+        d = np.diag(np.linalg.cholesky(schur))
+    except np.linalg.LinAlgError:
+        return math.inf
+    p = objective.p
+    return objective.criterion(float(np.sum(np.log(m))), 2.0 * float(np.sum(np.log(d[:p]))),
+                               float(d[p] ** 2))
+
+
+def _golden_section(f, a, b, tol):
+    """(x, f(x)) at a minimum of f on [a, b] by golden-section search to an interval of width tol."""
+    r = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - r * (b - a), a + r * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - r * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + r * (b - a)
+            fd = f(d)
+    return (c, fc) if fc <= fd else (d, fd)
+
+
+def one_term_start(objective):
+    """Starting theta and a diagonal Hessian model for an LMM whose terms are all scalar: each term fitted
+    alone (from the cross-products already built, O(levels) per evaluation).
+
+    With crossed or nested factors each one-term fit also absorbs part of the other terms' variance, but
+    in practice its estimate and the curvature of its deviance are close to the full model's optimum and
+    the diagonal of its Hessian, which is what a quasi-Newton start needs. Returns (theta, curvature);
+    curvature entries are NaN where the one-term deviance is not convex at the start.
+    """
+    theta, curv = [], []
+    for a, C in _one_term_parts(objective.system):
+        def dev(th, a=a, C=C):
+            return one_term_deviance(objective, a, C, abs(th))   # even in theta
+
+        u, fu = _golden_section(lambda u: dev(math.exp(u)), math.log(1e-4), math.log(1e4), 1e-4)
+        th = max(math.exp(u), START_FLOOR) if np.isfinite(fu) else 1.0
+        h = 1e-3 * max(th, 0.1)
+        f0 = dev(th)
+        c2 = (dev(th + h) - 2.0 * f0 + dev(th - h)) / (h * h)
+        theta.append(th)
+        curv.append(c2 if np.isfinite(c2) and c2 > 0 else math.nan)
+    return np.array(theta), np.array(curv)
 
 
 def _diag_inv_parts(system):
@@ -33,25 +105,22 @@ def _diag_inv_parts(system):
     q2 = system.q2
     L11 = np.asarray(c.L11)[:, 0, 0]
     F1 = np.asarray(c.F1)
-    F2 = np.asarray(c.F2)
     tr_blocks = []
     if q2:
-        L22 = np.asarray(c.L22)
         lam_rows = np.repeat(np.asarray(c.lamR), system.r_m)          # scalar terms: one value per row
-        S = np.asarray(c.S)[:, 0]
-        cols = np.repeat(np.arange(system.m0), np.diff(system.a21_ptr))
-        Ssp = sp.csc_matrix((S, (system.a21_row, cols)), shape=(q2, system.m0))
+        x = np.asarray(c.S)[:, 0] * lam_rows[system.a21_row]          # the entries of L21 = LR' S
         # diag of M^{-1}: block 2 is diag((L22 L22')^{-1}); block 1 adds x_j' (L22 L22')^{-1} x_j with x_j the
-        # level's column of LR' S, all divided by L11_j^2
-        P, _ = dpotri(L22, lower=1)
+        # level's column of L21, all divided by L11_j^2
+        P = system.inverse_m22()
         d2 = np.diag(P).copy()
         quad = np.empty(system.m0)
-        c.column_quad_forms(np.ascontiguousarray(P), np.ascontiguousarray(S * lam_rows[system.a21_row]), quad)
+        c.column_quad_forms(P, x, quad)
         d1 = (1.0 + quad) / L11 ** 2
-        V2, _ = dtrtrs(L22, np.ascontiguousarray(F2.T), lower=1, trans=1)   # L22' V2 = F2'
-        C = np.asarray(Ssp.T @ (lam_rows[:, None] * V2))               # L21' V2 with L21 = LR' S
-        V1 = (F1.T - C) / L11[:, None]
-        V = np.vstack([V1, V2])
+        W2 = np.array(c.F2)                                            # rows: L22' v = F2 row
+        c.solve_l22_t(W2)
+        L21 = sp.csc_matrix((x, system.a21_row, system.a21_ptr), shape=(q2, system.m0))
+        V1 = (F1 - (L21.T @ W2.T).T).T / L11[:, None]
+        V = np.vstack([V1, W2.T])
         diag = np.concatenate([d1, d2])
     else:
         diag = 1.0 / L11 ** 2
@@ -113,3 +182,68 @@ def _gradient(objective, theta) -> np.ndarray:
         grad[t] = (objective(theta + e) - f0) / h
         objective(theta)
     return grad
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Models with one random-effect term: exact gradient and Hessian
+
+def one_block(objective) -> bool:
+    """True when the random effects are one term (the system has no dense block)."""
+    return objective.system.q2 == 0 and len(objective.system.terms) == 1
+
+
+_NEWTON_MESSAGES = {
+    1: "Newton decrement below tolerance",
+    2: "step below tolerance",
+    0: "maximum number of evaluations reached",
+    -1: "the system is not positive definite at the start",
+    -2: "the Hessian is not finite",
+}
+
+
+class OneBlockDerivatives:
+    """Value, gradient and Hessian of the profiled (RE)ML deviance of a one-term LMM, exactly, from the
+    cross-products of the objective's system (compiled: :class:`mixframe._ext.lmm_derivs.OneBlockDeviance`;
+    the formulas are in its source). Cost O(levels k ntheta (k ne^2 + ntheta ne)), independent of n.
+
+    Calling it gives ``(deviance, gradient, Hessian)``; :meth:`value` the deviance alone.
+    """
+
+    def __init__(self, objective):
+        from .._ext.lmm_derivs import OneBlockDeviance
+
+        system = objective.system
+        k = system.k0
+        pairs = [(i, j) for j in range(k) for i in range(j, k)]     # theta order: lower triangle by columns
+        rows = np.array([r for r, _ in pairs], dtype=np.int32)
+        cols = np.array([c for _, c in pairs], dtype=np.int32)
+        c = system.chol
+        self._dev = OneBlockDeviance(c.A11, c.AE1, c.AEE, rows, cols, float(objective.n), objective.reml,
+                                     float(objective.log_w))
+        self.n_theta = len(pairs)
+
+    def value(self, theta) -> float:
+        return self._dev.deviance(np.ascontiguousarray(theta, dtype=np.float64))
+
+    def minimize(self, x0, lower, control=None):
+        """Newton's method on the exact Hessian, compiled (:meth:`OneBlockDeviance.minimize`), with the
+        tolerances of :func:`mixframe.fit.optimize.minimize_trust_region`. Returns an OptSummary."""
+        from .optimize import OptSummary, control_settings
+
+        ctl = control_settings(control)
+        x0 = np.asarray(x0, dtype=np.float64)
+        lower = np.ascontiguousarray(lower, dtype=np.float64)
+        x = np.maximum(x0, lower)
+        f, evals, code = self._dev.minimize(x, lower, 0.1 * ctl["ftol_abs"], 0.01 * ctl["ftol_rel"],
+                                            ctl["xtol_abs"], ctl["xtol_rel"], int(ctl["maxiter"]))
+        return OptSummary(x0=x0, x=x, fmin=float(f), evaluations=int(evals), return_code=int(code),
+                          message=_NEWTON_MESSAGES.get(code, f"code {code}"), converged=code > 0)
+
+    def __call__(self, theta):
+        grad = np.empty(self.n_theta)
+        hess = np.empty((self.n_theta, self.n_theta))
+        f = self._dev.derivatives(np.ascontiguousarray(theta, dtype=np.float64), grad, hess)
+        if not np.isfinite(f):
+            grad.fill(np.nan)
+            hess.fill(np.nan)
+        return f, grad, hess

@@ -2,10 +2,11 @@
 
 The profiled deviance of an LMM touches the data only through the blocked cross-product
 A = [Z X y]' W [Z X y], the number of rows, the number of fixed effects and the sum of the log prior
-weights.  :class:`CrossprodAccumulator` builds A batch by batch (each batch through the compiled
-kernel, on a batch-local pattern), keeps the block-sparse part Z_R' W Z_0 as sorted runs of
-(key, value) pairs merged as they grow, and sums the dense blocks.  Accumulators of different
-partitions merge exactly, so a tree reduction over partitions gives the same system as one pass.
+weights.  :class:`CrossprodAccumulator` builds A batch by batch with exact sums
+(:mod:`mixframe.fit.crossprod`): the pairs of levels of two terms (the block-sparse part Z_R' W Z_0)
+in a dense grid or as sorted runs merged as they grow, the per-level blocks in dense arrays.
+Accumulators of different partitions merge exactly, so a tree reduction over partitions gives bitwise
+the system of one pass, and the system the in-memory fit builds from the same rows.
 :func:`fit_lmm_crossprod` then optimises the deviance on the finished system with the in-memory
 LMM's formulas (:class:`~mixframe.fit.lmm.LmmObjective`).
 """
@@ -18,6 +19,7 @@ import numpy as np
 from ..design.terms import Design
 from ..errors import DataError
 from .blocked import BlockedSystem
+from .crossprod import Crossprods
 from .lmm import LmmObjective, finish_lmm, optimize_lmm
 from .result import RawFit
 
@@ -53,20 +55,11 @@ def streamed_design(template: Design, n_used: int, n_total: int, missing_by_colu
         fixed_formula=template.fixed_formula, extra=extra, n_used=int(n_used))
 
 
-def _merge_runs(a, b):
-    """Sum two sorted (keys, values) runs into one sorted run with unique keys."""
-    keys = np.concatenate([a[0], b[0]])
-    vals = np.concatenate([a[1], b[1]])
-    order = np.argsort(keys, kind="stable")  # two sorted runs: the merge is linear
-    keys = keys[order]
-    if keys.size == 0:
-        return keys, vals
-    start = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-    return keys[start], np.add.reduceat(vals[order], start, axis=0)
+class CrossprodAccumulator(Crossprods):
+    """Running exact sums of the blocked LMM cross-products over batches of complete rows.
 
-
-class CrossprodAccumulator:
-    """Running sums of the blocked LMM cross-products over batches of complete rows.
+    The sums do not depend on how the rows are split into batches or partitions, nor on their order
+    (:mod:`mixframe.fit.crossprod`): the finished system is bitwise the one the in-memory fit builds.
 
     Parameters
     ----------
@@ -74,6 +67,11 @@ class CrossprodAccumulator:
         The fit's terms (global levels, largest term first); only their shapes are used.
     p : int
         Number of fixed-effect columns.
+    weighted : bool
+        Rows come with prior weights.
+    pairs : {"grid", "runs", None}
+        How pairs of levels of two terms are kept (None: a dense grid when it fits; Dask partitions use
+        runs, which merge cheaply).
 
     Examples
     --------
@@ -83,25 +81,13 @@ class CrossprodAccumulator:
     >>> acc = CrossprodAccumulator([t], p=1)
     >>> acc.add([np.array([0, 1, 1], dtype=np.int32)], [np.ones((3, 1))], np.ones((3, 1)),
     ...         np.array([1.0, 2.0, 4.0]))
-    >>> acc.n, acc.A11[:, 0, 0].tolist()
-    (3, [1.0, 2.0])
+    >>> acc.n, acc.blocks()["AE1"].tolist()
+    (3, [[1.0, 2.0], [1.0, 6.0]])
     """
 
-    def __init__(self, terms, p: int):
-        self.terms = list(terms)
+    def __init__(self, terms, p: int, weighted: bool = False, pairs=None):
+        super().__init__(terms, int(p) + 1, weighted=weighted, pairs=pairs)
         self.p = int(p)
-        self.ne = self.p + 1
-        t0 = self.terms[0]
-        self.k0, self.m0 = t0.k, t0.n_levels
-        self.q2 = int(sum(t.q for t in self.terms[1:]))
-        self.n = 0
-        self.log_w = 0.0
-        self.A11 = np.zeros((self.m0, self.k0, self.k0))
-        self.A22 = np.zeros((self.q2, self.q2))
-        self.AE1 = np.zeros((self.ne, self.k0 * self.m0))
-        self.AER = np.zeros((self.ne, self.q2))
-        self.AEE = np.zeros((self.ne, self.ne))
-        self.runs = []
 
     def add(self, codes, Zs, X, y, w=None):
         """Add the cross-products of one batch of complete rows.
@@ -115,65 +101,29 @@ class CrossprodAccumulator:
         w : ndarray (n,) or None
             Prior weights.
         """
-        n = int(np.asarray(y).shape[0])
-        if n == 0:
-            return
-        batch_terms = [dataclasses.replace(t, codes=np.ascontiguousarray(c, dtype=np.int32),
-                                           Z=np.ascontiguousarray(Z, dtype=np.float64))
-                       for t, c, Z in zip(self.terms, codes, Zs)]
-        system = BlockedSystem(batch_terms, self.ne)
-        system.crossprod(np.column_stack([X, y]), w)
-        c = system.chol
-        self.A11 += np.asarray(c.A11)
-        self.AE1 += np.asarray(c.AE1)
-        self.AEE += np.asarray(c.AEE)
-        if self.q2:
-            self.A22 += np.asarray(c.A22)
-            self.AER += np.asarray(c.AER)
-            cols = np.repeat(np.arange(self.m0, dtype=np.int64), np.diff(system.a21_ptr))
-            keys = cols * self.q2 + np.asarray(system.a21_row, dtype=np.int64)
-            self._push((keys, np.array(c.A21, copy=True)))
-        self.n += n
-        if w is not None:
-            self.log_w += float(np.sum(np.log(w)))
+        X = np.asarray(X, dtype=np.float64)
+        E = np.empty((X.shape[0], self.ne))
+        E[:, :self.p] = X
+        E[:, self.p] = y
+        super().add(codes, Zs, E, w)
 
-    def _push(self, run):
-        self.runs.append(run)
-        while len(self.runs) > 1 and 2 * self.runs[-1][0].size >= self.runs[-2][0].size:
-            b = self.runs.pop()
-            a = self.runs.pop()
-            self.runs.append(_merge_runs(a, b))
+    @property
+    def log_w(self) -> float:
+        return self.log_weights()
 
-    def merge(self, other: CrossprodAccumulator) -> CrossprodAccumulator:
-        """Add the sums of another accumulator (of the same model) into this one; returns self."""
-        self.n += other.n
-        self.log_w += other.log_w
-        self.A11 += other.A11
-        self.A22 += other.A22
-        self.AE1 += other.AE1
-        self.AER += other.AER
-        self.AEE += other.AEE
-        for run in other.runs:
-            self._push(run)
-        return self
+    def system(self, release: bool = False) -> StreamSystem:
+        """The finished :class:`StreamSystem` holding the summed blocks.
 
-    def a21(self):
-        """The summed block-sparse part as (a21_ptr, a21_row, values)."""
-        run = (np.zeros(0, dtype=np.int64), np.zeros((0, self.k0)))
-        for other in self.runs:
-            run = _merge_runs(run, other)
-        self.runs = [run] if run[0].size else []
-        keys, vals = run
-        q2 = max(self.q2, 1)
-        cols = keys // q2
-        a21_ptr = np.searchsorted(cols, np.arange(self.m0 + 1)).astype(np.int32)
-        return a21_ptr, (keys % q2).astype(np.int32), vals
-
-    def system(self) -> StreamSystem:
-        """The finished :class:`StreamSystem` holding the summed blocks."""
+        With ``release`` the pairs of levels are dropped as soon as they have been read (the accumulator
+        cannot be used afterwards): the grid of a large crossed design is then not held next to the factor.
+        """
         a21_ptr, a21_row, vals = self.a21()
+        if release:
+            self.release_pairs(term0_only=True)
         system = StreamSystem(self.terms, self.ne, a21_ptr, a21_row)
-        system.set_crossprod_blocks(self.A11, vals, self.A22, self.AE1, self.AER, self.AEE)
+        system.install_crossprods(self, vals)
+        if release:
+            self.release_pairs()
         return system
 
 
@@ -194,7 +144,7 @@ class StreamSystem(BlockedSystem):
         self._set_structure(terms, n_extra)
         self._set_pattern(a21_ptr, a21_row)
 
-    def crossprod(self, E, w=None):
+    def crossprod(self, E, w=None, exact=False):
         raise TypeError("a StreamSystem holds summed cross-products; add rows through CrossprodAccumulator")
 
 
@@ -234,7 +184,7 @@ def fit_lmm_crossprod(design: StreamedDesign, acc: CrossprodAccumulator, reml: b
         if term.n_levels >= acc.n:
             raise DataError(f"grouping factor {term.group!r} has {term.n_levels} levels for {acc.n} "
                             "observations; an LMM needs fewer levels than observations")
-    obj = StreamObjective(acc.system(), acc.n, acc.p, acc.log_w, reml)
+    obj = StreamObjective(acc.system(release=True), acc.n, acc.p, acc.log_w, reml)
     ctl = {k: v for k, v in (control or {}).items() if k != "batch_size"}
     opt = optimize_lmm(obj, design, ctl)
     return finish_lmm(obj, design, opt, None, extra={"streamed": True})

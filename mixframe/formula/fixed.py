@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError, FormulaError
 from ..frames import r_number_label
-from .simple import SimpleSpec, arithmetic_names, parse_simple
+from .simple import SimpleSpec, _parse_simple, arithmetic_names
 
 __all__ = [
     "EVAL_CONTEXT",
@@ -140,7 +140,7 @@ def _quick_columns(text: str):
     if text.startswith("I(") and text.endswith(")"):
         names = arithmetic_names(text[2:-1])
         return None if names is None or not names else names
-    parsed = parse_simple(text)
+    parsed = _parse_simple(text)
     return None if parsed is None else {n for term in parsed[1] for n in term}
 
 

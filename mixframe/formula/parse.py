@@ -1,6 +1,7 @@
 """Parse a whole lme4 formula: response, fixed part, offsets and random-effect bars."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -147,6 +148,25 @@ def parse_formula(formula: str, groups=None, random=None) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string like 'y ~ x + (1 | g)'; got {type(formula).__name__}")
+    key = (formula, _hashable(groups), _hashable(random))
+    try:
+        hash(key)
+    except TypeError:          # an odd groups=/random= value: parse it uncached (and let it raise)
+        return _parse(formula, groups, random)
+    return _parse_cached(*key)
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached(formula, groups, random) -> ParsedFormula:
+    """The parse of a formula is a frozen value: fits of the same formula share it."""
+    return _parse(formula, groups, random)
+
+
+def _parse(formula: str, groups, random) -> ParsedFormula:
     text = formula.strip()
     check_parentheses(text)
     tildes = _top_level_index(text, "~")

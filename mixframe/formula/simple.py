@@ -13,6 +13,7 @@ repeated terms) returns None, and the caller goes through formulaic.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import keyword
 import re
@@ -31,6 +32,8 @@ _RESERVED = {"True", "False", "None"}
 def parse_simple(rhs: str):
     """Intercept flag and terms (tuples of names, ordered by degree) of a simple right-hand side.
 
+    A fresh list each call (the parse itself is memoised by :func:`_parse_simple`).
+
     Returns None when the right-hand side is not simple.
 
     Examples
@@ -42,6 +45,13 @@ def parse_simple(rhs: str):
     >>> parse_simple("log(x)") is None
     True
     """
+    parsed = _parse_simple(rhs)
+    return None if parsed is None else (parsed[0], list(parsed[1]))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_simple(rhs: str):
+    """:func:`parse_simple` with the terms as a tuple, memoised (right-hand sides repeat across fits)."""
     intercept = True
     terms: list[tuple] = []
     for sign, piece in split_sum(rhs):
@@ -68,7 +78,7 @@ def parse_simple(rhs: str):
         if len(key) != len(term) or key in seen:
             return None
         seen.add(key)
-    return intercept, sorted(terms, key=len)
+    return intercept, tuple(sorted(terms, key=len))
 
 
 def _simplify(scoped: list) -> list:
@@ -269,7 +279,7 @@ def simple_matrix(rhs: str, kinds: dict, numeric, codes, n: int | None = None):
     >>> names, X.tolist()
     (['(Intercept)', 'x', 'fb'], [[1.0, 1.0, 0.0], [1.0, 2.0, 1.0], [1.0, 3.0, 1.0]])
     """
-    parsed = parse_simple(rhs)
+    parsed = _parse_simple(rhs)
     if parsed is None:
         return None
     intercept, terms = parsed

@@ -11,6 +11,7 @@ import narwhals as nw
 import numpy as np
 
 from mixframe.frames import as_frame, native_frame
+from mixframe.frames import n_rows as frames_n_rows
 
 
 def _prepare(values):
@@ -78,4 +79,4 @@ def append_columns(data, columns: dict):
 
 def n_rows(data) -> int:
     """Number of rows of any frame mixframe accepts."""
-    return int(as_frame(data).shape[0])
+    return frames_n_rows(data)
