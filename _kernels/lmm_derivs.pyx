@@ -27,13 +27,14 @@
 # cython: language_level=3
 
 cimport cython
-from libc.math cimport INFINITY, M_PI, log, sqrt
+from libc.math cimport INFINITY, M_PI, fabs, log, sqrt
 
 import numpy as np
 
 
 cdef int _chol(double* M, Py_ssize_t k, Py_ssize_t ld) noexcept nogil:
-    """In-place lower Cholesky of a k x k block with row stride ld (upper part zeroed). 0 or the failing pivot."""
+    """In-place lower Cholesky of a k x k block with row stride ld (upper part zeroed); 0 or the failing
+    pivot."""
     cdef Py_ssize_t i, j, l
     cdef double s
     for j in range(k):
@@ -90,7 +91,7 @@ cdef class OneBlockDeviance:
     cdef bint reml
     # workspace
     cdef double[::1] lam, T, M, Li, Mi, G, H, R, Hv, S, Lp, Lpi, P, v, Sv, dr2, gz
-    cdef double[:, ::1] Md, N, Rt, Rtv, RtP, HP, hz, a2, b2, W
+    cdef double[:, ::1] Md, Rt, RtP, HP, hz, a2, b2, W
     cdef double[:, :, ::1] dS
 
     def __init__(self, const double[:, :, ::1] A11, const double[:, ::1] AE1, const double[:, ::1] AEE,
@@ -110,9 +111,9 @@ cdef class OneBlockDeviance:
         self.Sv = np.zeros(nt * ne)
         self.dr2 = np.zeros(nt)
         self.gz = np.zeros(nt)
-        self.Md, self.N = np.zeros((nt, k * k)), np.zeros((nt, k * k))
-        self.Rt, self.Rtv = np.zeros((nt, k * ne)), np.zeros((nt, k))
-        self.RtP, self.HP = np.zeros((nt, k * p)), np.zeros((k, p))
+        self.Md = np.zeros((nt, 4 * k))
+        self.Rt = np.zeros((nt, ne))
+        self.RtP, self.HP = np.zeros((nt, p)), np.zeros((k, p))
         self.hz, self.a2, self.b2 = np.zeros((nt, nt)), np.zeros((nt, nt)), np.zeros((nt, nt))
         self.W = np.zeros((nt, p * p))
         self.dS = np.zeros((nt, ne, ne))
@@ -175,14 +176,47 @@ cdef class OneBlockDeviance:
                 H[a * ne + d] = s
         return 0
 
+    cdef int _level_value(self, Py_ssize_t j) noexcept nogil:
+        """L (in self.M) and Y = L^{-1} G (in self.H) of level j, for the value alone (G'M^{-1}G = Y'Y)."""
+        cdef Py_ssize_t k = self.k, ne = self.ne, mk = self.AE1.shape[1], a, b, c, d
+        cdef double s
+        cdef const double* A = &self.A11[j, 0, 0]
+        cdef const double* C = &self.AE1[0, 0] + j * k
+        cdef double* lam = &self.lam[0]
+        cdef double* T = &self.T[0]
+        cdef double* M = &self.M[0]
+        cdef double* Y = &self.H[0]
+        for a in range(k):                           # T = A Lambda
+            for b in range(k):
+                s = 0.0
+                for c in range(b, k):
+                    s = s + A[a * k + c] * lam[c * k + b]
+                T[a * k + b] = s
+        for a in range(k):                           # M = Lambda'T + I
+            for b in range(k):
+                s = 1.0 if a == b else 0.0
+                for c in range(a, k):
+                    s = s + lam[c * k + a] * T[c * k + b]
+                M[a * k + b] = s
+        if _chol(M, k, k) != 0:
+            return 1
+        for a in range(k):                           # Y = L^{-1} Lambda'C'
+            for d in range(ne):
+                s = 0.0
+                for c in range(a, k):
+                    s = s + lam[c * k + a] * C[d * mk + c]
+                for b in range(a):
+                    s = s - M[a * k + b] * Y[b * ne + d]
+                Y[a * ne + d] = s / M[a * k + a]
+        return 0
+
     cdef double _value(self, const double[::1] theta) noexcept nogil:
         cdef Py_ssize_t k = self.k, ne = self.ne, p = self.p, j, a, d, e, i
         cdef double s, ldz = 0.0, ldx = 0.0, r2, dof
         cdef double* lam = &self.lam[0]
         cdef double* S = &self.S[0]
         cdef double* M = &self.M[0]
-        cdef double* G = &self.G[0]
-        cdef double* H = &self.H[0]
+        cdef double* Y = &self.H[0]
         cdef double* Lp = &self.Lp[0]
         cdef double* P = &self.P[0]
         cdef double* v = &self.v[0]
@@ -194,16 +228,19 @@ cdef class OneBlockDeviance:
             for e in range(ne):
                 S[d * ne + e] = self.AEE[d, e]
         for j in range(self.m):
-            if self._level(j) != 0:
+            if self._level_value(j) != 0:
                 return INFINITY
             for a in range(k):
                 ldz += 2.0 * log(M[a * k + a])
-            for d in range(ne):                      # S -= G'H
-                for e in range(ne):
+            for d in range(ne):                      # S -= Y'Y (lower triangle)
+                for e in range(d + 1):
                     s = 0.0
                     for a in range(k):
-                        s = s + G[a * ne + d] * H[a * ne + e]
+                        s = s + Y[a * ne + d] * Y[a * ne + e]
                     S[d * ne + e] -= s
+        for d in range(ne):
+            for e in range(d + 1, ne):
+                S[d * ne + e] = S[e * ne + d]
         # fixed-effects block: S_pp = Lp Lp', P = S_pp^{-1}, beta = P S_py, v = (-beta, 1), r2 = v'S v
         for d in range(p):
             for e in range(p):
@@ -234,18 +271,24 @@ cdef class OneBlockDeviance:
         return ldz + self.n * (1.0 + log(2.0 * M_PI) + log(r2 / self.n)) - self.log_w
 
     cdef void _derivs(self, double[::1] grad, double[:, ::1] hess) noexcept nogil:
-        """Gradient and Hessian at the theta of the last _value (which left lam, S, P and v)."""
+        """Gradient and Hessian at the theta of the last _value (which left lam, S, P and v).
+
+        Per level, with t_i = (A Lambda)[r_i, :], u_i = M^{-1} e_{c_i}, w_i = M^{-1} t_i, h_i = H[c_i, :],
+        z_i = H't_i and beta_i = C[:, r_i] - z_i, everything is of rank one or two:
+        M^{-1}M_i = u_i t_i' + w_i e_{c_i}', R_i = e_{c_i} beta_i' - t_i h_i',
+        dQ_i = beta_i h_i' + h_i beta_i',
+        L^{-1}R_i = alpha_i beta_i' - gamma_i h_i' (alpha_i = L^{-1}e_{c_i}, gamma_i = L^{-1}t_i), so the pair
+        terms cost O(k + p) each."""
         cdef Py_ssize_t k = self.k, ne = self.ne, p = self.p, nt = self.nt, mk = self.AE1.shape[1]
-        cdef Py_ssize_t kk = k * k, kne = k * ne, kp = k * p, nene = ne * ne, pp = p * p
+        cdef Py_ssize_t nene = ne * ne, pp = p * p
         cdef Py_ssize_t j, a, b, c, d, e, i, l, ri, ci, rl, cl
-        cdef double s, t, ail, r2 = 0.0, wt, trw
+        cdef double s, t, ail, r2 = 0.0, wt, trw, bv, x1, x2, x3, x4
         cdef const double* A
         cdef const double* C
         cdef double* T = &self.T[0]
         cdef double* Li = &self.Li[0]
         cdef double* Mi = &self.Mi[0]
         cdef double* H = &self.H[0]
-        cdef double* R = &self.R[0]
         cdef double* Hv = &self.Hv[0]
         cdef double* HP = &self.HP[0, 0]
         cdef double* S = &self.S[0]
@@ -254,20 +297,19 @@ cdef class OneBlockDeviance:
         cdef double* Sv = &self.Sv[0]
         cdef double* dr2 = &self.dr2[0]
         cdef double* gz = &self.gz[0]
-        cdef double* Md = &self.Md[0, 0]
-        cdef double* N = &self.N[0, 0]
-        cdef double* Rt = &self.Rt[0, 0]
-        cdef double* Rtv = &self.Rtv[0, 0]
-        cdef double* RtP = &self.RtP[0, 0]
+        cdef double* wv = &self.Md[0, 0]          # per i: w_i (k), alpha_i (k), gamma_i (k), Rt_i v (k)
+        cdef double* beta = &self.Rt[0, 0]        # per i: beta_i (ne)
+        cdef double* Pb = &self.RtP[0, 0]         # per i: P beta_i,p (p)
         cdef double* hz = &self.hz[0, 0]
         cdef double* a2 = &self.a2[0, 0]
         cdef double* b2 = &self.b2[0, 0]
         cdef double* W = &self.W[0, 0]
         cdef double* dS = &self.dS[0, 0, 0]
-        cdef double* Mdi
-        cdef double* Ni
-        cdef double* Rti
+        cdef double* wi
+        cdef double* wl
+        cdef double* bi
         cdef double* dSi
+        cdef Py_ssize_t kw = 4 * k
         for i in range(nt):
             gz[i] = 0.0
         for i in range(nt * nt):
@@ -293,74 +335,81 @@ cdef class OneBlockDeviance:
             for i in range(nt):
                 ri = self.rows[i]
                 ci = self.cols[i]
-                Mdi = Md + i * kk
-                Ni = N + i * kk
-                Rti = Rt + i * kne
+                wi = wv + i * kw
+                bi = beta + i * ne
                 dSi = dS + i * nene
-                for a in range(kk):
-                    Mdi[a] = 0.0
-                for b in range(k):                   # M_i: row and column c_i get row r_i of T
-                    Mdi[ci * k + b] += T[ri * k + b]
-                    Mdi[b * k + ci] += T[ri * k + b]
                 s = 0.0
-                for a in range(k):                   # N_i = M^{-1} M_i and its trace
+                for a in range(k):                   # w_i = M^{-1} t_i, d log|M| = 2 w_i[c_i]
+                    t = 0.0
                     for b in range(k):
-                        t = 0.0
-                        for c in range(k):
-                            t = t + Mi[a * k + c] * Mdi[c * k + b]
-                        Ni[a * k + b] = t
-                    s = s + Ni[a * k + a]
-                gz[i] += s
-                for a in range(k):                   # R_i = G_i - M_i H
-                    for d in range(ne):
-                        s = C[d * mk + ri] if a == ci else 0.0
-                        for b in range(k):
-                            s = s - Mdi[a * k + b] * H[b * ne + d]
-                        R[a * ne + d] = s
-                for d in range(ne):                  # dS_i -= G_i'H + H'R_i
+                        t = t + Mi[a * k + b] * T[ri * k + b]
+                    wi[a] = t
+                gz[i] += 2.0 * wi[ci]
+                for a in range(k):                   # alpha_i = L^{-1} e_{c_i}, gamma_i = L^{-1} t_i
+                    wi[k + a] = Li[a * k + ci]
+                    t = 0.0
+                    for b in range(a + 1):
+                        t = t + Li[a * k + b] * T[ri * k + b]
+                    wi[2 * k + a] = t
+                bv = 0.0
+                for d in range(ne):                  # beta_i = C[:, r_i] - H't_i
+                    t = C[d * mk + ri]
+                    for a in range(k):
+                        t = t - H[a * ne + d] * T[ri * k + a]
+                    bi[d] = t
+                    bv = bv + t * v[d]
+                for a in range(k):                   # L^{-1}R_i v = alpha_i (beta_i.v) - gamma_i (h_i.v)
+                    wi[3 * k + a] = wi[k + a] * bv - wi[2 * k + a] * Hv[ci]
+                for d in range(p):
+                    t = 0.0
+                    for e in range(p):
+                        t = t + P[d * p + e] * bi[e]
+                    Pb[i * p + d] = t
+                for d in range(ne):                  # dS_i -= beta_i h_i' + h_i beta_i'
                     for e in range(ne):
-                        s = C[d * mk + ri] * H[ci * ne + e]
-                        for a in range(k):
-                            s = s + H[a * ne + d] * R[a * ne + e]
-                        dSi[d * ne + e] -= s
-                for a in range(k):                   # Rt_i = L^{-1} R_i, Rt_i v, Rt_i,p P
-                    for d in range(ne):
-                        s = 0.0
-                        for c in range(a + 1):
-                            s = s + Li[a * k + c] * R[c * ne + d]
-                        Rti[a * ne + d] = s
-                    s = 0.0
-                    for d in range(ne):
-                        s = s + Rti[a * ne + d] * v[d]
-                    Rtv[i * k + a] = s
-                    for d in range(p):
-                        s = 0.0
-                        for e in range(p):
-                            s = s + Rti[a * ne + e] * P[e * p + d]
-                        RtP[i * kp + a * p + d] = s
+                        dSi[d * ne + e] -= bi[d] * H[ci * ne + e] + H[ci * ne + d] * bi[e]
             for i in range(nt):
                 ri = self.rows[i]
                 ci = self.cols[i]
+                wi = wv + i * kw
                 for l in range(i, nt):
                     rl = self.rows[l]
                     cl = self.cols[l]
+                    wl = wv + l * kw
                     ail = A[ri * k + rl]
-                    s = 2.0 * ail * Mi[cl * k + ci]
+                    # tr(M^{-1}M_i M^{-1}M_l) = (t_i.u_l)(t_l.u_i) + (t_i.w_l) u_i[c_l] + u_l[c_i] (t_l.w_i)
+                    #                           + w_l[c_i] w_i[c_l]
+                    x1 = 0.0
+                    x2 = 0.0
+                    x3 = 0.0
+                    x4 = 0.0
                     for a in range(k):
-                        for b in range(k):
-                            s = s - N[i * kk + a * k + b] * N[l * kk + b * k + a]
-                    hz[i * nt + l] += s
-                    # v'd2Q_il v and tr(P d2Q_il,pp), d2Q = -d2S
+                        x1 = x1 + T[ri * k + a] * Mi[a * k + cl]
+                        x2 = x2 + T[rl * k + a] * Mi[a * k + ci]
+                        x3 = x3 + T[ri * k + a] * wl[a]
+                        x4 = x4 + T[rl * k + a] * wi[a]
+                    s = (x1 * x2 + x3 * Mi[ci * k + cl] + Mi[cl * k + ci] * x4 + wl[ci] * wi[cl])
+                    hz[i * nt + l] += 2.0 * ail * Mi[cl * k + ci] - s
+                    # v'd2Q_il v = 2 (Rt_i v).(Rt_l v) - 2 A_il Hv[c_i] Hv[c_l]
                     s = -2.0 * ail * Hv[ci] * Hv[cl]
+                    x1 = 0.0
+                    x2 = 0.0
+                    x3 = 0.0
+                    x4 = 0.0
+                    for a in range(k):
+                        s = s + 2.0 * wi[3 * k + a] * wl[3 * k + a]
+                        x1 = x1 + wi[k + a] * wl[k + a]              # alpha_i.alpha_l
+                        x2 = x2 + wi[k + a] * wl[2 * k + a]          # alpha_i.gamma_l
+                        x3 = x3 + wi[2 * k + a] * wl[k + a]          # gamma_i.alpha_l
+                        x4 = x4 + wi[2 * k + a] * wl[2 * k + a]      # gamma_i.gamma_l
+                    a2[i * nt + l] += s
+                    # tr(P d2Q_il,pp) = 2 tr(Rt_i,p P Rt_l,p') - 2 A_il h_i,p'P h_l,p
                     t = 0.0
                     for d in range(p):
-                        t = t - 2.0 * ail * HP[ci * p + d] * H[cl * ne + d]
-                    for a in range(k):
-                        s = s + 2.0 * Rtv[i * k + a] * Rtv[l * k + a]
-                        for d in range(p):
-                            t = t + 2.0 * RtP[i * kp + a * p + d] * Rt[l * kne + a * ne + d]
-                    a2[i * nt + l] += s
-                    b2[i * nt + l] += t
+                        t = t + (x1 * Pb[i * p + d] * beta[l * ne + d] - x2 * Pb[i * p + d] * H[cl * ne + d]
+                                 - x3 * HP[ci * p + d] * beta[l * ne + d]
+                                 + (x4 - ail) * HP[ci * p + d] * H[cl * ne + d])
+                    b2[i * nt + l] += 2.0 * t
         # assemble: r2, S_i v, d r2; d2 r2; the log|S_pp| terms (REML)
         for d in range(ne):
             s = 0.0
@@ -411,26 +460,25 @@ cdef class OneBlockDeviance:
                 hess[l, i] = t
 
     # ---------------------------------------------------------------------------------------------
-    def minimize(self, double[::1] x, const double[::1] lower, double ftol_abs, double ftol_rel,
-                 double xtol_abs, double xtol_rel, int max_evals):
-        """Minimise the deviance over theta >= lower from x (updated in place): a trust-region Newton method
-        on the exact Hessian. The step minimises the quadratic model over the free variables (those not held
-        at their bound by a gradient pushing outward) within the trust radius: the Newton step when the free
-        block of the Hessian is positive definite and the step fits, else -(H + lambda I)^{-1} g with lambda
-        found by Newton's method on 1/||step|| = 1/radius, from Cholesky factors (Moré and Sorensen). Steps
-        are projected onto the bounds.
+    def minimize(self, double[::1] x, double ftol_abs, double ftol_rel, double xtol_abs, double xtol_rel,
+                 int max_evals):
+        """Minimise the deviance over theta from x (updated in place), without bounds: a trust-region Newton
+        method on the exact Hessian. Each step minimises the quadratic model within the trust radius
+        (Moré and Sorensen, from the eigen-decomposition of the Hessian: the Newton step when the Hessian is
+        positive definite and the step fits; else -(H + mu I)^{-1} g on the boundary, mu > -lambda_min; in
+        the "hard case" completed along the lowest eigenvector), so a stationary point that is not a
+        minimum (such as theta = 0 of an even deviance) is left along its negative curvature.
 
-        Stops when the Newton step predicts a decrease below max(ftol_abs, ftol_rel |f|) (code 1), when a
-        step falls below xtol_rel |x| + xtol_abs (code 2) or after max_evals evaluations (code 0). Returns
-        (deviance, evaluations, code); code -1 when the start is not positive definite, -2 when the Hessian
-        is not finite. At most 64 parameters.
+        Stops when the Hessian is positive definite and the Newton step predicts a decrease below
+        max(ftol_abs, ftol_rel |f|) (code 1), when a step falls below xtol_rel |x| + xtol_abs (code 2) or
+        after max_evals evaluations (code 0). Returns (deviance, evaluations, code); code -1 when the start
+        is not positive definite, -2 when the Hessian is not finite.
         """
-        cdef Py_ssize_t n = self.nt, i
-        cdef double[::1] g = np.zeros(n), xt = np.zeros(n), d = np.zeros(n), q = np.zeros(n)
-        cdef double[:, ::1] H = np.zeros((n, n)), A = np.zeros((n, n))
-        cdef int[::1] free = np.zeros(n, dtype=np.int32)
-        cdef double f, ft, pred, tol, rho, step, xnorm, lam, lam_min, nd, nq, radius
-        cdef int evals = 1, code = 0, it
+        cdef Py_ssize_t n = self.nt, i, j
+        cdef double[::1] g = np.zeros(n), xt = np.zeros(n), d = np.zeros(n), w = np.zeros(n), gt = np.zeros(n)
+        cdef double[:, ::1] H = np.zeros((n, n)), V = np.zeros((n, n)), B = np.zeros((n, n))
+        cdef double f, ft, pred, tol, step, xnorm, radius
+        cdef int evals = 1, code = 0, status
         with nogil:
             f = self._value(x)
             if f == INFINITY:
@@ -443,44 +491,33 @@ cdef class OneBlockDeviance:
                 radius = sqrt(xnorm) if xnorm > 1.0 else 1.0
                 while evals < max_evals:
                     for i in range(n):
-                        free[i] = not (x[i] <= lower[i] and g[i] >= 0.0)
-                        if H[i, i] != H[i, i]:
-                            code = -2
+                        for j in range(n):
+                            if H[i, j] != H[i, j]:
+                                code = -2
+                            B[i, j] = H[i, j]
                     if code != 0:
                         break
-                    lam_min = 0.0
-                    for i in range(n):
-                        if free[i] and H[i, i] > lam_min:
-                            lam_min = H[i, i]
-                    lam_min = 1e-10 * lam_min + 1e-300
+                    _jacobi_eigen(B, w, V, n)
+                    for i in range(n):                   # g in the eigenbasis
+                        gt[i] = 0.0
+                        for j in range(n):
+                            gt[i] += V[j, i] * g[j]
                     tol = ftol_rel * (f if f > 0 else -f)
                     if ftol_abs > tol:
                         tol = ftol_abs
-                    lam = 0.0
-                    if _damped_step(H, g, free, 0.0, A, d, q, n) == 0:
-                        # the (projected) Newton step decides convergence, and is taken when it fits
-                        if _projected_decrease(x, lower, d, g, H, xt, n) <= tol:
-                            code = 1
-                            break
-                        nd = _norm(d, n)
-                    else:
-                        lam = lam_min
-                        while _damped_step(H, g, free, lam, A, d, q, n) != 0:
-                            lam *= 4.0
-                        nd = _norm(d, n)
-                    if nd > radius:
-                        for it in range(20):             # ||d(lam)|| = radius, lam increasing from below
-                            nq = _norm(q, n)
-                            lam += (nd / nq) * (nd / nq) * (nd - radius) / radius
-                            if _damped_step(H, g, free, lam, A, d, q, n) != 0:
-                                break
-                            nd = _norm(d, n)
-                            if nd <= 1.05 * radius and nd >= 0.9 * radius:
-                                break
-                    pred = _projected_decrease(x, lower, d, g, H, xt, n)
+                    status = _trust_step(w, gt, radius, d, n)   # d in the eigenbasis; 1: the Newton step
+                    pred = 0.0
+                    for i in range(n):
+                        pred -= gt[i] * d[i] + 0.5 * w[i] * d[i] * d[i]
+                    if status == 1 and pred <= tol:
+                        code = 1
+                        break
                     step = 0.0
                     xnorm = 0.0
                     for i in range(n):
+                        xt[i] = x[i]
+                        for j in range(n):
+                            xt[i] += V[i, j] * d[j]
                         step += (xt[i] - x[i]) * (xt[i] - x[i])
                         xnorm += x[i] * x[i]
                     step = sqrt(step)
@@ -490,80 +527,115 @@ cdef class OneBlockDeviance:
                     ft = self._value(xt)
                     evals += 1
                     if ft < f and pred > 0.0:
-                        rho = (f - ft) / pred
                         for i in range(n):
                             x[i] = xt[i]
+                        if (f - ft) > 0.75 * pred and step > 0.8 * radius:
+                            radius = 2.0 * radius
+                        elif (f - ft) < 0.25 * pred:
+                            radius = 0.5 * step
                         f = ft
                         self._derivs(g, H)
-                        if rho > 0.75 and step > 0.8 * radius:
-                            radius = 2.0 * radius
-                        elif rho < 0.25:
-                            radius = 0.5 * step
                     else:
                         radius = 0.25 * step
         return f, evals, code
 
 
-cdef double _norm(double[::1] v, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double s = 0.0
+cdef void _jacobi_eigen(double[:, ::1] B, double[::1] w, double[:, ::1] V, Py_ssize_t n) noexcept nogil:
+    """Eigen-decomposition of a small symmetric B (destroyed) by cyclic Jacobi rotations: eigenvalues w in
+    increasing order, eigenvectors the columns of V."""
+    cdef Py_ssize_t i, j, p, q, sweep
+    cdef double off, theta, t, c, s, bpp, bqq, bpq, tmp, scale
     for i in range(n):
-        s += v[i] * v[i]
-    return sqrt(s)
-
-
-cdef int _damped_step(double[:, ::1] H, double[::1] g, int[::1] free, double mu, double[:, ::1] A,
-                      double[::1] d, double[::1] q, Py_ssize_t n) noexcept nogil:
-    """d = -(H_FF + mu I)^{-1} g_F on the free variables (0 elsewhere) and q = L^{-1} d with L L' the
-    Cholesky factor of H_FF + mu I (so q'q = d'(H_FF + mu I)^{-1} d); non-zero when not positive definite."""
-    cdef Py_ssize_t i, a, b, nf = 0
-    cdef double s
-    cdef int idx[64]
-    if n > 64:
-        return 1
-    for i in range(n):
-        d[i] = 0.0
-        q[i] = 0.0
-        if free[i]:
-            idx[nf] = <int>i
-            nf += 1
-    if nf == 0:
-        return 0
-    for a in range(nf):
-        for b in range(nf):
-            A[a, b] = H[idx[a], idx[b]] + (mu if a == b else 0.0)
-    if _chol(&A[0, 0], nf, A.shape[1]) != 0:
-        return 1
-    for a in range(nf):                      # L y = -g_F
-        s = -g[idx[a]]
-        for b in range(a):
-            s -= A[a, b] * d[idx[b]]
-        d[idx[a]] = s / A[a, a]
-    for a in range(nf - 1, -1, -1):          # L' d = y
-        s = d[idx[a]]
-        for b in range(a + 1, nf):
-            s -= A[b, a] * d[idx[b]]
-        d[idx[a]] = s / A[a, a]
-    for a in range(nf):                      # L q = d
-        s = d[idx[a]]
-        for b in range(a):
-            s -= A[a, b] * q[idx[b]]
-        q[idx[a]] = s / A[a, a]
-    return 0
-
-
-cdef double _projected_decrease(double[::1] x, const double[::1] lower, double[::1] d, double[::1] g,
-                                double[:, ::1] H, double[::1] xt, Py_ssize_t n) noexcept nogil:
-    """xt = max(x + d, lower) and the decrease -(g's + s'Hs/2) the quadratic model predicts for s = xt - x."""
-    cdef Py_ssize_t i, j
-    cdef double s, q = 0.0, lin = 0.0
-    for i in range(n):
-        xt[i] = x[i] + d[i]
-        if xt[i] < lower[i]:
-            xt[i] = lower[i]
-    for i in range(n):
-        s = xt[i] - x[i]
-        lin += g[i] * s
         for j in range(n):
-            q += s * H[i, j] * (xt[j] - x[j])
-    return -(lin + 0.5 * q)
+            V[i, j] = 1.0 if i == j else 0.0
+    for sweep in range(100):
+        off = 0.0
+        scale = 0.0
+        for p in range(n):
+            scale += B[p, p] * B[p, p]
+            for q in range(p + 1, n):
+                off += B[p, q] * B[p, q]
+        if off <= 1e-30 * scale or off == 0.0:
+            break
+        for p in range(n):
+            for q in range(p + 1, n):
+                bpq = B[p, q]
+                if bpq == 0.0:
+                    continue
+                bpp = B[p, p]
+                bqq = B[q, q]
+                theta = (bqq - bpp) / (2.0 * bpq)
+                t = (1.0 if theta >= 0 else -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0))
+                c = 1.0 / sqrt(t * t + 1.0)
+                s = t * c
+                for i in range(n):               # B <- J'B J on rows/columns p, q
+                    tmp = B[i, p]
+                    B[i, p] = c * tmp - s * B[i, q]
+                    B[i, q] = s * tmp + c * B[i, q]
+                for i in range(n):
+                    tmp = B[p, i]
+                    B[p, i] = c * tmp - s * B[q, i]
+                    B[q, i] = s * tmp + c * B[q, i]
+                for i in range(n):
+                    tmp = V[i, p]
+                    V[i, p] = c * tmp - s * V[i, q]
+                    V[i, q] = s * tmp + c * V[i, q]
+    for i in range(n):
+        w[i] = B[i, i]
+    for i in range(1, n):                        # insertion sort of the eigenpairs
+        j = i
+        while j > 0 and w[j - 1] > w[j]:
+            tmp = w[j]
+            w[j] = w[j - 1]
+            w[j - 1] = tmp
+            for p in range(n):
+                tmp = V[p, j]
+                V[p, j] = V[p, j - 1]
+                V[p, j - 1] = tmp
+            j -= 1
+
+
+cdef int _trust_step(double[::1] w, double[::1] gt, double radius, double[::1] d,
+                     Py_ssize_t n) noexcept nogil:
+    """The minimiser d of gt'd + sum w d^2 / 2 over ||d|| <= radius, in the eigenbasis (w increasing).
+    Returns 1 when it is the Newton step (positive definite, inside the radius), else 0."""
+    cdef Py_ssize_t i, it
+    cdef double scale = 0.0, mu, nd, slope, lo
+    for i in range(n):
+        if fabs(w[i]) > scale:
+            scale = fabs(w[i])
+    if scale == 0.0:
+        scale = 1.0
+    if w[0] > 1e-12 * scale:
+        nd = 0.0
+        for i in range(n):
+            d[i] = -gt[i] / w[i]
+            nd += d[i] * d[i]
+        if sqrt(nd) <= radius:
+            return 1
+        mu = 0.0
+    else:
+        lo = -w[0] + 1e-10 * scale
+        mu = lo
+        nd = 0.0
+        for i in range(n):
+            d[i] = -gt[i] / (w[i] + mu)
+            nd += d[i] * d[i]
+        nd = sqrt(nd)
+        if nd < radius:                          # hard case: reach the boundary along the lowest eigenvector
+            d[0] += -sqrt(radius * radius - nd * nd) if gt[0] >= 0.0 else sqrt(radius * radius - nd * nd)
+            return 0
+    for it in range(100):                        # ||d(mu)|| = radius: Newton on 1/||d|| = 1/radius
+        nd = 0.0
+        slope = 0.0
+        for i in range(n):
+            d[i] = -gt[i] / (w[i] + mu)
+            nd += d[i] * d[i]
+            slope += gt[i] * gt[i] / ((w[i] + mu) * (w[i] + mu) * (w[i] + mu))
+        nd = sqrt(nd)
+        if fabs(nd - radius) <= 1e-6 * radius:
+            break
+        mu += (nd - radius) / radius * nd * nd / slope
+    for i in range(n):
+        d[i] = -gt[i] / (w[i] + mu)
+    return 0

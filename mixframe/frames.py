@@ -235,13 +235,20 @@ def _r_collation_key(text: str):
     return (text.casefold(), text.swapcase())
 
 
-def _r_order(labels: list[str]) -> list[int]:
-    """Indices that sort ``labels`` as :func:`r_sort` does (stable), by one NumPy argsort when no label
-    holds a NUL character: the collation key ``(casefold, swapcase)`` compares as the string
-    ``casefold + NUL + swapcase``."""
+def _r_order(labels: list[str], arrow: pa.Array | None = None) -> list[int]:
+    """Indices that sort ``labels`` as :func:`r_sort` does (stable).
+
+    Many ASCII labels (``arrow``: the same labels as an Arrow string array, when at hand) are sorted by
+    Arrow on the two keys (lower case, swapped case), which for ASCII are the collation key; otherwise by
+    one NumPy argsort when no label holds a NUL character: the key ``(casefold, swapcase)`` compares as
+    the string ``casefold + NUL + swapcase``."""
     if len(labels) < 64 or any("\x00" in t for t in labels):
         keys = list(map(_r_collation_key, labels))
         return sorted(range(len(labels)), key=keys.__getitem__)
+    if arrow is not None and len(arrow) == len(labels) and arrow.null_count == 0 \
+            and pc.all(pc.string_is_ascii(arrow)).as_py():
+        keys = pa.table({"lower": pc.utf8_lower(arrow), "swapped": pc.utf8_swapcase(arrow)})
+        return pc.sort_indices(keys, sort_keys=[("lower", "ascending"), ("swapped", "ascending")]).to_pylist()
     joined = np.array([f"{t.casefold()}\x00{t.swapcase()}" for t in labels])
     return np.argsort(joined, kind="stable").tolist()
 
@@ -270,7 +277,7 @@ def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     uniq = [str(x) for x in encoded.dictionary.to_pylist()]
-    order = _r_order(uniq)
+    order = _r_order(uniq, encoded.dictionary)
     remap = np.full(len(uniq) + 1, -1, dtype=np.int32)
     remap[np.asarray(order, dtype=np.int64)] = np.arange(len(uniq), dtype=np.int32)
     if encoded.indices.null_count:

@@ -400,3 +400,21 @@ def test_lmm_rejects_a_grouping_factor_with_a_level_per_row():
         build_design("y ~ x + (1 | row)", df, kind="lmm")
     d = build_design("cnt ~ x + (1 | row)", df, kind="glmm", family="poisson")
     assert d.terms[0].n_levels == len(df)
+
+
+def test_z_times_b_is_the_dense_product():
+    from mixframe.design.lam import z_times_b
+    from mixframe.design.terms import RETerm
+
+    rng = np.random.default_rng(3)
+    n = 50
+    terms, bs, dense = [], [], np.zeros(n)
+    for m, k in ((7, 2), (4, 1)):
+        codes = rng.integers(0, m, n).astype(np.int32)
+        Z = np.column_stack([np.ones(n), rng.normal(size=(n, k - 1))])
+        terms.append(RETerm(group=f"g{m}", codes=codes, levels=[str(i) for i in range(m)], Z=Z,
+                            col_names=[f"c{j}" for j in range(k)]))
+        b = rng.normal(size=(m, k))
+        bs.append(b)
+        dense += np.sum(Z * b[codes], axis=1)
+    np.testing.assert_allclose(z_times_b(terms, bs), dense, rtol=1e-13)

@@ -299,6 +299,32 @@ def test_string_encoding_sorts_as_r_and_round_trips():
         assert [levels[c] if c >= 0 else None for c in codes] == values
 
 
+@pytest.mark.parametrize("ascii_only", [True, False])
+@pytest.mark.parametrize("with_nulls", [True, False])
+def test_many_string_levels_sort_as_r(ascii_only, with_nulls):
+    """Beyond 64 distinct labels the order comes from Arrow (ASCII) or one NumPy argsort, as r_sort's."""
+    rng = np.random.default_rng(2 + ascii_only + 2 * with_nulls)
+    alphabet = list("aAbBzZ09 _-.") + ([] if ascii_only else ["é", "É", "ß", "ø"])
+    labels = list(dict.fromkeys("".join(rng.choice(alphabet, size=rng.integers(1, 5))) for _ in range(600)))
+    values = [labels[i] for i in rng.integers(0, len(labels), 3000)]
+    if with_nulls:
+        values = [None if rng.random() < 0.05 else v for v in values]
+    present = [v for v in values if v is not None]
+    assert len(set(present)) > 64
+    codes, levels = frames.encode_column(pa.table({"v": pa.array(values, type=pa.string())}), "v")
+    assert levels == frames.r_sort(dict.fromkeys(present))
+    assert [levels[c] if c >= 0 else None for c in codes] == values
+    frame = pd.DataFrame({"v": pd.array(values, dtype="str")})
+    cache = frames.ColumnCache(frame)
+    assert cache.codes("v")[1] == levels
+    np.testing.assert_array_equal(cache.codes("v")[0], codes)
+
+
+def test_n_rows_of_every_frame_kind():
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    assert frames.n_rows(df) == frames.n_rows(pl.from_pandas(df)) == frames.n_rows(pa.Table.from_pandas(df)) == 3
+
+
 @pytest.mark.parametrize("backend", ["pandas", "polars"])
 def test_new_rows_of_an_interaction_factor_get_the_fit_codes(backend):
     df = synthetic(missing=False)

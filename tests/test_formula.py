@@ -259,3 +259,22 @@ def test_arbitrary_text_parses_or_raises_formula_error(text):
     assert "|" not in p.fixed
     for bar in p.bars:
         assert bar.expr and bar.group
+
+
+def test_parses_are_shared_and_equal_to_fresh_ones():
+    """parse_formula memoises frozen parses: list and tuple arguments give the same (equal) answer, and a
+    malformed formula still raises on every call."""
+    from mixframe.formula.parse import _parse
+    from mixframe.formula.simple import parse_simple
+
+    p1 = parse_formula("y ~ x + (x | g)", groups=["h"], random=["(1 | k)"])
+    p2 = parse_formula("y ~ x + (x | g)", groups=("h",), random=("(1 | k)",))
+    assert p1 == p2 == _parse("y ~ x + (x | g)", ["h"], ["(1 | k)"])
+    for _ in range(2):
+        with pytest.raises(FormulaError):
+            parse_formula("y ~ x + (x | g")
+    with pytest.raises(FormulaError):
+        parse_formula("y ~ x", groups=[["g"]])
+    first = parse_simple("x * f")
+    first[1].append(("junk",))                  # callers get their own list
+    assert parse_simple("x * f") == (True, [("x",), ("f",), ("x", "f")])

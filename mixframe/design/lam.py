@@ -58,5 +58,7 @@ def z_times_b(terms, bs) -> np.ndarray:
     n = terms[0].Z.shape[0] if terms else 0
     out = np.zeros(n)
     for t, b in zip(terms, bs):
-        out += np.einsum("ij,ij->i", t.Z, b[t.codes])
+        b = np.asarray(b, dtype=float).reshape(t.n_levels, t.k)
+        for c in range(t.k):        # one gather of a level-sized column per effect, no (n, k) temporary
+            out += t.Z[:, c] * np.ascontiguousarray(b[:, c]).take(t.codes)
     return out

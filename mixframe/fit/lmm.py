@@ -126,12 +126,17 @@ def optimize_lmm(obj, design, control=None):
     desc = f"LMM ({'REML' if obj.reml else 'ML'})"
     lower = design.theta_lower_bounds()
     if _default_optimizer(control) and one_block(obj) and design.n_theta <= 64:
-        return OneBlockDerivatives(obj).minimize(design.theta_start(), lower, control)
+        return OneBlockDerivatives(obj).minimize(design.theta_start(), control)
     if _default_optimizer(control) and all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
+        # the deviance is even in each scalar theta_t: search without bounds (a bound would hold a
+        # coordinate at 0, a stationary point by symmetry, on a noisy gradient) and report |theta|
         theta0, curv = one_term_start(obj)
-        return minimize_trust_region(obj, lambda th: profiled_gradient(obj, th), theta0, lower,
-                                     hess0=curv if np.all(np.isfinite(curv)) else None, control=control,
-                                     desc=desc)
+        opt = minimize_trust_region(obj, lambda th: profiled_gradient(obj, th), theta0,
+                                    np.full(lower.size, -np.inf),
+                                    hess0=curv if np.all(np.isfinite(curv)) else None, control=control,
+                                    desc=desc)
+        opt.x = np.abs(opt.x)
+        return opt
     return minimize_bounded(obj, design.theta_start(), lower, control=control, desc=desc)
 
 

@@ -162,7 +162,7 @@ def _gradient(objective, theta) -> np.ndarray:
         tr_m = diag[a:b].sum()
         tr_full = tr_m + extra_full[a:b].sum()
         tr_p = tr_m + extra_p[a:b].sum()
-        if theta[t] < SMALL_THETA:
+        if abs(theta[t]) < SMALL_THETA:
             grad[t] = math.nan
             continue
         dfull = 2.0 * (q_t - tr_full) / theta[t]
@@ -218,6 +218,7 @@ class OneBlockDerivatives:
         rows = np.array([r for r, _ in pairs], dtype=np.int32)
         cols = np.array([c for _, c in pairs], dtype=np.int32)
         c = system.chol
+        self._k, self._rows, self._cols = k, rows, cols
         self._dev = OneBlockDeviance(c.A11, c.AE1, c.AEE, rows, cols, float(objective.n), objective.reml,
                                      float(objective.log_w))
         self.n_theta = len(pairs)
@@ -225,17 +226,26 @@ class OneBlockDerivatives:
     def value(self, theta) -> float:
         return self._dev.deviance(np.ascontiguousarray(theta, dtype=np.float64))
 
-    def minimize(self, x0, lower, control=None):
+    def minimize(self, x0, control=None):
         """Newton's method on the exact Hessian, compiled (:meth:`OneBlockDeviance.minimize`), with the
-        tolerances of :func:`mixframe.fit.optimize.minimize_trust_region`. Returns an OptSummary."""
+        tolerances of :func:`mixframe.fit.optimize.minimize_trust_region`. Returns an OptSummary.
+
+        No bounds are needed: changing the sign of a column of Lambda leaves Lambda Lambda' and so the
+        deviance unchanged, so the search runs over all of theta and a column whose diagonal element ends
+        negative is negated (lme4's parameterization keeps the diagonal non-negative). A projection onto
+        the bound instead would stop at diagonal 0, where every column's gradient vanishes by that symmetry
+        even when 0 is a maximum."""
         from .optimize import OptSummary, control_settings
 
         ctl = control_settings(control)
         x0 = np.asarray(x0, dtype=np.float64)
-        lower = np.ascontiguousarray(lower, dtype=np.float64)
-        x = np.maximum(x0, lower)
-        f, evals, code = self._dev.minimize(x, lower, 0.1 * ctl["ftol_abs"], 0.01 * ctl["ftol_rel"],
-                                            ctl["xtol_abs"], ctl["xtol_rel"], int(ctl["maxiter"]))
+        x = x0.copy()
+        f, evals, code = self._dev.minimize(x, 0.1 * ctl["ftol_abs"], 0.01 * ctl["ftol_rel"], ctl["xtol_abs"],
+                                            ctl["xtol_rel"], int(ctl["maxiter"]))
+        for c in range(self._k):
+            column = self._cols == c
+            if x[np.flatnonzero(column & (self._rows == c))[0]] < 0.0:
+                x[column] = -x[column]
         return OptSummary(x0=x0, x=x, fmin=float(f), evaluations=int(evals), return_code=int(code),
                           message=_NEWTON_MESSAGES.get(code, f"code {code}"), converged=code > 0)
 

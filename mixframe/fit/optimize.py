@@ -1,4 +1,5 @@
-"""Bound-constrained derivative-free minimisation (BOBYQA through nlopt) with a fit log."""
+"""Bound-constrained minimisation with a fit log: derivative-free BOBYQA through nlopt, and a trust-region
+(quasi-)Newton method for a few parameters with analytic derivatives."""
 from __future__ import annotations
 
 import math
@@ -134,37 +135,6 @@ def _minimize(fun, x0, lower, upper, control, bar) -> OptSummary:
                       converged=bool(converged), trace=trace)
 
 
-def minimize_with_gradient(fun_grad, x0, lower, control: dict | None = None, desc: str = "fitting") -> OptSummary:
-    """Minimise with an analytic gradient (L-BFGS-B, lower bounds) where each evaluation is expensive.
-
-    ``fun_grad(x)`` returns ``(f, g)``. Tolerances: ``ftol_rel`` on the relative decrease and a projected
-    gradient of at most 1e-6 per unit of the objective's scale.
-    """
-    from scipy.optimize import minimize
-
-    from ..progress import progress_bar, progress_enabled
-
-    ctl = control_settings(control)
-    x0 = np.asarray(x0, dtype=float)
-    lower = np.asarray(lower, dtype=float)
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    count = [0]
-    with progress_bar(total=None, desc=desc, enabled=progress_enabled(control)) as bar:
-        def wrapped(x):
-            bar.update(1)
-            count[0] += 1
-            f, g = fun_grad(x)
-            if not np.isfinite(f):
-                return 1e300, np.zeros_like(x)
-            return f, g
-
-        res = minimize(wrapped, np.maximum(x0, lower), jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"maxiter": int(ctl["maxiter"]), "ftol": max(ctl["ftol_rel"], 1e-15),
-                                "gtol": 1e-7, "maxcor": 20})
-    return OptSummary(x0=x0, x=np.asarray(res.x, dtype=float), fmin=float(res.fun), evaluations=count[0],
-                      return_code=int(res.status), message=str(res.message), converged=bool(res.success))
-
-
 def _trust_step(B, g, radius):
     """The minimiser of g'd + d'Bd/2 over ||d|| <= radius for a small symmetric B, positive definite or not
     (Moré and Sorensen: d = -(B + mu I)^{-1} g with mu >= max(0, -lambda_min), on the boundary unless the
@@ -255,13 +225,14 @@ def minimize_trust_region(fun, derivs, x0, lower, hess0=None, control: dict | No
             d = np.zeros(n)
             if np.any(free):
                 d[free] = _trust_step(B[np.ix_(free, free)], g[free], radius)
+            # convergence on the model's decrease over the free variables; the step itself is projected
+            if -float(g @ d + 0.5 * d @ B @ d) <= max(0.1 * ctl["ftol_abs"], 0.01 * ctl["ftol_rel"] * abs(f)):
+                code, message = 1, "predicted decrease below tolerance"
+                break
             xt = np.maximum(x + d, lo)
             d = xt - x
             pred = -float(g @ d + 0.5 * d @ B @ d)
             step = float(np.linalg.norm(d))
-            if pred <= max(0.1 * ctl["ftol_abs"], 0.01 * ctl["ftol_rel"] * abs(f)):
-                code, message = 1, "predicted decrease below tolerance"
-                break
             if step <= ctl["xtol_rel"] * float(np.linalg.norm(x)) + ctl["xtol_abs"]:
                 code, message = 2, "step below tolerance"
                 break
@@ -271,7 +242,7 @@ def minimize_trust_region(fun, derivs, x0, lower, hess0=None, control: dict | No
             if np.isfinite(ft) and ft < f:
                 gt, Bt = _derivatives(derivs, xt)
                 B = Bt if exact else _bfgs_update(B, d, gt - g)
-                ratio = (f - ft) / pred
+                ratio = (f - ft) / pred if pred > 0.0 else 1.0     # a projected step may beat its model
                 if ratio > 0.75:
                     radius = max(radius, 2.0 * step)
                 elif ratio < 0.25:
