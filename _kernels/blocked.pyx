@@ -29,25 +29,7 @@ DENSE_SLAB_BYTES = 64 << 20
 DENSE_COST_RATIO = 50.0
 
 
-cdef int small_chol(double* M, Py_ssize_t k) noexcept nogil:
-    """In-place lower Cholesky of a k x k C-ordered block (upper part zeroed). Returns 0 or the failing pivot."""
-    cdef Py_ssize_t i, j, l
-    cdef double s
-    for j in range(k):
-        s = M[j * k + j]
-        for l in range(j):
-            s -= M[j * k + l] * M[j * k + l]
-        if s <= 0.0:
-            return <int>(j + 1)
-        s = sqrt(s)
-        M[j * k + j] = s
-        for i in range(j + 1, k):
-            for l in range(j):
-                M[i * k + j] -= M[i * k + l] * M[j * k + l]
-            M[i * k + j] /= s
-        for i in range(j):
-            M[i * k + j] = 0.0
-    return 0
+include "small_dense.pxi"
 
 
 cdef inline void row_times_lam_solve(const double* v, const double* lam, const double* L, double* out,
@@ -300,7 +282,7 @@ cdef class BlockedCholesky:
                         for b in range(k0):
                             s += lam0[b * k0 + a] * tmp[b * k0 + c]
                         L11[j, a, c] = s + (1.0 if a == c else 0.0)
-                if small_chol(&L11[j, 0, 0], k0) != 0:
+                if chol_lower(&L11[j, 0, 0], k0, k0) != 0:
                     return 1
             # S = A21 lam0 L11^{-T} (row by row); F1 = AE1 lam0 L11^{-T}
             for j in range(m0):

@@ -32,26 +32,7 @@ from libc.math cimport INFINITY, M_PI, fabs, log, sqrt
 import numpy as np
 
 
-cdef int _chol(double* M, Py_ssize_t k, Py_ssize_t ld) noexcept nogil:
-    """In-place lower Cholesky of a k x k block with row stride ld (upper part zeroed); 0 or the failing
-    pivot."""
-    cdef Py_ssize_t i, j, l
-    cdef double s
-    for j in range(k):
-        s = M[j * ld + j]
-        for l in range(j):
-            s -= M[j * ld + l] * M[j * ld + l]
-        if s <= 0.0:
-            return <int>(j + 1)
-        s = sqrt(s)
-        M[j * ld + j] = s
-        for i in range(j + 1, k):
-            for l in range(j):
-                M[i * ld + j] -= M[i * ld + l] * M[j * ld + l]
-            M[i * ld + j] /= s
-        for i in range(j):
-            M[i * ld + j] = 0.0
-    return 0
+include "small_dense.pxi"
 
 
 cdef void _spd_inverse(const double* L, double* Linv, double* out, Py_ssize_t k) noexcept nogil:
@@ -135,18 +116,15 @@ cdef class OneBlockDeviance:
         return f
 
     # ---------------------------------------------------------------------------------------------
-    cdef int _level(self, Py_ssize_t j) noexcept nogil:
-        """M = L L' (L in self.M), L^{-1}, M^{-1}, G and H of level j; 0 or non-zero if M is not definite."""
-        cdef Py_ssize_t k = self.k, ne = self.ne, mk = self.AE1.shape[1], a, b, c, d
+    cdef int _level_factor(self, Py_ssize_t j) noexcept nogil:
+        """M = Lambda'A_j Lambda + I of level j and its lower Cholesky factor, in place in self.M (T = A_j Lambda
+        as workspace); 0, or 1 when M is not positive definite."""
+        cdef Py_ssize_t k = self.k, a, b, c
         cdef double s
         cdef const double* A = &self.A11[j, 0, 0]
-        cdef const double* C = &self.AE1[0, 0] + j * k        # C[d, c] = C[d * mk + c]
         cdef double* lam = &self.lam[0]
         cdef double* T = &self.T[0]
         cdef double* M = &self.M[0]
-        cdef double* Mi = &self.Mi[0]
-        cdef double* G = &self.G[0]
-        cdef double* H = &self.H[0]
         for a in range(k):                           # T = A Lambda
             for b in range(k):
                 s = 0.0
@@ -159,7 +137,19 @@ cdef class OneBlockDeviance:
                 for c in range(a, k):
                     s = s + lam[c * k + a] * T[c * k + b]
                 M[a * k + b] = s
-        if _chol(M, k, k) != 0:
+        return 1 if chol_lower(M, k, k) != 0 else 0
+
+    cdef int _level(self, Py_ssize_t j) noexcept nogil:
+        """M = L L' (L in self.M), L^{-1}, M^{-1}, G and H of level j; 0 or non-zero if M is not definite."""
+        cdef Py_ssize_t k = self.k, ne = self.ne, mk = self.AE1.shape[1], a, b, c, d
+        cdef double s
+        cdef const double* C = &self.AE1[0, 0] + j * k        # C[d, c] = C[d * mk + c]
+        cdef double* lam = &self.lam[0]
+        cdef double* M = &self.M[0]
+        cdef double* Mi = &self.Mi[0]
+        cdef double* G = &self.G[0]
+        cdef double* H = &self.H[0]
+        if self._level_factor(j) != 0:
             return 1
         _spd_inverse(M, &self.Li[0], Mi, k)
         for a in range(k):                           # G = Lambda'C'
@@ -180,25 +170,11 @@ cdef class OneBlockDeviance:
         """L (in self.M) and Y = L^{-1} G (in self.H) of level j, for the value alone (G'M^{-1}G = Y'Y)."""
         cdef Py_ssize_t k = self.k, ne = self.ne, mk = self.AE1.shape[1], a, b, c, d
         cdef double s
-        cdef const double* A = &self.A11[j, 0, 0]
         cdef const double* C = &self.AE1[0, 0] + j * k
         cdef double* lam = &self.lam[0]
-        cdef double* T = &self.T[0]
         cdef double* M = &self.M[0]
         cdef double* Y = &self.H[0]
-        for a in range(k):                           # T = A Lambda
-            for b in range(k):
-                s = 0.0
-                for c in range(b, k):
-                    s = s + A[a * k + c] * lam[c * k + b]
-                T[a * k + b] = s
-        for a in range(k):                           # M = Lambda'T + I
-            for b in range(k):
-                s = 1.0 if a == b else 0.0
-                for c in range(a, k):
-                    s = s + lam[c * k + a] * T[c * k + b]
-                M[a * k + b] = s
-        if _chol(M, k, k) != 0:
+        if self._level_factor(j) != 0:
             return 1
         for a in range(k):                           # Y = L^{-1} Lambda'C'
             for d in range(ne):
@@ -246,7 +222,7 @@ cdef class OneBlockDeviance:
             for e in range(p):
                 Lp[d * p + e] = S[d * ne + e]
         if p > 0:
-            if _chol(Lp, p, p) != 0:
+            if chol_lower(Lp, p, p) != 0:
                 return INFINITY
             for d in range(p):
                 ldx += 2.0 * log(Lp[d * p + d])
