@@ -3,8 +3,8 @@
 #   Rscript tests/reference/regenerate.R                 # every case *.json beside this script
 #   Rscript tests/reference/regenerate.R wine_logit soup # only these
 #
-# Each fixture names its data set (`data`, read from mixframe/datasets/data), the R code that prepared it
-# (`data_prep`) and the exact call (`call`). This script reads those, evaluates the call again and rewrites the
+# Each fixture names its data set (`data`, read from mixframe/datasets/data; its `data_prep` code is already
+# applied there) and the exact call (`call`). This script reads those, evaluates the call again and rewrites the
 # quantities the suite compares (tests/reference/compare.py): estimates, standard errors, variance components,
 # log-likelihood, conditional modes and SDs, predictions of the first rows, Satterthwaite df (LMMs, with lmerTest)
 # and the exact marginal log-likelihood of adaptive-quadrature fits. Every other field is kept as it is.
@@ -42,8 +42,7 @@ read_case_data <- function(case) {
 
 named <- function(x) as.list(setNames(as.numeric(x), names(x)))
 
-varcorr_rows <- function(vc) {
-  df <- as.data.frame(vc)
+varcorr_rows <- function(df) {
   lapply(seq_len(nrow(df)), function(i) {
     r <- df[i, ]
     is_cov <- !is.na(r$var2)
@@ -51,6 +50,24 @@ varcorr_rows <- function(vc) {
          term2 = if (is_cov) as.character(r$var2) else NULL, variance = r$vcov,
          sd = if (is_cov) NULL else r$sdcor, corr = if (is_cov) r$sdcor else NULL)
   })
+}
+
+# The rows of as.data.frame(VarCorr(.)) from a list of covariance matrices (variances, then covariances).
+varcorr_from_matrices <- function(mats) {
+  rows <- list()
+  for (g in names(mats)) {
+    S <- as.matrix(mats[[g]])
+    terms <- colnames(S)
+    for (i in seq_along(terms)) {
+      rows[[length(rows) + 1]] <- list(group = g, term1 = terms[i], term2 = NULL, variance = S[i, i],
+                                       sd = sqrt(S[i, i]), corr = NULL)
+    }
+    for (i in seq_along(terms)) for (j in seq_along(terms)) if (i < j) {
+      rows[[length(rows) + 1]] <- list(group = g, term1 = terms[i], term2 = terms[j], variance = S[i, j],
+                                       sd = NULL, corr = S[i, j] / sqrt(S[i, i] * S[j, j]))
+    }
+  }
+  rows
 }
 
 ranef_rows <- function(re, condsd) {
@@ -67,14 +84,16 @@ ranef_rows <- function(re, condsd) {
   out
 }
 
-lme4_condsd <- function(re) {
-  lapply(re, function(m) {
-    pv <- attr(m, "postVar")
-    k <- dim(pv)[1]
-    s <- t(sapply(seq_len(dim(pv)[3]), function(i) sqrt(diag(matrix(pv[, , i], k, k)))))
-    if (k == 1) s <- matrix(s, ncol = 1)
-    s
-  })
+# Conditional modes and SDs from as.data.frame(ranef(m, condVar = TRUE)): one list of rows per grouping factor.
+ranef_from_frame <- function(df) {
+  out <- list()
+  for (g in unique(as.character(df$grpvar))) {
+    sub <- df[df$grpvar == g, , drop = FALSE]
+    out[[g]] <- lapply(seq_len(nrow(sub)), function(i)
+      list(level = as.character(sub$grp[i]), term = as.character(sub$term[i]), estimate = sub$condval[i],
+           condsd = sub$condsd[i]))
+  }
+  out
 }
 
 # Exact marginal log-likelihood of a binomial/Poisson GLMM with one scalar random intercept, at its estimates.
@@ -109,7 +128,6 @@ for (f in files) {
   assign(sub("\\.csv$", "", case$data), d, envir = env)
   for (nm in c("sleepstudy", "Dyestuff", "Penicillin", "Pastes", "InstEval", "cbpp", "VerbAgg", "grouseticks",
                "Salamanders", "wine", "soup", "gamma_sim")) assign(nm, d, envir = env)
-  if (!identical(case$data_prep, "none")) eval(parse(text = case$data_prep), envir = env)
   elapsed <- system.time(m <- eval(parse(text = case$call), envir = env))[["elapsed"]]
   case$timing_s <- elapsed
   case$nobs <- nobs(m)
@@ -121,11 +139,10 @@ for (f in files) {
     case$fixef <- named(fixef(m))
     case$fixef_se <- named(sqrt(diag(as.matrix(vcov(m)))))
     case$vcov <- unname(lapply(seq_len(nrow(vcov(m))), function(i) as.numeric(as.matrix(vcov(m))[i, ])))
-    case$varcorr <- varcorr_rows(VarCorr(m))
+    case$varcorr <- varcorr_rows(as.data.frame(VarCorr(m)))
     case$sigma <- if (family(m)$family %in% c("gaussian", "Gamma")) sigma(m) else NULL
     case$ngroups <- as.list(ngrps(m))
-    re <- ranef(m, condVar = TRUE)
-    case$ranef <- ranef_rows(re, lme4_condsd(re))
+    case$ranef <- ranef_from_frame(as.data.frame(ranef(m, condVar = TRUE)))
     rows <- 1:10
     case$predictions <- list(rows = rows,
                              fixed_link = as.numeric(predict(m, re.form = NA, type = "link"))[rows],
@@ -146,7 +163,7 @@ for (f in files) {
     v <- vcov(m)$cond
     case$fixef_se <- named(sqrt(diag(v)))
     case$vcov <- unname(lapply(seq_len(nrow(v)), function(i) as.numeric(v[i, ])))
-    case$varcorr <- varcorr_rows(VarCorr(m)$cond)
+    case$varcorr <- varcorr_from_matrices(VarCorr(m)$cond)
     case$sigma <- if (family(m)$family %in% c("nbinom2", "poisson", "binomial")) NULL else sigma(m)
     if (startsWith(family(m)$family, "nbinom")) case$nb_size <- sigma(m)
     re <- ranef(m, condVar = TRUE)$cond
@@ -181,11 +198,14 @@ for (f in files) {
     nd <- d[rows, , drop = FALSE]
     resp <- all.vars(as.formula(case$formula))[1]
     fixed_formula <- nobars(as.formula(case$formula))
-    m_fixed <- if (inherits(m, "clmm")) {
-      clm(fixed_formula, data = d, link = m$link, start = c(m$alpha, m$beta),
-          control = clm.control(maxIter = 0L))
-    } else m
-    p <- predict(m_fixed, newdata = nd[, setdiff(all.vars(fixed_formula), resp), drop = FALSE], type = "prob")$fit
+    # P(Y <= j) = F(threshold_j - x'beta), random effects at zero
+    cdf <- switch(as.character(m$link), logit = plogis, probit = pnorm, cloglog = function(x) 1 - exp(-exp(x)),
+                  loglog = function(x) exp(-exp(-x)), cauchit = pcauchy)
+    X <- model.matrix(delete.response(terms(fixed_formula)), nd)
+    X <- X[, colnames(X) != "(Intercept)", drop = FALSE]
+    eta <- as.numeric(X[, names(m$beta), drop = FALSE] %*% m$beta)
+    cum <- cbind(0, cdf(outer(-eta, m$alpha, "+")), 1)
+    p <- t(apply(cum, 1, diff))
     case$predictions <- list(rows = rows, categories = levels(d[[resp]]),
                              observed = as.character(nd[[resp]]),
                              fixed_prob = unname(lapply(seq_len(nrow(p)), function(i) as.numeric(p[i, ]))))
