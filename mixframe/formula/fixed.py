@@ -45,6 +45,12 @@ EVAL_CONTEXT = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.e
 
 
 _MATERIALIZER = []
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain_message(exc) -> str:
+    """A library's exception text without terminal colour codes, folded to one line."""
+    return " ".join(_ANSI.sub("", str(exc)).split())
 
 
 def _r_materializer():
@@ -186,7 +192,7 @@ def expression_columns(text: str, columns=()) -> set[str]:
     try:
         formula = Formula(to_formulaic(text, columns))
     except Exception as exc:  # formulaic's parser errors carry no common base class
-        raise FormulaError(f"cannot parse {text!r}: {exc}") from exc
+        raise FormulaError(f"cannot parse {text!r}: {plain_message(exc)}") from exc
     names: set[str] = set()
     for term in formula:
         for factor in term.factors:
@@ -294,7 +300,7 @@ def _materialize(formula_or_spec, frame, where: str, materializer=None):
     except (FormulaError, DataError):
         raise
     except Exception as exc:  # formulaic raises several unrelated exception types
-        raise FormulaError(f"cannot build {where}: {exc}") from exc
+        raise FormulaError(f"cannot build {where}: {plain_message(exc)}") from exc
 
 
 def fixed_matrix(rhs: str, frame, where: str = "the fixed effects"):
@@ -319,12 +325,12 @@ def matrix_from_spec(spec, frame, where: str = "the fixed effects") -> np.ndarra
         try:
             return spec.matrix_from_frame(frame)
         except (AttributeError, KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"cannot build {where} for the new data: {exc}") from exc
+            raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
     _r_materializer()  # registers the materializers a stored spec names (a fresh process, a Dask worker)
     try:
         mm = spec.get_model_matrix(frame, context=EVAL_CONTEXT)
     except Exception as exc:  # formulaic raises several unrelated exception types
-        raise DataError(f"cannot build {where} for the new data: {exc}") from exc
+        raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
     return np.ascontiguousarray(np.asarray(mm, dtype=np.float64))
 
 

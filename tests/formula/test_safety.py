@@ -152,3 +152,12 @@ def test_check_expression_reads_columns():
     with pytest.raises(mf.FormulaError, match="unknown column 'open'"):
         check_expression("open", columns={"x"})
     check_formula_text("y ~ a*b + a:b - 1 + (1 + x || g) + (1 | g1/g2) + x %in% a + poly(x, 2)")
+
+
+def test_library_messages_have_no_colour_codes(sleep):
+    from mixframe.formula.fixed import plain_message
+
+    assert plain_message(ValueError("\x1b[1;31mbad\x1b[0m\n  term")) == "bad term"
+    with pytest.raises(mf.FormulaError) as info:
+        mf.lmm("Reaction ~ Days + poly(Days, 2, 3, 4, 5) + (1 | Subject)", sleep)
+    assert "\x1b" not in str(info.value) and "\n" not in str(info.value) and "poly(Days" in str(info.value)
