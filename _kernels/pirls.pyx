@@ -339,7 +339,8 @@ cdef class LaplacePirls:
         cdef double ai
         cdef double gt[65]
         cdef int fam = self.fam, link = self.link
-        cdef bint canon = (fam == 1 and link == 2) or (fam == 2 and link == 1)
+        cdef bint canon = ((fam == DIST_BINOMIAL and link == LINK_LOGIT)
+                           or (fam == DIST_POISSON and link == LINK_LOG))
         cdef const int* lv = &self.lev[0, 0]
         cdef const double* zp = &self.zv[0, 0]
         cdef const int* posp = &self.pos[0, 0] if nr > 0 else NULL
