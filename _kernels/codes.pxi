@@ -1,5 +1,5 @@
 # Integer codes of distributions and links for the kernels.
-# GENERATED from mixframe/families/codes.py by `python -m mixframe.families.codes`; do not edit.
+# GENERATED from mixframe/families/codes.py (write_kernel_include); do not edit.
 
 # response distribution
 cdef enum:

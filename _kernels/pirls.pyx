@@ -401,7 +401,7 @@ cdef class LaplacePirls:
                 if canon:
                     # canonical link: dmu/deta = V(mu), so dw/deta = wt mu'' and e = wt (y - mu)
                     m = mup[i]
-                    if fam == 1:
+                    if fam == DIST_BINOMIAL:
                         d1 = m * (1.0 - m)
                         d2 = (d1 if d1 > EPS else EPS) * (1.0 - 2.0 * m)     # as link_inv3 bounds it
                     else:
