@@ -53,22 +53,25 @@ cdef inline void row_times_lam_solve(const double* v, const double* lam, const d
 cdef class BlockedCholesky:
     """Workspace and factor for one blocked system; ``update(theta-derived lambdas)`` refactors in place.
 
-    Parameters are the block structure (see mixframe.fit.blocked.BlockedSystem, which builds it).
+    Parameters are the block structure (see mixframe.linalg.blocked.BlockedSystem, which builds it).
     """
-    cdef public Py_ssize_t k0, m0, q1, q2, ne, nnz, nr
+    cdef readonly Py_ssize_t ne, nnz
+    cdef Py_ssize_t k0, m0, q1, q2, nr
     cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term, a21t_ptr, a21t_col, a21t_e
     cdef double[::1] rowbuf
     cdef double[:, ::1] Sd
-    cdef public bint dense_s
-    cdef public long n_factors      # update() calls so far: tells a cached result which factor it belongs to
-    cdef public Py_ssize_t slab
-    # cross-products
-    cdef public double[:, :, ::1] A11
-    cdef public double[:, ::1] A21, A22, AE1, AER, AEE
-    # factor
-    cdef public double[:, :, ::1] L11
-    cdef public double[:, ::1] S, L22, F1, F2, L33, tmp2
-    cdef public double[::1] lam0, lamR
+    cdef readonly bint dense_s
+    cdef readonly long n_factors    # update() calls so far: tells a cached result which factor it belongs to
+    cdef readonly Py_ssize_t slab
+    # cross-products (filled in place by set_crossprod, or by the caller through these views)
+    cdef readonly double[:, :, ::1] A11
+    cdef readonly double[:, ::1] A21, A22, AE1, AER, AEE
+    # factor: L11, S (= L21 before the R factors: LR' S is the block below L11) and L22 are read by the
+    # compiled PIRLS; the rest is reached through the methods below
+    cdef readonly double[:, :, ::1] L11
+    cdef readonly double[:, ::1] S, L22
+    cdef double[:, ::1] F1, F2, L33, tmp2
+    cdef double[::1] lam0, lamR
     cdef int[::1] lamR_off
     cdef int[::1] theta_pos
     cdef double[::1] work
@@ -576,30 +579,41 @@ cdef class BlockedCholesky:
         free(acc)
         return 0
 
-    def column_quad_forms(self, const double[:, ::1] P, const double[::1] x, double[::1] out):
-        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1), x_j the entries of x in column j of the
-        block-sparse pattern placed at their block-2 rows; P symmetric, only its lower triangle read."""
-        cdef Py_ssize_t j, e1, e2, r1
+    cdef int _quad_forms(self, const double* P, const double* x, double* out) noexcept nogil:
+        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1): BLAS for a dense pattern, else entry by
+        entry. Returns 0, or 1 when the workspace of the dense path cannot be allocated."""
+        cdef Py_ssize_t j, e1, e2, r1, q2 = self.q2
         cdef double s, t
         cdef int[::1] ptr = self.a21_ptr
         cdef int[::1] row = self.a21_row
-        cdef int status = 0
         if self.dense_s and self.k0 == 1:
-            with nogil:
-                status = self._dense_quads(&P[0, 0], &x[0], &out[0])
-            if status != 0:
-                raise MemoryError("no memory for the dense quadratic forms")
+            return self._dense_quads(P, x, out)
+        for j in range(self.m0):
+            s = 0.0
+            for e1 in range(ptr[j], ptr[j + 1]):
+                r1 = row[e1]
+                t = 0.0
+                for e2 in range(ptr[j], e1):
+                    t += x[e2] * P[r1 * q2 + row[e2]]
+                s += x[e1] * (x[e1] * P[r1 * q2 + r1] + 2.0 * t)
+            out[j] = s
+        return 0
+
+    def column_quad_forms(self, const double[:, ::1] P, const double[::1] x, double[::1] out):
+        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1), x_j the entries of x in column j of the
+        block-sparse pattern placed at their block-2 rows; P symmetric, only its lower triangle read."""
+        cdef int status = 0
+        if self.k0 != 1 or x.shape[0] != self.nnz or out.shape[0] != self.m0:
+            raise ValueError("column_quad_forms needs k0 = 1, one x per pattern entry and one output per level")
+        if self.m0 == 0 or self.nnz == 0:
+            out[:] = 0.0
             return 0
+        if P.shape[0] != self.q2 or P.shape[1] != self.q2:
+            raise ValueError("P must be q2 x q2")
         with nogil:
-            for j in range(self.m0):
-                s = 0.0
-                for e1 in range(ptr[j], ptr[j + 1]):
-                    r1 = row[e1]
-                    t = 0.0
-                    for e2 in range(ptr[j], e1):
-                        t += x[e2] * P[r1, row[e2]]
-                    s += x[e1] * (x[e1] * P[r1, r1] + 2.0 * t)
-                out[j] = s
+            status = self._quad_forms(&P[0, 0], &x[0], &out[0])
+        if status != 0:
+            raise MemoryError("no memory for the dense quadratic forms")
         return 0
 
     def column_quad_blocks(self, const double[:, ::1] P, const double[:, ::1] X, double[:, :, ::1] out):
@@ -657,4 +671,102 @@ cdef class BlockedCholesky:
         with nogil:
             # Fortran view: B is q2 x nrhs, U = L22' upper; solve U X = B
             dtrsm(&side, &uplo, &trans, &diag, &n_int, &nrhs, &one, &self.L22[0, 0], &n_int, &B[0, 0], &n_int)
+        return 0
+
+    # ------------------------------------------------------------------ pieces of the inverse
+    def fixed_factor(self, double[:, ::1] out):
+        """out (ne x ne) <- L33, the lower Cholesky factor of the dense columns' block (the fixed effects, then
+        the response) after the random effects are eliminated."""
+        cdef Py_ssize_t ne = self.ne
+        if out.shape[0] != ne or out.shape[1] != ne:
+            raise ValueError("out must be ne x ne")
+        if ne > 0:
+            with nogil:
+                memcpy(&out[0, 0], &self.L33[0, 0], ne * ne * sizeof(double))
+        return 0
+
+    def relative_factors(self, double[::1] lam0_out, double[::1] lamR_out):
+        """Copies of the relative covariance factors of the current factor: lam0_out (k0*k0, term 0's lower
+        factor, C order) and lamR_out (the block-2 terms' k_t*k_t lower factors, concatenated)."""
+        if lam0_out.shape[0] != self.lam0.shape[0] or lamR_out.shape[0] != self.lamR.shape[0]:
+            raise ValueError("lam0_out and lamR_out must have the sizes of the relative factors")
+        lam0_out[:] = self.lam0
+        if self.lamR.shape[0] > 0:
+            lamR_out[:] = self.lamR
+        return 0
+
+    def z_inverse_parts(self, const double[:, ::1] P, double[::1] diag_out, double[:, ::1] V_out):
+        """For scalar random-effect terms (k0 = 1 and every block-2 term scalar), at the current factor and with
+        P = (L22 L22')^{-1} from :meth:`inverse_l22` (lower triangle read):
+
+        * diag_out (q1 + q2) <- the diagonal of M^{-1}, M = Lambda'Z'WZ Lambda + I the random-effects block:
+          block 2 is the diagonal of P; level j of block 1 is (1 + x_j' P x_j) / L11_j^2, x_j the level's
+          column of L21 = LR' S;
+        * V_out (q1 + q2, ne) <- V = L_Z^{-T} L_EZ', L_Z = [L11 0; L21 L22] the factor of M and L_EZ = [F1 F2]
+          the rows of the dense columns, so that the random-effects block of the inverse of the whole system
+          is M^{-1} + V (L33 L33')^{-1} V' (and of the system without its last columns, the same with the
+          leading part of V and L33).
+
+        Returns 0; raises MemoryError when the workspace of a dense pattern cannot be allocated."""
+        cdef Py_ssize_t q1 = self.q1, q2 = self.q2, m0 = self.m0, ne = self.ne, nnz = self.nnz
+        cdef Py_ssize_t j, e, r, d
+        cdef double s, l
+        cdef int status = 0, n_int = <int>q2, nrhs = <int>ne
+        cdef double one = 1.0
+        cdef char side = b'L', uplo = b'U', trans = b'N', diag = b'N'
+        if self.k0 != 1 or self.has_vector_r():
+            raise ValueError("z_inverse_parts needs scalar random-effect terms")
+        if diag_out.shape[0] != q1 + q2 or V_out.shape[0] != q1 + q2 or V_out.shape[1] != ne:
+            raise ValueError("diag_out must have q1 + q2 entries and V_out q1 + q2 rows of ne")
+        if q2 > 0 and (P.shape[0] != q2 or P.shape[1] != q2):
+            raise ValueError("P must be q2 x q2")
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef int[::1] row_term_ = self.row_term
+        cdef int[::1] lamR_off_ = self.lamR_off
+        cdef double[::1] lamR = self.lamR
+        cdef double[:, :, ::1] L11 = self.L11
+        cdef double[:, ::1] S = self.S, F1 = self.F1
+        cdef double[::1] x = np.empty(max(nnz, 1))
+        cdef double[::1] quad = np.empty(max(m0, 1))
+        cdef double[:, ::1] W2 = np.array(self.F2, copy=True) if q2 > 0 else np.zeros((0, 0))
+        with nogil:
+            if q2 == 0:
+                for j in range(m0):
+                    l = L11[j, 0, 0]
+                    diag_out[j] = 1.0 / (l * l)
+                    for d in range(ne):
+                        V_out[j, d] = F1[d, j] / l
+            else:
+                # the entries of L21 = LR' S (one relative factor per scalar term of block 2)
+                for e in range(nnz):
+                    x[e] = S[e, 0] * lamR[lamR_off_[row_term_[row[e]]]]
+                if m0 > 0 and nnz > 0:
+                    status = self._quad_forms(&P[0, 0], &x[0], &quad[0])
+                else:
+                    for j in range(m0):
+                        quad[j] = 0.0
+                if status == 0:
+                    for r in range(q2):
+                        diag_out[q1 + r] = P[r, r]
+                    for j in range(m0):
+                        l = L11[j, 0, 0]
+                        diag_out[j] = (1.0 + quad[j]) / (l * l)
+                    # block 2 of V: each row w of W2 solves L22' w = the row of F2 (Fortran: U X = B, U = L22')
+                    if ne > 0:
+                        dtrsm(&side, &uplo, &trans, &diag, &n_int, &nrhs, &one, &self.L22[0, 0], &n_int,
+                              &W2[0, 0], &n_int)
+                    for r in range(q2):
+                        for d in range(ne):
+                            V_out[q1 + r, d] = W2[d, r]
+                    # block 1: L11_j V1_j = F1_j - L21_j' V2
+                    for j in range(m0):
+                        l = L11[j, 0, 0]
+                        for d in range(ne):
+                            s = 0.0
+                            for e in range(ptr[j], ptr[j + 1]):
+                                s += x[e] * W2[d, row[e]]
+                            V_out[j, d] = (F1[d, j] - s) / l
+        if status != 0:
+            raise MemoryError("no memory for the dense quadratic forms")
         return 0
