@@ -616,36 +616,50 @@ cdef class BlockedCholesky:
             raise MemoryError("no memory for the dense quadratic forms")
         return 0
 
-    def column_quad_blocks(self, const double[:, ::1] P, const double[:, ::1] X, double[:, :, ::1] out):
-        """out[j] = X_j' P X_j (k0 x k0) for every level j of term 0, X_j the rows of X (one per entry of the
-        block-sparse pattern, k0 columns) placed at their block-2 rows; P symmetric, lower triangle read."""
-        cdef Py_ssize_t j, e1, e2, r1, r2, a, c, k0 = self.k0
+    cdef int _quad_blocks(self, const double* P, const double* X, double* out) noexcept nogil:
+        """out[j] = X_j' P X_j (k0 x k0, level after level) for X with one row of k0 per pattern entry: BLAS for
+        a dense pattern, else entry by entry. Returns 0, or 1 when the dense path's workspace cannot be
+        allocated."""
+        cdef Py_ssize_t j, e1, e2, r1, r2, a, c, k0 = self.k0, q2 = self.q2, kk = self.k0 * self.k0
         cdef double p
         cdef int[::1] ptr = self.a21_ptr
         cdef int[::1] row = self.a21_row
+        if self.dense_s and self.nnz > 0:
+            return self._dense_quads(P, X, out)
+        for j in range(self.m0):
+            for a in range(kk):
+                out[j * kk + a] = 0.0
+            for e1 in range(ptr[j], ptr[j + 1]):
+                r1 = row[e1]
+                for e2 in range(ptr[j], e1 + 1):
+                    r2 = row[e2]
+                    p = P[r1 * q2 + r2]
+                    for a in range(k0):
+                        for c in range(k0):
+                            if e2 == e1:
+                                out[j * kk + a * k0 + c] += X[e1 * k0 + a] * X[e1 * k0 + c] * p
+                            else:
+                                out[j * kk + a * k0 + c] += (X[e1 * k0 + a] * X[e2 * k0 + c]
+                                                             + X[e2 * k0 + a] * X[e1 * k0 + c]) * p
+        return 0
+
+    def column_quad_blocks(self, const double[:, ::1] P, const double[:, ::1] X, double[:, :, ::1] out):
+        """out[j] = X_j' P X_j (k0 x k0) for every level j of term 0, X_j the rows of X (one per entry of the
+        block-sparse pattern, k0 columns) placed at their block-2 rows; P symmetric, lower triangle read."""
         cdef int status = 0
-        if self.dense_s and X.shape[1] == k0 and X.shape[0] > 0:
-            with nogil:
-                status = self._dense_quads(&P[0, 0], &X[0, 0], &out[0, 0, 0])
-            if status != 0:
-                raise MemoryError("no memory for the dense quadratic forms")
+        if X.shape[0] != self.nnz or X.shape[1] != self.k0 or out.shape[0] != self.m0:
+            raise ValueError("column_quad_blocks needs one row of k0 per pattern entry and one block per level")
+        if self.m0 == 0:
             return 0
+        if self.nnz == 0:
+            out[:, :, :] = 0.0
+            return 0
+        if P.shape[0] != self.q2 or P.shape[1] != self.q2:
+            raise ValueError("P must be q2 x q2")
         with nogil:
-            for j in range(self.m0):
-                for a in range(k0):
-                    for c in range(k0):
-                        out[j, a, c] = 0.0
-                for e1 in range(ptr[j], ptr[j + 1]):
-                    r1 = row[e1]
-                    for e2 in range(ptr[j], e1 + 1):
-                        r2 = row[e2]
-                        p = P[r1, r2]
-                        for a in range(k0):
-                            for c in range(k0):
-                                if e2 == e1:
-                                    out[j, a, c] += X[e1, a] * X[e1, c] * p
-                                else:
-                                    out[j, a, c] += (X[e1, a] * X[e2, c] + X[e2, a] * X[e1, c]) * p
+            status = self._quad_blocks(&P[0, 0], &X[0, 0], &out[0, 0, 0])
+        if status != 0:
+            raise MemoryError("no memory for the dense quadratic forms")
         return 0
 
     def inverse_l22(self, double[:, ::1] P_out):
@@ -769,4 +783,118 @@ cdef class BlockedCholesky:
                             V_out[j, d] = (F1[d, j] - s) / l
         if status != 0:
             raise MemoryError("no memory for the dense quadratic forms")
+        return 0
+
+    cdef void _l21(self, double* X, int* emap) noexcept nogil:
+        """X (nnz x k0) <- L21 = LR' S on the pattern: entry e, at row base + b of a level block of term t,
+        gets sum over c >= b of LR_t[c, b] S[the level's entry at row base + c]. emap: q2 ints, all -1 on entry
+        and on return."""
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef int[::1] r_off_ = self.r_off
+        cdef int[::1] r_k_ = self.r_k
+        cdef int[::1] row_term_ = self.row_term
+        cdef int[::1] lamR_off_ = self.lamR_off
+        cdef double[::1] lamR = self.lamR
+        cdef double[:, ::1] S = self.S
+        cdef Py_ssize_t k0 = self.k0, j, e, e2, r, t, kt, b, c, a, base, lo
+        cdef double lam
+        for j in range(self.m0):
+            for e in range(ptr[j], ptr[j + 1]):
+                emap[row[e]] = <int>e
+            for e in range(ptr[j], ptr[j + 1]):
+                r = row[e]
+                t = row_term_[r]
+                kt = r_k_[t]
+                lo = lamR_off_[t]
+                if kt == 1:
+                    lam = lamR[lo]
+                    for a in range(k0):
+                        X[e * k0 + a] = lam * S[e, a]
+                    continue
+                b = (r - r_off_[t]) % kt
+                base = r - b
+                for a in range(k0):
+                    X[e * k0 + a] = 0.0
+                for c in range(b, kt):
+                    e2 = emap[base + c]
+                    if e2 < 0:
+                        continue
+                    lam = lamR[lo + c * kt + b]
+                    for a in range(k0):
+                        X[e * k0 + a] += lam * S[e2, a]
+            for e in range(ptr[j], ptr[j + 1]):
+                emap[row[e]] = -1
+
+    def cond_cov_blocks(self, const double[:, ::1] P, double[:, :, ::1] out0, double[::1] out_r):
+        """The diagonal blocks of M^{-1} (M = Lambda'Z'WZ Lambda + I, the random-effects block) at the current
+        factor, given P = (L22 L22')^{-1} from :meth:`inverse_l22` (lower triangle read; 0 x 0 without block 2):
+
+        * out0 (m0, k0, k0) <- level j of term 0: L11_j^{-T} (I + L21_j' P L21_j) L11_j^{-1}, L21_j the level's
+          column block of L21 = LR' S (the block of the factor below L11);
+        * out_r (sum of m_t k_t^2 over the block-2 terms) <- the k_t x k_t diagonal blocks of P, term after
+          term and level after level, each in C order.
+
+        These are the conditional covariances of the spherical effects u (up to the residual variance).
+        Returns 0; raises MemoryError when a workspace cannot be allocated."""
+        cdef Py_ssize_t k0 = self.k0, m0 = self.m0, q2 = self.q2, nnz = self.nnz, kk = self.k0 * self.k0
+        cdef Py_ssize_t j, a, c, t, kt, lev, base, o = 0, total = 0
+        cdef double l
+        cdef int status = 0, k_int = <int>k0
+        cdef double one = 1.0
+        cdef char left = b'L', right = b'R', uplo = b'U', notrans = b'N', trans = b'T', diag = b'N'
+        for t in range(self.nr):
+            total += self.r_m[t] * self.r_k[t] * self.r_k[t]
+        if out0.shape[0] != m0 or out0.shape[1] != k0 or out0.shape[2] != k0 or out_r.shape[0] != total:
+            raise ValueError("out0 must be (m0, k0, k0) and out_r hold the block-2 terms' diagonal blocks")
+        if q2 > 0 and (P.shape[0] != q2 or P.shape[1] != q2):
+            raise ValueError("P must be q2 x q2")
+        cdef double[:, :, ::1] L11 = self.L11
+        cdef double* X = NULL
+        cdef int* emap = NULL
+        with nogil:
+            # I + L21_j' P L21_j into out0
+            if q2 > 0 and nnz > 0 and m0 > 0:
+                X = <double*>malloc(nnz * k0 * sizeof(double))
+                emap = <int*>malloc(q2 * sizeof(int))
+                if X == NULL or emap == NULL:
+                    status = 1
+                else:
+                    for a in range(q2):
+                        emap[a] = -1
+                    self._l21(X, emap)
+                    if k0 == 1:
+                        status = self._quad_forms(&P[0, 0], X, &out0[0, 0, 0])
+                    else:
+                        status = self._quad_blocks(&P[0, 0], X, &out0[0, 0, 0])
+                free(X)
+                free(emap)
+            else:
+                for j in range(m0):
+                    for a in range(kk):
+                        out0[j, a // k0, a % k0] = 0.0
+            if status == 0:
+                for j in range(m0):
+                    for a in range(k0):
+                        out0[j, a, a] += 1.0
+                    if k0 == 1:
+                        l = L11[j, 0, 0]
+                        out0[j, 0, 0] /= l * l
+                    else:
+                        # C-lower L11_j is the Fortran-upper U = L11_j'; U^{-1} A U^{-T} = L^{-T} A L^{-1} (A symmetric)
+                        dtrsm(&left, &uplo, &notrans, &diag, &k_int, &k_int, &one, &L11[j, 0, 0], &k_int,
+                              &out0[j, 0, 0], &k_int)
+                        dtrsm(&right, &uplo, &trans, &diag, &k_int, &k_int, &one, &L11[j, 0, 0], &k_int,
+                              &out0[j, 0, 0], &k_int)
+                # block 2: the diagonal blocks of P (its lower triangle, made whole)
+                for t in range(self.nr):
+                    kt = self.r_k[t]
+                    for lev in range(self.r_m[t]):
+                        base = self.r_off[t] + lev * kt
+                        for a in range(kt):
+                            for c in range(kt):
+                                out_r[o + a * kt + c] = P[base + a, base + c] if a >= c else P[base + c, base + a]
+                        o += kt * kt
+        if status != 0:
+            raise MemoryError("no memory for the conditional covariances")
         return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
@@ -347,72 +346,23 @@ class BlockedSystem:
                 extra_p = np.zeros_like(extra_full)
         return diag, extra_p, extra_full
 
-    def cond_cov_u(self, chunk: int = 2048):
-        """Diagonal blocks of (L_Z L_Z')^{-1} per term: list of (n_levels, k, k) arrays.
+    def cond_cov_u(self):
+        """Diagonal blocks of (L_Z L_Z')^{-1} = M^{-1} per term: list of (n_levels, k, k) arrays.
 
         These are the conditional covariances of the spherical effects u given beta (up to the scale).
-        """
+        Computed in the kernel (:meth:`BlockedCholesky.cond_cov_blocks`) from (L22 L22')^{-1}, which is kept
+        for the factor."""
         with self.blas_context():
-            return self._cond_cov_u(chunk)
-
-    def _cond_cov_u(self, chunk):
-        c = self.chol
-        k0, m0, q2 = self.k0, self.m0, self.q2
-        L11 = np.asarray(c.L11)
-        L11inv = np.linalg.inv(L11) if m0 else L11
-        out0 = np.einsum("jba,jbc->jac", L11inv, L11inv)  # L11^{-T} L11^{-1}
-        outs = []
-        if q2:
-            L22 = np.asarray(c.L22)
-            S = np.asarray(c.S)
-            lamR = np.empty(int(np.sum(self.r_k.astype(np.int64) ** 2)))
-            c.relative_factors(np.empty(k0 * k0), lamR)
-            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}; its Gram matrix is
-            # L11_j^{-T} X_j' (L22 L22')^{-1} X_j L11_j^{-1} with X_j = LR' S_j
-            if np.all(self.r_k == 1):
-                P = self.inverse_m22()                  # (L22 L22')^{-1}, lower triangle
-                dP = np.diag(P)
-                outs = [dP[off:off + m].reshape(m, 1, 1).copy() for off, m in zip(self.r_off, self.r_m)]
-                # X_j' P X_j with X = LR' S is S_j' (LR P LR) S_j: scale P (q2 x q2), not the pattern
-                lam_rows = np.repeat(lamR, self.r_m)
-                PL = P * lam_rows[:, None]
-                PL *= lam_rows
-                Q = np.empty((m0, k0, k0))
-                if k0 == 1:
-                    c.column_quad_forms(PL, np.ascontiguousarray(S[:, 0]), Q.reshape(m0))
-                else:
-                    c.column_quad_blocks(PL, np.ascontiguousarray(S), Q)
-                out0 += np.einsum("jba,jbc,jcd->jad", L11inv, Q, L11inv)
-                return [out0] + outs
-            L22inv, _ = dtrtri(L22, lower=1)
-            L22inv = np.tril(L22inv)
-            # block-2 diagonal blocks: (L22inv[:, blk])' (L22inv[:, blk])
-            for off, k, m in zip(self.r_off, self.r_k, self.r_m):
-                blk = L22inv[:, off:off + k * m].reshape(q2, m, k)
-                outs.append(np.einsum("rma,rmc->mac", blk, blk))
-            LRt = self._lamR_sparse_t(lamR)
-            cols = np.repeat(np.arange(m0), np.diff(self.a21_ptr))
-            for j0 in range(0, m0, chunk):
-                j1 = min(m0, j0 + chunk)
-                sel = slice(self.a21_ptr[j0], self.a21_ptr[j1])
-                rows, cj = self.a21_row[sel], cols[sel] - j0
-                D = sp.csr_matrix((S[sel].ravel(), (np.repeat(rows, k0),
-                                                    (cj[:, None] * k0 + np.arange(k0)).ravel())),
-                                  shape=(q2, (j1 - j0) * k0))
-                D = (LRt @ D).tocsc()
-                W = np.asarray((D.T @ L22inv.T).T).reshape(q2, j1 - j0, k0)
-                W = np.einsum("rjb,jba->rja", W, L11inv[j0:j1])
-                out0[j0:j1] += np.einsum("rja,rjc->jac", W, W)
-        return [out0] + outs
-
-    def _lamR_sparse_t(self, lamR):
-        """LR' as a sparse block-diagonal (q2 x q2) matrix."""
-        offs = np.concatenate([[0], np.cumsum(self.r_k.astype(np.int64) ** 2)])
-        blocks = []
-        for t, (k, m) in enumerate(zip(self.r_k, self.r_m)):
-            lam = lamR[offs[t]:offs[t + 1]].reshape(k, k)
-            blocks.append(sp.kron(sp.identity(int(m), format="csr"), sp.csr_matrix(lam.T)))
-        return sp.block_diag(blocks, format="csr")
+            P = self.inverse_m22() if self.q2 else np.zeros((0, 0))
+            out0 = np.empty((self.m0, self.k0, self.k0))
+            sizes = (self.r_m * self.r_k * self.r_k).astype(np.int64)
+            out_r = np.empty(int(sizes.sum()))
+            self.chol.cond_cov_blocks(P, out0, out_r)
+        outs, off = [out0], 0
+        for m, k, size in zip(self.r_m, self.r_k, sizes):
+            outs.append(out_r[off:off + size].reshape(int(m), int(k), int(k)))
+            off += size
+        return outs
 
 
 def lambdas_for(terms, theta):

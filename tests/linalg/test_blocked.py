@@ -65,7 +65,7 @@ def test_factor_matches_dense(spec, weighted):
     np.testing.assert_allclose(u, u_ref, rtol=1e-8, atol=1e-10)
     # conditional covariance blocks of u
     cov = np.linalg.inv(Mzz)
-    blocks = sys.cond_cov_u(chunk=7)
+    blocks = sys.cond_cov_u()
     off = 0
     for t, blk in zip(terms, blocks):
         for j in range(t.n_levels):
