@@ -599,23 +599,6 @@ cdef class BlockedCholesky:
             out[j] = s
         return 0
 
-    def column_quad_forms(self, const double[:, ::1] P, const double[::1] x, double[::1] out):
-        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1), x_j the entries of x in column j of the
-        block-sparse pattern placed at their block-2 rows; P symmetric, only its lower triangle read."""
-        cdef int status = 0
-        if self.k0 != 1 or x.shape[0] != self.nnz or out.shape[0] != self.m0:
-            raise ValueError("column_quad_forms needs k0 = 1, one x per pattern entry and one output per level")
-        if self.m0 == 0 or self.nnz == 0:
-            out[:] = 0.0
-            return 0
-        if P.shape[0] != self.q2 or P.shape[1] != self.q2:
-            raise ValueError("P must be q2 x q2")
-        with nogil:
-            status = self._quad_forms(&P[0, 0], &x[0], &out[0])
-        if status != 0:
-            raise MemoryError("no memory for the dense quadratic forms")
-        return 0
-
     cdef int _quad_blocks(self, const double* P, const double* X, double* out) noexcept nogil:
         """out[j] = X_j' P X_j (k0 x k0, level after level) for X with one row of k0 per pattern entry: BLAS for
         a dense pattern, else entry by entry. Returns 0, or 1 when the dense path's workspace cannot be
@@ -641,25 +624,6 @@ cdef class BlockedCholesky:
                             else:
                                 out[j * kk + a * k0 + c] += (X[e1 * k0 + a] * X[e2 * k0 + c]
                                                              + X[e2 * k0 + a] * X[e1 * k0 + c]) * p
-        return 0
-
-    def column_quad_blocks(self, const double[:, ::1] P, const double[:, ::1] X, double[:, :, ::1] out):
-        """out[j] = X_j' P X_j (k0 x k0) for every level j of term 0, X_j the rows of X (one per entry of the
-        block-sparse pattern, k0 columns) placed at their block-2 rows; P symmetric, lower triangle read."""
-        cdef int status = 0
-        if X.shape[0] != self.nnz or X.shape[1] != self.k0 or out.shape[0] != self.m0:
-            raise ValueError("column_quad_blocks needs one row of k0 per pattern entry and one block per level")
-        if self.m0 == 0:
-            return 0
-        if self.nnz == 0:
-            out[:, :, :] = 0.0
-            return 0
-        if P.shape[0] != self.q2 or P.shape[1] != self.q2:
-            raise ValueError("P must be q2 x q2")
-        with nogil:
-            status = self._quad_blocks(&P[0, 0], &X[0, 0], &out[0, 0, 0])
-        if status != 0:
-            raise MemoryError("no memory for the dense quadratic forms")
         return 0
 
     def inverse_l22(self, double[:, ::1] P_out):
@@ -697,16 +661,6 @@ cdef class BlockedCholesky:
         if ne > 0:
             with nogil:
                 memcpy(&out[0, 0], &self.L33[0, 0], ne * ne * sizeof(double))
-        return 0
-
-    def relative_factors(self, double[::1] lam0_out, double[::1] lamR_out):
-        """Copies of the relative covariance factors of the current factor: lam0_out (k0*k0, term 0's lower
-        factor, C order) and lamR_out (the block-2 terms' k_t*k_t lower factors, concatenated)."""
-        if lam0_out.shape[0] != self.lam0.shape[0] or lamR_out.shape[0] != self.lamR.shape[0]:
-            raise ValueError("lam0_out and lamR_out must have the sizes of the relative factors")
-        lam0_out[:] = self.lam0
-        if self.lamR.shape[0] > 0:
-            lamR_out[:] = self.lamR
         return 0
 
     def z_inverse_parts(self, const double[:, ::1] P, double[::1] diag_out, double[:, ::1] V_out):
