@@ -29,7 +29,7 @@ import numpy as np
 from . import frames
 from .design.build import _columns_of, build_design, model_frame, plain_column
 from .errors import DataError, FormulaError
-from .fit.crossprod import table_codes
+from .linalg.crossprod import table_codes
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula
 from .formula.fixed import evaluate_numeric, matrix_from_spec
