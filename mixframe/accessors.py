@@ -18,8 +18,8 @@ from . import api
 
 __all__ = ["LazyMixedNamespace", "MixedNamespace", "register"]
 
-_DATA_ENTRY = re.compile(r"^(?P<indent>[ \t]*)data : [^\n]*\n(?:(?P=indent)[ \t]+[^\n]*\n|[ \t]*\n(?=(?P=indent)[ \t]))*",
-                         re.MULTILINE)
+# a numpydoc "data : ..." entry: its line and the more indented lines of its description
+_DATA_ENTRY = re.compile(r"^(?P<indent>[ \t]*)data : [^\n]*\n(?:(?P=indent)[ \t]+[^\n]*\n)*", re.MULTILINE)
 
 
 def method_doc(fn) -> str:
@@ -73,8 +73,9 @@ class _Namespace:
 
 
 class MixedNamespace(_Namespace):
-    """``df.mixed``: fit mixed models on this frame. ``df.mixed.X(formula, **kw)`` is ``mixframe.X(formula, df,
-    **kw)``."""
+    """``df.mixed``: fit mixed models on this frame.
+
+    ``df.mixed.X(formula, **kw)`` is ``mixframe.X(formula, df, **kw)``."""
 
     lmm = _method(api.lmm, "MixedNamespace")
     glmm = _method(api.glmm, "MixedNamespace")
@@ -90,7 +91,7 @@ class LazyMixedNamespace(_Namespace):
 
 
 def register() -> None:
-    """Register ``mixed`` on pandas.DataFrame, polars.DataFrame and polars.LazyFrame (whichever is installed)."""
+    """Register ``mixed`` on pandas.DataFrame, polars.DataFrame and polars.LazyFrame."""
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas is a dependency

@@ -1,10 +1,10 @@
 """Fit settings: the ``control=`` argument of each model kind, validated once, at the API.
 
 Each kind has one frozen record (:class:`LMMControl`, :class:`StreamedLMMControl`, :class:`GLMMControl`,
-:class:`CLMMControl`, :class:`CLMControl`) whose fields are the settings that kind's fitting code reads. A field
-left at ``None`` takes the fitting code's default (the ``default`` column of :func:`control_table`), so a fit
-with ``control=None`` and one with every field at its default are the same fit. :func:`parse_control` turns the
-user's dict (or a record) into the kind's record, and refuses, before any work is done:
+:class:`CLMMControl`, :class:`CLMControl`) whose fields are the settings that kind's fitting code
+reads. A field left at ``None`` takes the fitting code's default (the ``default`` column of
+:func:`control_table`). :func:`parse_control` turns the user's dict (or a record) into the kind's record,
+and refuses, before any work is done:
 
 * a key the kind does not read (``ValueError`` naming the key and the allowed ones), and
 * an optimizer the kind cannot run (``ValueError`` naming ``optimizer`` and the allowed values),
@@ -30,6 +30,7 @@ ValueError: unknown control option 'maxiters' for glmm (did you mean 'maxiter'?)
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -56,21 +57,25 @@ def _fail(kind: str, key: str, value, want: str):
     raise ValueError(f"control option {key!r} for {kind} must be {want}; got {value!r}")
 
 
+def _real(value) -> bool:
+    """A finite real number (NumPy scalars included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _count(kind, key, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or value < 1:
+    if not _real(value) or value != int(value) or value < 1:
         _fail(kind, key, value, "a positive whole number")
     return int(value)
 
 
 def _tolerance(kind, key, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _real(value) or value < 0:
         _fail(kind, key, value, "a finite number >= 0")
     return float(value)
 
 
 def _step(kind, key, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not _real(value) or value <= 0:
         _fail(kind, key, value, "a finite number > 0")
     return float(value)
 
@@ -78,11 +83,10 @@ def _step(kind, key, value) -> float:
 def _steps(kind, key, value):
     """One initial step for every parameter, or one per parameter (a sequence)."""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
-        items = [float(v) if not isinstance(v, bool) and isinstance(v, (int, float)) else math.nan
-                 for v in list(value)]
-        if not items or not all(math.isfinite(v) and v > 0 for v in items):
+        items = list(value)
+        if not items or not all(_real(v) and v > 0 for v in items):
             _fail(kind, key, value, "a number > 0 or a sequence of numbers > 0")
-        return tuple(items)
+        return tuple(float(v) for v in items)
     return _step(kind, key, value)
 
 
@@ -130,6 +134,8 @@ class Control:
 
 _OPTIMIZER_LIST = ", ".join(f"`{o}`" for o in OPTIMIZERS)
 _MAXITER = "maximum number of objective evaluations"
+_VERBOSE = "print each evaluation of the derivative-free optimizer"
+_STEP = "first step of the derivative-free optimizer: one number, or one per parameter"
 _PROGRESS = "`True` shows a progress bar, `False` hides it; by default it shows for long fits on a terminal"
 _NLOPT = {
     "ftol_rel": "stop when an optimizer step changes the objective by less than this, relative",
@@ -148,18 +154,18 @@ class LMMControl(Control):
         "batch_size": "batch_size applies to streamed inputs: a polars LazyFrame, a pyarrow Dataset or "
                       "RecordBatchReader, a dask DataFrame"}
 
-    optimizer: str | None = _setting(_optimizer, "automatic", "derivative-free optimizer, one of "
-                                     f"{_OPTIMIZER_LIST}; by default a Newton or quasi-Newton method on the analytic derivatives "
-                                     "where they are available, else `bobyqa`")
+    optimizer: str | None = _setting(_optimizer, "automatic",
+                                     f"derivative-free optimizer, one of {_OPTIMIZER_LIST}; by default a "
+                                     "Newton or quasi-Newton method on the analytic derivatives where they "
+                                     "are available, else `bobyqa`")
     maxiter: int | None = _setting(_count, "100000", _MAXITER)
     tol: float | None = _setting(_tolerance, "none", "sets both `ftol_rel` and `xtol_rel`")
     ftol_rel: float | None = _setting(_tolerance, "1e-13", _NLOPT["ftol_rel"])
     ftol_abs: float | None = _setting(_tolerance, "1e-11", _NLOPT["ftol_abs"])
     xtol_rel: float | None = _setting(_tolerance, "1e-10", _NLOPT["xtol_rel"])
     xtol_abs: float | None = _setting(_tolerance, "1e-10", _NLOPT["xtol_abs"])
-    initial_step: float | tuple | None = _setting(_steps, "nlopt's", "first step of the derivative-free "
-                                                  "optimizer: one number, or one per parameter")
-    verbose: bool | None = _setting(_switch, "False", "print each evaluation of the derivative-free optimizer")
+    initial_step: float | tuple | None = _setting(_steps, "nlopt's", _STEP)
+    verbose: bool | None = _setting(_switch, "False", _VERBOSE)
     progress: bool | None = _setting(_switch, "automatic", _PROGRESS)
 
 
@@ -171,8 +177,8 @@ class StreamedLMMControl(LMMControl):
     kind: ClassVar[str] = "streamed lmm"
     notes: ClassVar[dict[str, str]] = {}
 
-    batch_size: int | None = _setting(_count, "500000", "rows per batch read from the source (not used for dask, "
-                                      "whose partitions are the batches)")
+    batch_size: int | None = _setting(_count, "500000", "rows per batch read from the source (not used "
+                                      "for dask, whose partitions are the batches)")
 
 
 @dataclass(frozen=True, repr=False)
@@ -196,8 +202,8 @@ class GLMMControl(Control):
                                        "iterations for the conditional modes")
     hessian_step: float | None = _setting(_step, "1e-4", "finite-difference step of the Hessian behind the "
                                           "standard errors")
-    calc_hessian: bool | None = _setting(_switch, "True", "compute that Hessian (`False`: no standard errors, "
-                                         "a faster fit)")
+    calc_hessian: bool | None = _setting(_switch, "True", "compute that Hessian (`False`: no standard "
+                                         "errors, a faster fit)")
     progress: bool | None = _setting(_switch, "automatic", _PROGRESS)
 
 
@@ -208,8 +214,9 @@ class CLMMControl(Control):
     kind: ClassVar[str] = "clmm"
     notes: ClassVar[dict[str, str]] = LMMControl.notes
 
-    optimizer: str | None = _setting(_optimizer, "bobyqa", "derivative-free optimizer, one of "
-                                     f"{_OPTIMIZER_LIST}, of the models without an analytic gradient (the others use L-BFGS)")
+    optimizer: str | None = _setting(_optimizer, "bobyqa",
+                                     f"derivative-free optimizer, one of {_OPTIMIZER_LIST}, of the models "
+                                     "without an analytic gradient (the others use L-BFGS)")
     maxiter: int | None = _setting(_count, "2000 (L-BFGS), 100000", "maximum number of iterations (L-BFGS) "
                                    "or objective evaluations (derivative-free)")
     tol: float | None = _setting(_tolerance, "1e-11 (L-BFGS)", "L-BFGS: relative reduction of the objective "
@@ -218,9 +225,8 @@ class CLMMControl(Control):
     ftol_abs: float | None = _setting(_tolerance, "1e-7", _NLOPT["ftol_abs"] + " (derivative-free)")
     xtol_rel: float | None = _setting(_tolerance, "1e-6", _NLOPT["xtol_rel"] + " (derivative-free)")
     xtol_abs: float | None = _setting(_tolerance, "1e-6", _NLOPT["xtol_abs"] + " (derivative-free)")
-    initial_step: float | tuple | None = _setting(_steps, "0.25 (0.05 with nagq > 1)", "first step of the "
-                                                  "derivative-free optimizer: one number, or one per parameter")
-    verbose: bool | None = _setting(_switch, "False", "print each evaluation of the derivative-free optimizer")
+    initial_step: float | tuple | None = _setting(_steps, "0.25 (0.05 with nagq > 1)", _STEP)
+    verbose: bool | None = _setting(_switch, "False", _VERBOSE)
     progress: bool | None = _setting(_switch, "automatic", _PROGRESS + " (derivative-free)")
 
 
@@ -231,8 +237,8 @@ class CLMControl(Control):
     kind: ClassVar[str] = "clm"
 
     maxiter: int | None = _setting(_count, "100", "maximum number of Newton-Raphson iterations")
-    tol: float | None = _setting(_tolerance, "1e-9", "stop when the largest absolute gradient element is below "
-                                 "this")
+    tol: float | None = _setting(_tolerance, "1e-9", "stop when the largest absolute gradient element is "
+                                 "below this")
 
 
 #: The record of each kind, by the name :func:`parse_control` takes.
@@ -302,8 +308,8 @@ def _unknown_message(cls: type[Control], key) -> str:
 
 
 def control_table(kind: str) -> list[tuple[str, str, str]]:
-    """``(key, default, meaning)`` for every setting of a kind, in the record's order; aliases follow the field
-    they name.
+    """``(key, default, meaning)`` for every setting of a kind, in the record's order; an alias follows the
+    field it names.
 
     >>> [row[0] for row in control_table("clm")]
     ['maxiter', 'tol']

@@ -21,7 +21,7 @@ def _without_data(fn) -> inspect.Signature:
 
 
 def _doc_without_data(fn) -> list[str]:
-    """The function's docstring lines without the ``data : ...`` entry (its line and the indented ones after)."""
+    """The function's docstring lines without the ``data : ...`` entry (its line, the indented ones after)."""
     out, skipping = [], False
     for line in inspect.getdoc(fn).splitlines():
         if line.startswith("data : "):
@@ -48,7 +48,7 @@ def test_methods_have_the_api_signature_and_docstring(sleep, kind):
         assert inspect.signature(method) == expected
         assert inspect.getdoc(method).splitlines() == _doc_without_data(fn)
         assert "data :" not in method.__doc__ and method.__name__ == kind
-    # on the class (what help() and tab completion in an editor read): self, formula, the keyword-only parameters
+    # on the class (what help() reads): self, formula, the keyword-only parameters
     for namespace in (pd.DataFrame.mixed, pl.DataFrame.mixed):
         sig = inspect.signature(getattr(namespace, kind))
         assert list(sig.parameters) == ["self", *expected.parameters]

@@ -75,7 +75,7 @@ def test_unknown_optimizer_is_an_error_for_every_kind(frames):
         with pytest.raises(ValueError, match="'optimizer'") as err:
             fit({"optimizer": "nelder-mead"})
         msg = str(err.value)
-        if "optimizer" in KINDS[kind].allowed():       # the kinds that take one: the allowed values are listed
+        if "optimizer" in KINDS[kind].allowed():       # kinds that take one: the allowed values are listed
             assert "'nelder-mead' is not one of " + str(list(OPTIMIZERS)) in msg, name
         else:                                           # GLMM, CLM: no optimizer setting at all
             assert msg.startswith("unknown control option 'optimizer'") and _allowed_in(msg), name
@@ -92,8 +92,8 @@ def test_streamed_only_keys_and_bad_values(frames):
         mf.lmm(SLEEP, frames["sleep"], control={"batch_size": 40})
     with pytest.raises(ValueError, match="'batch_size' for clmm"):
         mf.clmm(WINE, frames["wine"], groups="judge", control={"batch_size": 40})
-    for key, value in (("maxiter", 0), ("maxiter", 2.5), ("maxiter", "10"), ("tol", -1.0), ("tol", float("nan")),
-                       ("calc_hessian", "no"), ("hessian_step", 0.0)):
+    for key, value in (("maxiter", 0), ("maxiter", 2.5), ("maxiter", "10"), ("tol", -1.0),
+                       ("tol", float("nan")), ("calc_hessian", "no"), ("hessian_step", 0.0)):
         kind = "glmm" if key in ("calc_hessian", "hessian_step") else "lmm"
         with pytest.raises(ValueError, match=f"control option '{key}' for {kind} must be"):
             parse_control(kind, {key: value})
@@ -202,7 +202,8 @@ def test_clm_takes_control_and_the_default_is_the_same_fit(frames):
 
 
 # ------------------------------------------------------------------------------ documentation stays in step
-COLUMNS = {"`lmm`": "lmm", "`lmm`, streamed": "streamed lmm", "`glmm`": "glmm", "`clmm`": "clmm", "`clm`": "clm"}
+COLUMNS = {"`lmm`": "lmm", "`lmm`, streamed": "streamed lmm", "`glmm`": "glmm", "`clmm`": "clmm",
+           "`clm`": "clm"}
 
 
 def _doc_table() -> dict[str, dict[str, str]]:

@@ -1,5 +1,5 @@
-"""``import mixframe`` is light: beyond pandas and polars (which registering ``.mixed`` needs) it costs little,
-and scipy, formulaic, nlopt, matplotlib, narwhals and the compiled kernels load with the first fit."""
+"""``import mixframe`` is light: beyond pandas and polars (which registering ``.mixed`` needs) it costs
+little, and scipy, formulaic, nlopt, matplotlib, narwhals and the compiled kernels load with the first fit."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,8 @@ import pandas, polars
 t1 = time.perf_counter()
 import mixframe
 t2 = time.perf_counter()
-heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in json.loads(sys.argv[1])))
+roots = json.loads(sys.argv[1])
+heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in roots))
 print(json.dumps({"frames": t1 - t0, "mixframe": t2 - t1, "heavy": heavy,
                   "registered": [hasattr(pandas.DataFrame, "mixed"), hasattr(polars.DataFrame, "mixed"),
                                  hasattr(polars.LazyFrame, "mixed")]}))
@@ -60,13 +61,15 @@ names = {n: type(getattr(mf, n)).__name__ for n in ("MixedModel", "anova", "data
 star = {}
 exec("from mixframe import *", star)
 fit = mf.lmm("Reaction ~ Days + (Days | Subject)", mf.datasets.sleepstudy())
-print(json.dumps({"names": names, "star": sorted(k for k in star if not k.startswith("__") or k == "__version__"),
+public = sorted(k for k in star if not k.startswith("__") or k == "__version__")
+print(json.dumps({"names": names, "star": public,
                   "dir": all(n in dir(mf) for n in mf.__all__), "days": fit.fixef["Days"],
                   "is_model": isinstance(fit, mf.MixedModel),
                   "ext": sorted(m for m in sys.modules if m.startswith("mixframe._ext."))}))
 """
     info = json.loads(_child(code, timeout=120))
-    assert info["names"] == {"MixedModel": "type", "anova": "function", "datasets": "module", "__version__": "str"}
+    assert info["names"] == {"MixedModel": "type", "anova": "function", "datasets": "module",
+                             "__version__": "str"}
     assert info["star"] == sorted(mixframe.__all__) and info["dir"]
     assert abs(info["days"] - 10.467285959596) < 1e-6 and info["is_model"]
     assert info["ext"], "the first fit loads compiled kernels"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -33,8 +34,23 @@ def test_version_is_written_once():
     assert version not in source and "importlib.metadata" in source
 
 
-def _build_command(outdir: Path) -> list[str]:
-    """``python -m build --sdist``, without an isolated environment when this one has the build requirements."""
+def _source_copy(dest: Path) -> Path:
+    """The source tree without what builds and runs leave in it (a build writes into its source tree)."""
+    ignore = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.so",
+                                    "*.pyd", "*.pyc", ".pytest_cache", ".hypothesis", "bench-results")
+
+    def skip(folder, names):
+        out = set(ignore(folder, names))
+        if Path(folder).name == "_kernels":
+            out |= {n for n in names if n.endswith(".c")}      # generated from the .pyx sources
+        return out
+
+    shutil.copytree(ROOT, dest, ignore=skip)
+    return dest
+
+
+def _build_command(source: Path, outdir: Path) -> list[str]:
+    """``python -m build --sdist``, not isolated when this environment meets the build requirements."""
     if importlib.util.find_spec("build") is None:
         pytest.skip("the 'build' package (in the test extra) is not installed")
     from packaging.requirements import Requirement
@@ -47,15 +63,17 @@ def _build_command(outdir: Path) -> list[str]:
         except importlib.metadata.PackageNotFoundError:
             ready = False
     cmd = [sys.executable, "-m", "build", "--sdist", "--outdir", str(outdir)]
-    return cmd + (["--no-isolation"] if ready else []) + [str(ROOT)]
+    return cmd + (["--no-isolation"] if ready else []) + [str(source)]
 
 
 def test_sdist_holds_the_kernel_sources_and_data(tmp_path):
     if not (ROOT / "setup.py").exists() or not (ROOT / "_kernels").is_dir():
         pytest.skip("not a source tree")
-    proc = subprocess.run(_build_command(tmp_path), capture_output=True, text=True, timeout=540)
+    source = _source_copy(tmp_path / "src")
+    outdir = tmp_path / "dist"
+    proc = subprocess.run(_build_command(source, outdir), capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (sdist,) = tmp_path.glob("mixframe-*.tar.gz")
+    (sdist,) = outdir.glob("mixframe-*.tar.gz")
     version = _project()["version"]
     assert sdist.name == f"mixframe-{version}.tar.gz"
     prefix = f"mixframe-{version}/"
