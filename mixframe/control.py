@@ -91,7 +91,11 @@ def _steps(kind, key, value):
 
 
 def _switch(kind, key, value) -> bool:
-    if not isinstance(value, bool) and value not in (0, 1):
+    try:    # True, False, 1, 0 and NumPy's booleans; an array's comparison is not one truth value
+        ok = isinstance(value, bool) or (not isinstance(value, (float, str)) and value in (0, 1))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         _fail(kind, key, value, "True or False")
     return bool(value)
 
@@ -118,6 +122,13 @@ class Control:
     aliases: ClassVar[dict[str, str]] = {}
     #: why a key is not a setting of this kind, where that is worth saying
     notes: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self):
+        # a record built directly (LMMControl(maxiter=...)) is checked and normalised as a parsed one is
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                object.__setattr__(self, f.name, f.metadata["check"](self.kind, f.name, value))
 
     def options(self) -> dict[str, Any]:
         """The settings that were given, as the dict the fitting functions read."""

@@ -5,6 +5,7 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -147,6 +148,14 @@ def test_every_documented_key_is_accepted_and_normalised():
         parse_control("lmm", StreamedLMMControl(batch_size=5))
     rec = CLMControl(maxiter=3)
     assert parse_control("clm", rec) is rec
+    # records built directly are checked and normalised too
+    assert GLMMControl(maxiter=np.int64(50), calc_hessian=np.bool_(False)).options() == \
+        {"maxiter": 50, "calc_hessian": False}
+    assert type(GLMMControl(maxiter=np.int64(50)).maxiter) is int
+    with pytest.raises(ValueError, match="control option 'optimizer' for clmm: 'lbfgs' is not one of"):
+        CLMMControl(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="control option 'tol' for clm must be"):
+        CLMControl(tol="small")
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
