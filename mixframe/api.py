@@ -5,6 +5,7 @@ import warnings
 
 from .design.build import build_design
 from .results import MixedModel
+from .results.call import FitCall
 
 __all__ = ["clm", "clmm", "glmm", "lmm"]
 
@@ -74,14 +75,10 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
                           offset=offset)
     _announce_dropped(design)
     raw = fit_lmm(design, reml=reml, control=control)
-
-    def refit_ml():
-        return lmm(formula, data, reml=False, weights=weights, offset=offset, groups=groups, random=random,
-                   control=control)
-
     info = _call_info(formula, data, groups, random, reml=reml)
     if reml:
-        info["refit_ml"] = refit_ml
+        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset, "groups": groups,
+                                       "random": random, "control": control})
     return MixedModel(raw, data=data, call_info=info)
 
 
