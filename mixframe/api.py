@@ -77,8 +77,8 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     raw = fit_lmm(design, reml=reml, control=control)
     info = _call_info(formula, data, groups, random, reml=reml)
     if reml:
-        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset, "groups": groups,
-                                       "random": random, "control": control})
+        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset,
+                                       "groups": groups, "random": random, "control": control})
     return MixedModel(raw, data=data, call_info=info)
 
 

@@ -658,6 +658,6 @@ def fit_lmm_stream(formula, data, *, reml=True, weights=None, offset=None, group
     raw = fit_lmm_crossprod(design, acc, reml=reml, control=control)
     info = {"formula": formula, "reml": reml, "columns": spec.columns, "weights": weights}
     if reml:
-        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset, "groups": groups,
-                                       "random": random, "control": control})
+        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset,
+                                       "groups": groups, "random": random, "control": control})
     return MixedModel.from_stream(raw, data, like, spec.columns, weights, call_info=info)

@@ -30,8 +30,9 @@ class RawFit:
     coef : estimates in ``coef_names`` order (link scale)
     vcov : joint covariance of ``coef`` (same order)
     coef_types : the coefficient block of each coefficient: "fixed" (LMM/GLMM), "threshold" and
-        "location" (CLMM/CLM); when not given, every coefficient is in the kind's design block. A further linear predictor (zero inflation,
-        dispersion, scale, nominal effects) is a further block name; see :meth:`block`.
+        "location" (CLMM/CLM); when not given, every coefficient is in the kind's design block. A further
+        linear predictor (zero inflation, dispersion, scale, nominal effects) is a further block name; see
+        :meth:`block`.
     theta : the optimizer's covariance parameters (see mixframe.design.lam)
     lambdas : per-term relative factor (k x k); the covariance of term t's effects is
         ``re_scale**2 * lam @ lam.T``
@@ -93,11 +94,11 @@ class RawFit:
     # ------------------------------------------------------------------ coefficient blocks
     @property
     def block_names(self) -> list:
-        """The coefficient blocks in the order they first appear (``["fixed"]``, ``["threshold", "location"]``)."""
+        """The blocks in order of first appearance: ``["fixed"]``, ``["threshold", "location"]``."""
         return list(dict.fromkeys(self.coef_types))
 
     def block_index(self, name: str) -> np.ndarray:
-        """Positions in ``coef`` of the coefficients of block ``name`` (empty when the fit has no such block)."""
+        """Positions in ``coef`` of the coefficients of block ``name`` (empty when the fit has none)."""
         return np.array([i for i, t in enumerate(self.coef_types) if t == name], dtype=np.int64)
 
     def block(self, name: str) -> dict:

@@ -152,7 +152,8 @@ def _coefficients(raw) -> str:
         # exp of a cut-point is no ratio: leave those cells empty
         ratios = [r if t != kind.threshold_block else "" for r, t in zip(ratios, cols["coef_type"])]
         body.append(ratios)
-    if len(kind_of(raw).blocks) > 1:     # a kind of one block ("fixed"): the column would say nothing
+    # a fit of one block ("fixed"): the column would say nothing
+    if len(kind_of(raw).blocks) > 1 or len(raw.block_names) > 1:
         header.insert(0, "type")
         body.insert(0, list(cols["coef_type"]))
         text_columns = 2

@@ -101,20 +101,34 @@ def coefficient_table(raw, rows: np.ndarray, with_p: bool = True) -> list[str]:
     return grid(columns)
 
 
-def _correlation_block(raw) -> list[str]:
-    v = np.asarray(raw.vcov, dtype=float)
+def _correlation_block(raw, rows: np.ndarray) -> list[str]:
+    """Correlations of the estimates of the selected coefficients (lme4 prints those of the fixed effects)."""
+    v = np.asarray(raw.vcov, dtype=float)[np.ix_(rows, rows)]
     p = v.shape[0]
     if p < 2 or p > 12:
         return []
     s = np.sqrt(np.diag(v))
     with np.errstate(divide="ignore", invalid="ignore"):
         r = v / np.outer(s, s)
-    short = [abbreviate(n) for n in raw.coef_names]
-    columns = [("", list(raw.coef_names[1:]), "l")]
+    names = [raw.coef_names[i] for i in rows]
+    short = [abbreviate(n) for n in names]
+    columns = [("", names[1:], "l")]
     for j in range(p - 1):
         cells = [f"{r[i, j]:.3f}" if i > j else "" for i in range(1, p)]
         columns.append((short[j], cells, "r"))
     return ["", "Correlation of Fixed Effects:"] + grid(columns)
+
+
+def block_title(block: str) -> str:
+    """The heading of a coefficient block: ``"zero_inflation"`` -> ``"Zero inflation"``.
+
+    Examples
+    --------
+    >>> block_title("zero_inflation")
+    'Zero inflation'
+    """
+    text = block.replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def _messages(raw) -> list[str]:
@@ -150,12 +164,15 @@ def mixed_summary(raw, data_name: str | None = None) -> str:
     dispersion = kind.dispersion_line(raw)
     if dispersion:
         lines.append(dispersion)
-    lines += ["", "Fixed effects:"]
     with_p = kind.summary_with_p(raw)
-    lines += coefficient_table(raw, np.arange(len(raw.coef_names)), with_p=with_p)
+    fixed = raw.block_index(kind.x_block)
+    lines += ["", "Fixed effects:"] + coefficient_table(raw, fixed, with_p=with_p)
+    for block in raw.block_names:         # a further linear predictor: its own table
+        if block != kind.x_block:
+            lines += ["", f"{block_title(block)}:"] + coefficient_table(raw, raw.block_index(block), with_p)
     if with_p:
         lines += ["---", SIGNIF_LEGEND]
-    lines += _correlation_block(raw)
+    lines += _correlation_block(raw, fixed)
     msgs = _messages(raw)
     if msgs:
         lines += [""] + msgs

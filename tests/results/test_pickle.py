@@ -15,8 +15,8 @@ import mixframe as mf
 from mixframe.fit.result import TRANSIENT_EXTRA
 
 FRAMES = ("coefficients", "variance_components", "blups", "glance")
-CDF_CLOSURE = ("the ordinal fit record holds fit/clm.py make_cdf.<locals>.cdf, a local closure; the cumulative "
-               "link CDFs move to mixframe.families")
+CDF_CLOSURE = ("the ordinal fit record holds fit/clm.py make_cdf.<locals>.cdf, a local closure; the "
+               "cumulative link CDFs move to mixframe.families")
 
 
 def _fit(kind, backend):

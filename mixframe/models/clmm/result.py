@@ -1,8 +1,8 @@
 """What the numbers of a fitted cumulative link (mixed) model mean.
 
-Two coefficient blocks, "threshold" (the cut-points α) and "location" (β, multiplying the design without
-its intercept); ``P(Y <= k) = F(α_k − η)`` with η the location predictor; category probabilities as fitted
-values; z tests; exponentiated estimates; ordinal's summary layout.
+Two coefficient blocks, "threshold" (the cut-points α) and "location" (β, multiplying the design
+without its intercept); ``P(Y <= k) = F(α_k − η)`` with η the location predictor; category probabilities
+as fitted values; z tests; exponentiated estimates; ordinal's summary layout.
 """
 from __future__ import annotations
 
