@@ -85,20 +85,17 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     from .design.build import build_design
     from .fit.lmm import fit_lmm
     from .results import MixedModel
+    from .results.call import FitCall
 
     control = parse_control("lmm", control)
     design = build_design(formula, data, kind="lmm", groups=groups, random=random, weights=weights,
                           offset=offset)
     _announce_dropped(design)
     raw = fit_lmm(design, reml=reml, control=control.options())
-
-    def refit_ml():
-        return lmm(formula, data, reml=False, weights=weights, offset=offset, groups=groups, random=random,
-                   control=control)
-
     info = _call_info(formula, data, groups, random, reml=reml)
     if reml:
-        info["refit_ml"] = refit_ml
+        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset,
+                                       "groups": groups, "random": random, "control": control})
     return MixedModel(raw, data=data, call_info=info)
 
 

@@ -629,7 +629,7 @@ def fit_lmm_stream(formula, data, *, reml=True, weights=None, offset=None, group
 
     Returns
     -------
-    StreamedMixedModel
+    MixedModel
 
     Examples
     --------
@@ -639,7 +639,8 @@ def fit_lmm_stream(formula, data, *, reml=True, weights=None, offset=None, group
     >>> round(fit.fixef["Days"], 4)
     10.4673
     """
-    from .results.streamed import StreamedMixedModel
+    from .results import MixedModel
+    from .results.call import FitCall
 
     spec_args = (formula, groups, random, weights, offset)
     if _kind(data) == "dask":
@@ -655,12 +656,8 @@ def fit_lmm_stream(formula, data, *, reml=True, weights=None, offset=None, group
         warnings.warn(f"{n_dropped} of {scan.n_total} rows dropped for missing values in the model's "
                       "columns; they are kept in augment() with .used = False", UserWarning, stacklevel=3)
     raw = fit_lmm_crossprod(design, acc, reml=reml, control=control)
-
-    def refit_ml():
-        return fit_lmm_stream(formula, data, reml=False, weights=weights, offset=offset, groups=groups,
-                              random=random, control=control)
-
     info = {"formula": formula, "reml": reml, "columns": spec.columns, "weights": weights}
     if reml:
-        info["refit_ml"] = refit_ml
-    return StreamedMixedModel(raw, data, like=like, call_info=info)
+        info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset,
+                                       "groups": groups, "random": random, "control": control})
+    return MixedModel.from_stream(raw, data, like, spec.columns, weights, call_info=info)

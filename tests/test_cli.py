@@ -36,9 +36,9 @@ def test_fit_csv(capsys):
     assert sections == ["# coefficients", "# variance_components", "# glance"]
     lines = out.splitlines()
     header = lines[lines.index("# coefficients") + 1].split(",")
-    assert header[:4] == ["term", "estimate", "std_error", "statistic"]
-    days = next(line for line in lines if line.startswith("Days,"))
-    assert abs(float(days.split(",")[1]) - 10.467) < 1e-3          # lme4: 10.46729
+    assert header[:5] == ["coef_type", "term", "estimate", "std_error", "statistic"]
+    days = next(line for line in lines if line.startswith("fixed,Days,"))
+    assert abs(float(days.split(",")[2]) - 10.467) < 1e-3          # lme4: 10.46729
 
 
 def test_fit_json(capsys):

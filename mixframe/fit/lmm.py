@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 from scipy.linalg.lapack import dtrtri
@@ -22,8 +21,8 @@ from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..linalg.blocked import BlockedSystem
 from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient
 from .optimize import minimize_bounded, minimize_trust_region
-from .result import RawFit
-from .satterthwaite import satterthwaite_df
+from ..models.lmm.result import LmmDeferred
+from .result import Deferred, RawFit
 
 LOG_2PI = math.log(2.0 * math.pi)
 SINGULAR_TOL = 1e-4
@@ -147,7 +146,8 @@ def _default_optimizer(control) -> bool:
 
 def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
     """The fit record at the optimizer's theta: beta, sigma, vcov, conditional modes and SDs, likelihoods,
-    warnings, and lazily the Satterthwaite df. ``linear_predictors(beta, b)`` returns (eta, eta_fixed) on the
+    warnings, and (on first use, see :class:`~mixframe.models.lmm.result.LmmDeferred`) the conditional SDs and
+    the Satterthwaite df. ``linear_predictors(beta, b)`` returns (eta, eta_fixed) on the
     used rows; without it (streamed data) they are left empty."""
     reml = obj.reml
     theta = opt.x
@@ -164,14 +164,8 @@ def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
     vcov = sigma ** 2 * (rx_inv.T @ rx_inv)
     lambdas = theta_to_lambdas(design.terms, theta)
     bs = u_to_b(design.terms, theta, u)
-    theta_hat = theta.copy()
-
-    def conditional_sds():
-        obj._factor(theta_hat)      # the factor may have moved (Satterthwaite df evaluate elsewhere)
-        return [sigma * np.sqrt(np.maximum(np.einsum("ab,jbc,ac->ja", lam, cu, lam), 0.0))
-                for lam, cu in zip(lambdas, sys.cond_cov_u())]
-
-    b_sd = Deferred(conditional_sds)
+    lazy = LmmDeferred(design, theta, sigma, reml, objective=obj)
+    b_sd = Deferred(lazy.conditional_sds)
     eta, eta_fixed = linear_predictors(beta, bs) if linear_predictors else (np.zeros(0), np.zeros(0))
     # deviance as lme4 reports it: -2 ML log-likelihood (at the REML estimates for a REML fit)
     ml_dev = ldz + n * (1.0 + LOG_2PI + math.log(r2 / n)) - obj.log_w
@@ -186,46 +180,15 @@ def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
                         "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=4)
 
-    def df():
-        return satterthwaite_df(obj, theta_hat, sigma)
-
     return RawFit(
         kind="lmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov,
         theta=theta, lambdas=lambdas, re_scale=sigma, sigma=sigma, b=bs, b_sd=b_sd,
         eta=eta, eta_fixed=eta_fixed, loglik=-dev / 2.0, deviance=ml_dev, n_params=p + design.n_theta + 1,
         family="gaussian", link="identity", method="REML" if reml else "ML",
         converged=opt.converged, singular=singular, iterations=opt.evaluations,
-        reml_crit=dev if reml else None, df=df, messages=messages,
+        reml_crit=dev if reml else None, df=Deferred(lazy.satterthwaite), messages=messages,
         extra={"optimizer": opt.message, "objective": obj, **(extra or {})},
     )
-
-
-class Deferred(Sequence):
-    """A list computed on first use: the conditional SDs of the random effects, which cost a dense inverse
-    of the factor and which a fit read only for its coefficients never needs."""
-
-    __slots__ = ("_items", "_make")
-
-    def __init__(self, make):
-        self._make, self._items = make, None
-
-    def _list(self) -> list:
-        if self._items is None:
-            self._items = list(self._make())
-            self._make = None
-        return self._items
-
-    def __getitem__(self, i):
-        return self._list()[i]
-
-    def __len__(self) -> int:
-        return len(self._list())
-
-    def __iter__(self):
-        return iter(self._list())
-
-    def __repr__(self) -> str:
-        return repr(self._list())
 
 
 def tri_inv(L) -> np.ndarray:

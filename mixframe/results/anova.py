@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from mixframe.models.base import kind_of
+
 from ._frames import make_frame
 
 
 def _ml_version(fit):
-    """The fit itself, or its ML refit when it is a REML LMM (as lme4's ``anova`` does)."""
-    if fit.kind == "lmm" and fit.raw.reml_crit is not None:
+    """The fit itself, or its ML refit when its kind needs one (a REML LMM, as lme4's ``anova`` does)."""
+    if kind_of(fit.raw).needs_ml_refit(fit.raw):
         return fit._refit_ml()
     return fit
 
@@ -100,5 +102,7 @@ def anova(*fits, names=None):
     nobs = [f.nobs for f in ml_fits]
     if len(set(nobs)) > 1:
         raise ValueError(f"anova needs fits to the same rows; numbers of observations differ: {nobs}")
-    cols = lrt_columns([f.loglik for f in ml_fits], [f.raw.n_params for f in ml_fits], nobs, labels)
-    return make_frame(cols, like=fits[0].data)
+    kinds = [kind_of(f.raw) for f in ml_fits]
+    cols = lrt_columns([k.loglik(f.raw) for k, f in zip(kinds, ml_fits)],
+                       [k.n_params(f.raw) for k, f in zip(kinds, ml_fits)], nobs, labels)
+    return make_frame(cols, like=fits[0]._rows.like)

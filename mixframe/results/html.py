@@ -12,15 +12,10 @@ import math
 
 import numpy as np
 
+from mixframe.models.base import kind_of
+
 from . import tidy
 from ._text import format_column, format_p, stars
-
-KIND_TITLES = {
-    "lmm": "Linear mixed model",
-    "glmm": "Generalized linear mixed model",
-    "clmm": "Cumulative link mixed model",
-    "clm": "Cumulative link model",
-}
 
 _STYLE = (
     "<style>"
@@ -94,11 +89,8 @@ def model_line(raw, formula: str) -> str:
 
 
 def _model_parts(raw) -> list[str]:
-    if raw.kind in tidy.ORDINAL_KINDS:
-        family = f"cumulative {raw.link}"
-    else:
-        family = f"{raw.family} ({raw.link})"
-    return [KIND_TITLES[raw.kind], family, raw.method]
+    kind = kind_of(raw)
+    return [kind.title, kind.family_label(raw), raw.method]
 
 
 def fit_warnings(raw) -> list[str]:
@@ -154,13 +146,14 @@ def _coefficients(raw) -> str:
     body += [[format_p(v) for v in p], [stars(v) for v in p], bounds[:n], bounds[n:]]
     text_columns = 1
     if "exp_estimate" in cols:
-        label = {"logit": "odds ratio", "log": "ratio"}.get(raw.link, "exp(estimate)")
-        header.append(label)
+        kind = kind_of(raw)
+        header.append(kind.ratio_label(raw))
         ratios = _numbers(cols["exp_estimate"])
-        if "coef_type" in cols:  # exp of a threshold is no ratio: leave those cells empty
-            ratios = [r if t != "threshold" else "" for r, t in zip(ratios, cols["coef_type"])]
+        # exp of a cut-point is no ratio: leave those cells empty
+        ratios = [r if t != kind.threshold_block else "" for r, t in zip(ratios, cols["coef_type"])]
         body.append(ratios)
-    if "coef_type" in cols:
+    # a fit of one block ("fixed"): the column would say nothing
+    if len(kind_of(raw).blocks) > 1 or len(raw.block_names) > 1:
         header.insert(0, "type")
         body.insert(0, list(cols["coef_type"]))
         text_columns = 2
@@ -206,7 +199,7 @@ def model_html(raw, formula: str) -> str:
     """
     description = _esc(" · ".join(_model_parts(raw)[1:]))
     parts = [_STYLE, '<div class="mixframe-fit">',
-             f"<h4>{_esc(KIND_TITLES[raw.kind])}</h4>",
+             f"<h4>{_esc(kind_of(raw).title)}</h4>",
              f'<div class="mf-model">{description}<br><code>{_esc(formula)}</code></div>']
     for note in fit_warnings(raw):
         parts.append(f'<div class="mf-warning" role="alert">&#9888; {_esc(note)}</div>')

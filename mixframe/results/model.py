@@ -1,18 +1,23 @@
-"""The fitted model: an immutable view of a :class:`~mixframe.fit.result.RawFit` as tidy frames."""
+"""The fitted model: an immutable view of a fit record as tidy frames, over a row source.
+
+One class for every kind and every input: the record (:class:`~mixframe.fit.result.FitResult`) holds the
+numbers, its model kind (:mod:`mixframe.models`) says what they mean, and the row source
+(:mod:`mixframe.results.rows`) gives the per-row outputs, from a private copy of an in-memory frame or
+lazily over a stream.
+"""
 from __future__ import annotations
 
 from types import MappingProxyType
 
 import numpy as np
 
-from . import tidy
-from ._frames import append_columns, make_frame, n_rows
-from ._scalars import RawScalars
-from .augment import augment_columns, augment_new_columns
-from .predict import predict_values
-from .summary import summary_text
+from mixframe.models.base import kind_of
 
-KIND_NAMES = {"lmm": "LMM", "glmm": "GLMM", "clmm": "CLMM", "clm": "CLM"}
+from . import tidy
+from ._frames import make_frame
+from ._scalars import RawScalars
+from .rows import FrameRows, StreamRows
+from .summary import summary_text
 
 
 def _read_only(arr):
@@ -22,21 +27,25 @@ def _read_only(arr):
 
 
 class MixedModel(RawScalars):
-    """A fitted LMM, GLMM, CLMM or CLM (immutable).
+    """A fitted LMM, GLMM, CLMM or CLM (immutable), in memory or streamed.
 
     Every method that returns a frame answers in the library of the data the model was fitted
-    to: pandas in, pandas out; polars in, polars out.
+    to: pandas in, pandas out; polars in, polars out (a streamed fit: polars for a LazyFrame,
+    pyarrow for Arrow sources, pandas for Dask).
 
     Parameters
     ----------
-    raw : RawFit
+    raw : FitResult
         The numbers of the finished fit.
-    data : DataFrame
-        The user's input frame (every row, including those dropped for missing values).
+    data : DataFrame, optional
+        The user's input frame (every row, including those dropped for missing values); the model
+        keeps a private copy of it. Omitted when ``rows`` is given.
     call_info : dict, optional
         Facts about the call: ``"formula"``, ``"data_name"``, ``"threshold"`` (ordinal models),
-        and ``"refit_ml"`` — a zero-argument callable returning the ML refit of a REML LMM
-        (used by :func:`mixframe.anova`).
+        and ``"call"`` — a :class:`~mixframe.results.call.FitCall` recording the fitting function and
+        its arguments, with which :func:`mixframe.anova` refits a REML LMM by ML.
+    rows : FrameRows or StreamRows, optional
+        The row source (:mod:`mixframe.results.rows`); by default one over ``data``.
 
     Examples
     --------
@@ -46,17 +55,21 @@ class MixedModel(RawScalars):
     ('lmm', 180, 25.592)
     """
 
-    __slots__ = ("_call_info", "_data", "_raw")
+    __slots__ = ("_call_info", "_kind", "_raw", "_rows")
 
-    def __init__(self, raw, data, call_info: dict | None = None):
-        if raw.kind not in KIND_NAMES:
-            raise ValueError(f"unknown model kind '{raw.kind}'")
-        if n_rows(data) != raw.design.n_total:
-            raise ValueError(f"the data have {n_rows(data)} rows but the fit was made on "
-                             f"{raw.design.n_total}")
+    def __init__(self, raw, data=None, call_info: dict | None = None, rows=None):
+        kind = kind_of(raw)
+        if rows is None:
+            rows = FrameRows(data, raw.design.n_total)
         object.__setattr__(self, "_raw", raw)
-        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_rows", rows)
         object.__setattr__(self, "_call_info", MappingProxyType(dict(call_info or {})))
+
+    @classmethod
+    def from_stream(cls, raw, data, like, columns, weights=None, call_info: dict | None = None):
+        """The model of a streamed fit: per-row outputs lazily over ``data`` (see :class:`StreamRows`)."""
+        return cls(raw, None, call_info, rows=StreamRows(data, like, columns, weights))
 
     def __setattr__(self, name, value):
         raise AttributeError("a fitted MixedModel is immutable")
@@ -65,28 +78,30 @@ class MixedModel(RawScalars):
         raise AttributeError("a fitted MixedModel is immutable")
 
     def __reduce__(self):
-        return (self.__class__, (self._raw, self._data, dict(self._call_info)))
+        return (self.__class__, (self._raw, None, dict(self._call_info), self._rows))
 
     # ------------------------------------------------------------------ plumbing
 
     @property
     def data(self):
-        """The frame the model was fitted to (as given; never modified)."""
-        return self._data
-
+        """The frame (the model's own copy of it) or the stream the model was fitted to."""
+        return self._rows.data
 
     def _frame(self, columns: dict):
-        return make_frame(columns, like=self._data)
+        return make_frame(columns, like=self._rows.like)
 
     def _refit_ml(self) -> MixedModel:
         """The same model refitted by maximum likelihood (REML LMMs; others return themselves)."""
-        if self.kind != "lmm" or self._raw.reml_crit is None:
+        if not self._kind.needs_ml_refit(self._raw):
             return self
         refit = self._call_info.get("refit_ml")
-        if refit is None:
-            raise ValueError("this REML fit cannot be refitted by ML: it was made without a refit "
-                             "callback; fit it with reml=False to compare it in anova")
-        return refit()
+        if callable(refit):
+            return refit()
+        call = self._call_info.get("call")
+        if call is None:
+            raise ValueError("this REML fit cannot be refitted by ML: it was made without a record of its "
+                             "call; fit it with reml=False to compare it in anova")
+        return call.refit(self._rows.data, reml=False)
 
     # ------------------------------------------------------------------ tidy frames
     def coefficients(self, level: float = 0.95):
@@ -95,10 +110,11 @@ class MixedModel(RawScalars):
         Returns
         -------
         DataFrame
-            ``term, estimate, std_error, statistic, df, p_value, conf_low, conf_high``; ``df`` is
+            ``coef_type, term, estimate, std_error, statistic, df, p_value, conf_low, conf_high``; ``df`` is
             the Satterthwaite df of an LMM (t-based tests and intervals) and null where z-based.
             Log and logit links and ordinal models add ``exp_estimate, exp_conf_low,
-            exp_conf_high``; ordinal models start with ``coef_type`` (threshold / location).
+            exp_conf_high``. The first column, ``coef_type``, names each coefficient's block:
+            ``fixed`` (LMM, GLMM), ``threshold`` or ``location`` (CLMM, CLM).
 
         Examples
         --------
@@ -191,10 +207,19 @@ class MixedModel(RawScalars):
         >>> fit = mf.lmm("Reaction ~ Days + (Days | Subject)", mf.datasets.sleepstudy())
         >>> fit.augment().shape
         (180, 10)
+
+        A streamed fit answers lazily: a LazyFrame for a LazyFrame, a Dask DataFrame for a Dask
+        DataFrame, a pyarrow RecordBatchReader for an Arrow source (an eager ``data`` gets the
+        prediction columns, and the residuals when it has the response).
+
+        Raises
+        ------
+        ValueError
+            A streamed fit over a LazyFrame whose model has a fixed-effect or random-effect column
+            that cannot be written as a polars expression (supported: numeric columns,
+            treatment-coded factors, products).
         """
-        if data is None:
-            return append_columns(self._data, augment_columns(self._raw))
-        return append_columns(data, augment_new_columns(self._raw, data))
+        return self._rows.augment(self._raw, data)
 
     def predict(self, newdata=None, type: str | None = None, re: bool = True) -> np.ndarray:
         """Predictions as a NumPy array.
@@ -203,7 +228,8 @@ class MixedModel(RawScalars):
         ----------
         newdata : DataFrame, optional
             Rows to predict; None predicts every input row (NaN for rows dropped for missing
-            values, so the result lines up with the input frame).
+            values, so the result lines up with the input frame). A streamed fit predicts a
+            stream lazily (a LazyFrame / Dask Series / Arrow reader of ``.fitted`` or ``.fixed``).
         type : str, optional
             LMM/GLMM: ``"response"`` (default) or ``"link"``, offsets included.  CLMM/CLM:
             ``"prob"`` (n x K, default), ``"cum.prob"`` (n x K−1), ``"linear.predictor"`` (the
@@ -218,7 +244,7 @@ class MixedModel(RawScalars):
         >>> fit.predict(re=False)[:2].round(2).tolist()
         [251.41, 261.87]
         """
-        return predict_values(self._raw, newdata, type, re)
+        return self._rows.predict(self._raw, newdata, type, re)
 
     def summary(self):
         """Text summary in the layout of lme4's (LMM, GLMM) or ordinal's (CLMM, CLM) summary."""
@@ -246,7 +272,7 @@ class MixedModel(RawScalars):
     @property
     def kind(self) -> str:
         """``"lmm"``, ``"glmm"``, ``"clmm"`` or ``"clm"``."""
-        return self._raw.kind
+        return self._kind.name
 
     @property
     def method(self) -> str:
@@ -260,19 +286,15 @@ class MixedModel(RawScalars):
 
     @property
     def fixef(self) -> dict:
-        """Fixed effects ``{term: estimate}`` (ordinal models: location effects only)."""
-        types = self._raw.coef_types or [None] * len(self._raw.coef_names)
-        return {n: float(c) for n, c, t in zip(self._raw.coef_names, self._raw.coef, types)
-                if t != "threshold"}
+        """Fixed effects ``{term: estimate}``: the block multiplying the fixed-effects design (ordinal
+        models: the location effects)."""
+        return self._raw.block(self._kind.x_block)
 
     @property
     def thresholds(self) -> dict | None:
         """Thresholds ``{"1|2": ...}`` of an ordinal model; None otherwise."""
-        if self.kind not in tidy.ORDINAL_KINDS:
-            return None
-        types = self._raw.coef_types or []
-        return {n: float(c) for n, c, t in zip(self._raw.coef_names, self._raw.coef, types)
-                if t == "threshold"}
+        block = self._kind.threshold_block
+        return None if block is None else self._raw.block(block)
 
     @property
     def theta(self) -> np.ndarray:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-LINEAR_TYPES = ("response", "link")
-ORDINAL_TYPES = ("prob", "cum.prob", "linear.predictor", "class")
+from mixframe.models.base import kind_of
 
 
 def expand(values: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -29,10 +28,9 @@ def expand(values: np.ndarray, used: np.ndarray) -> np.ndarray:
 
 
 def location_names(raw) -> list:
-    """Names of the coefficients that multiply columns of X (CLMM/CLM: not the thresholds)."""
-    if raw.coef_types is None:
-        return list(raw.coef_names)
-    return [n for n, t in zip(raw.coef_names, raw.coef_types) if t != "threshold"]
+    """Names of the coefficients that multiply columns of X (the kind's design block: LMM/GLMM "fixed",
+    CLMM/CLM "location")."""
+    return [raw.coef_names[i] for i in raw.block_index(kind_of(raw).x_block)]
 
 
 def beta_on_x(raw) -> np.ndarray:
@@ -95,39 +93,13 @@ def linear_predictor(raw, newdata=None, re: bool = True) -> tuple[np.ndarray, np
 
 
 def class_labels(raw, probs: np.ndarray, used: np.ndarray) -> np.ndarray:
-    levels = np.array([str(v) for v in raw.design.response_levels], dtype=object)
-    out = levels[np.argmax(np.where(np.isnan(probs), -np.inf, probs), axis=1)]
-    out[~np.asarray(used, dtype=bool)] = None
-    return out
+    """The most probable category per row of an ordinal fit."""
+    return kind_of(raw).class_labels(raw, probs, used)
 
 
 def predict_values(raw, newdata=None, type: str | None = None, re: bool = True) -> np.ndarray:
     """The array behind ``MixedModel.predict`` (see there)."""
-    from ..families import family_of, ordinal_cum_probs, ordinal_probs
-
-    ordinal = raw.kind in ("clmm", "clm")
-    allowed = ORDINAL_TYPES if ordinal else LINEAR_TYPES
-    if type is None:
-        type = allowed[0]
-    if type not in allowed:
-        raise ValueError(f"type must be one of {', '.join(repr(a) for a in allowed)} for a "
-                         f"{raw.kind.upper()}, got {type!r}")
+    kind = kind_of(raw)
+    type = kind.check_predict_type(type)
     eta, used = linear_predictor(raw, newdata, re=re)
-    if not ordinal:
-        if type == "link":
-            return eta
-        mu = np.full_like(eta, np.nan)
-        mu[used] = family_of(raw).linkinv(eta[used])
-        return mu
-    if type == "linear.predictor":
-        return eta
-    n_levels = len(raw.design.response_levels)
-    if type == "cum.prob":
-        out = np.full((eta.shape[0], n_levels - 1), np.nan)
-        out[used] = ordinal_cum_probs(raw, eta[used])
-        return out
-    probs = np.full((eta.shape[0], n_levels), np.nan)
-    probs[used] = ordinal_probs(raw, eta[used])
-    if type == "class":
-        return class_labels(raw, probs, used)
-    return probs
+    return kind.predict(raw, eta, used, type)

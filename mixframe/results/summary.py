@@ -1,13 +1,12 @@
 """Printed summaries: lme4's layout for LMMs and GLMMs, ordinal's layout for CLMMs and CLMs."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
+
+from mixframe.models.base import kind_of
 
 from . import tidy
 from ._text import SIGNIF_LEGEND, abbreviate, format_column, format_p, grid, stars
-from .augment import response_scale
 
 
 class SummaryText(str):
@@ -24,23 +23,6 @@ class SummaryText(str):
         return str(self)
 
 
-def _method_title(raw) -> str:
-    if raw.kind == "lmm":
-        how = "REML" if raw.method.upper() == "REML" else "maximum likelihood"
-        title = f"Linear mixed model fit by {how}"
-        if tidy.uses_t(raw):
-            title += ". t-tests use Satterthwaite's method"
-        return title
-    agq = re.fullmatch(r"AGQ\((\d+)\)", raw.method)
-    if raw.method == "Laplace":
-        how = "Laplace Approximation"
-    elif agq:
-        how = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {agq.group(1)}"
-    else:
-        how = raw.method
-    return f"Generalized linear mixed model fit by maximum likelihood ({how})"
-
-
 def _criteria_block(raw) -> list[str]:
     aic, bic = tidy.information_criteria(raw)
     names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
@@ -52,13 +34,9 @@ def _criteria_block(raw) -> list[str]:
 
 
 def _scaled_residuals(raw) -> list[str]:
-    r = response_scale(raw)["pearson"]
-    if raw.kind == "lmm":
-        scale = float(raw.sigma)
-    else:
-        res = tidy.residual_variance(raw)
-        scale = 1.0 if res is None else float(np.sqrt(res))
-    r = r[np.isfinite(r)] / scale
+    kind = kind_of(raw)
+    r = kind.response_scale(raw)["pearson"]
+    r = r[np.isfinite(r)] / kind.residual_scale(raw)
     if r.size == 0:
         return []
     q = np.quantile(r, [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -123,20 +101,34 @@ def coefficient_table(raw, rows: np.ndarray, with_p: bool = True) -> list[str]:
     return grid(columns)
 
 
-def _correlation_block(raw) -> list[str]:
-    v = np.asarray(raw.vcov, dtype=float)
+def _correlation_block(raw, rows: np.ndarray) -> list[str]:
+    """Correlations of the estimates of the selected coefficients (lme4 prints those of the fixed effects)."""
+    v = np.asarray(raw.vcov, dtype=float)[np.ix_(rows, rows)]
     p = v.shape[0]
     if p < 2 or p > 12:
         return []
     s = np.sqrt(np.diag(v))
     with np.errstate(divide="ignore", invalid="ignore"):
         r = v / np.outer(s, s)
-    short = [abbreviate(n) for n in raw.coef_names]
-    columns = [("", list(raw.coef_names[1:]), "l")]
+    names = [raw.coef_names[i] for i in rows]
+    short = [abbreviate(n) for n in names]
+    columns = [("", names[1:], "l")]
     for j in range(p - 1):
         cells = [f"{r[i, j]:.3f}" if i > j else "" for i in range(1, p)]
         columns.append((short[j], cells, "r"))
     return ["", "Correlation of Fixed Effects:"] + grid(columns)
+
+
+def block_title(block: str) -> str:
+    """The heading of a coefficient block: ``"zero_inflation"`` -> ``"Zero inflation"``.
+
+    Examples
+    --------
+    >>> block_title("zero_inflation")
+    'Zero inflation'
+    """
+    text = block.replace("_", " ")
+    return text[:1].upper() + text[1:]
 
 
 def _messages(raw) -> list[str]:
@@ -151,9 +143,11 @@ def _messages(raw) -> list[str]:
 
 def mixed_summary(raw, data_name: str | None = None) -> str:
     """lme4-style summary of an LMM or a GLMM."""
-    lines = [_method_title(raw)]
-    if raw.kind == "glmm":
-        lines.append(f" Family: {raw.family}  ( {raw.link} )")
+    kind = kind_of(raw)
+    lines = [kind.method_title(raw)]
+    family_line = kind.summary_family_line(raw)
+    if family_line:
+        lines.append(family_line)
     lines.append(f"Formula: {raw.design.formula}")
     if data_name:
         lines.append(f"   Data: {data_name}")
@@ -167,36 +161,29 @@ def mixed_summary(raw, data_name: str | None = None) -> str:
     if raw.design.terms:
         lines += random_effects_table(raw)
     lines.append(_groups_line(raw))
-    if raw.kind == "glmm" and raw.sigma is not None:
-        what = {"negative_binomial": "NB2 size theta", "gamma": "coefficient of variation"}.get(
-            raw.family, "residual SD")
-        lines.append(f"Dispersion parameter for {raw.family} family ({what}): {raw.sigma:.4g}")
-    lines += ["", "Fixed effects:"]
-    with_p = raw.kind == "glmm" or tidy.uses_t(raw)
-    lines += coefficient_table(raw, np.arange(len(raw.coef_names)), with_p=with_p)
+    dispersion = kind.dispersion_line(raw)
+    if dispersion:
+        lines.append(dispersion)
+    with_p = kind.summary_with_p(raw)
+    fixed = raw.block_index(kind.x_block)
+    lines += ["", "Fixed effects:"] + coefficient_table(raw, fixed, with_p=with_p)
+    for block in raw.block_names:         # a further linear predictor: its own table
+        if block != kind.x_block:
+            lines += ["", f"{block_title(block)}:"] + coefficient_table(raw, raw.block_index(block), with_p)
     if with_p:
         lines += ["---", SIGNIF_LEGEND]
-    lines += _correlation_block(raw)
+    lines += _correlation_block(raw, fixed)
     msgs = _messages(raw)
     if msgs:
         lines += [""] + msgs
     return "\n".join(lines)
 
 
-def _ordinal_title(raw) -> str:
-    if raw.kind == "clm":
-        return "Cumulative Link Model fitted by maximum likelihood"
-    agq = re.fullmatch(r"AGQ\((\d+)\)", raw.method)
-    if agq:
-        return ("Cumulative Link Mixed Model fitted with the adaptive Gauss-Hermite "
-                f"quadrature approximation with {agq.group(1)} quadrature points")
-    return "Cumulative Link Mixed Model fitted with the Laplace approximation"
-
-
 def ordinal_summary(raw, data_name: str | None = None, threshold: str = "flexible") -> str:
     """ordinal-style summary of a CLMM or a CLM."""
+    kind = kind_of(raw)
     aic, _ = tidy.information_criteria(raw)
-    lines = [_ordinal_title(raw), "", f"formula: {raw.design.formula}"]
+    lines = [kind.method_title(raw), "", f"formula: {raw.design.formula}"]
     if data_name:
         lines.append(f"data:    {data_name}")
     lines.append("")
@@ -211,9 +198,8 @@ def ordinal_summary(raw, data_name: str | None = None, threshold: str = "flexibl
         lines += random_effects_table(raw, with_corr=True)
         groups = " ".join(f"{g} {n}" for g, n in tidy.ngroups(raw).items())
         lines += [f"Number of groups:  {groups}", ""]
-    types = raw.coef_types or ["location"] * len(raw.coef_names)
-    loc = np.array([i for i, t in enumerate(types) if t != "threshold"], dtype=int)
-    thr = np.array([i for i, t in enumerate(types) if t == "threshold"], dtype=int)
+    loc = raw.block_index(kind.x_block)
+    thr = raw.block_index(kind.threshold_block)
     if loc.size:
         lines += ["Coefficients:"] + coefficient_table(raw, loc) + ["---", SIGNIF_LEGEND, ""]
     else:
@@ -226,7 +212,5 @@ def ordinal_summary(raw, data_name: str | None = None, threshold: str = "flexibl
 
 
 def summary_text(raw, data_name: str | None = None, threshold: str = "flexible") -> SummaryText:
-    """The summary of any fit kind."""
-    if raw.kind in tidy.ORDINAL_KINDS:
-        return SummaryText(ordinal_summary(raw, data_name, threshold))
-    return SummaryText(mixed_summary(raw, data_name))
+    """The summary of any fit kind, in the layout its kind prints."""
+    return SummaryText(kind_of(raw).summary(raw, data_name, threshold))

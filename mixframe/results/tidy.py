@@ -6,42 +6,33 @@ turns them into frames of the user's library.
 """
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
+from mixframe.models.base import kind_of
+
+#: the ordinal kinds (kept for callers that group kinds by name; results ask the kind itself)
 ORDINAL_KINDS = ("clmm", "clm")
-RATIO_LINKS = ("log", "logit")
 
 
 def has_exp_columns(raw) -> bool:
-    """Odds/rate-ratio columns are shown for log and logit links and every ordinal model."""
-    return raw.kind in ORDINAL_KINDS or raw.link in RATIO_LINKS
+    """Odds/rate-ratio columns: log and logit links, and every ordinal model (the kind decides)."""
+    return kind_of(raw).exp_columns(raw)
 
 
 def uses_t(raw) -> bool:
-    """LMM coefficients with Satterthwaite df are t-based; everything else is z-based."""
-    return raw.kind == "lmm" and raw.df is not None
-
-
-_DF_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    """Whether coefficient tests are t-based (LMMs with Satterthwaite df); everything else is z-based."""
+    return kind_of(raw).uses_t(raw)
 
 
 def coef_df(raw) -> np.ndarray:
-    """Denominator df per coefficient (NaN where z-based).
-
-    ``raw.df`` may be an array or a zero-argument callable computing it on first use (the
-    Satterthwaite df cost a few extra evaluations); the result is kept per record.
-    """
+    """Denominator df per coefficient (NaN where z-based); the kind computes them on first use."""
     n = len(raw.coef_names)
     if not uses_t(raw):
         return np.full(n, np.nan)
-    if raw in _DF_CACHE:
-        return _DF_CACHE[raw].copy()
-    value = raw.df() if callable(raw.df) else raw.df
-    df = np.asarray(value, dtype=float).reshape(n)
-    _DF_CACHE[raw] = df
-    return df.copy()
+    value = kind_of(raw).ddf(raw)
+    if value is None:
+        return np.full(n, np.nan)
+    return np.asarray(value, dtype=float).reshape(n).copy()
 
 
 def std_errors(raw) -> np.ndarray:
@@ -85,10 +76,7 @@ def coefficient_columns(raw, level: float = 0.95) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
     crit = _crit(level, df)
-    cols = {}
-    if raw.kind in ORDINAL_KINDS:
-        cols["coef_type"] = list(raw.coef_types) if raw.coef_types is not None else \
-            ["location"] * len(raw.coef_names)
+    cols = {"coef_type": kind_of(raw).coef_types(raw)}
     cols.update({
         "term": list(raw.coef_names),
         "estimate": est,
@@ -133,16 +121,9 @@ def term_covariances(raw) -> list[np.ndarray]:
 
 
 def residual_variance(raw) -> float | None:
-    """The residual variance shown in VarCorr: σ² for LMMs and gaussian GLMMs; for gamma and
-    inverse-Gaussian GLMMs ``raw.extra["residual_variance"]`` when the fit supplies it."""
-    if raw.kind == "lmm":
-        return float(raw.sigma) ** 2
-    if raw.kind == "glmm" and raw.family in ("gaussian", "gamma", "inverse_gaussian"):
-        value = raw.extra.get("residual_variance")
-        if value is None and raw.family == "gaussian" and raw.sigma is not None:
-            value = float(raw.sigma) ** 2          # the gaussian dispersion is the residual SD
-        return None if value is None else float(value)
-    return None
+    """The residual variance shown in VarCorr (σ² of LMMs and gaussian GLMMs, the gamma and
+    inverse-Gaussian ones the fit supplies), or None; the kind decides."""
+    return kind_of(raw).residual_variance(raw)
 
 
 def variance_component_columns(raw) -> dict:
@@ -207,15 +188,7 @@ def ngroups(raw) -> dict:
 
 def latent_residual_variance(raw) -> float | None:
     """The level-1 variance of the ICC: σ², π²/3 (logit), 1 (probit); None where undefined."""
-    if raw.kind == "lmm" or (raw.kind == "glmm" and raw.family == "gaussian"
-                             and raw.link == "identity"):
-        return None if raw.sigma is None else float(raw.sigma) ** 2
-    binary = raw.kind in ORDINAL_KINDS or (raw.kind == "glmm" and raw.family == "binomial")
-    if binary and raw.link == "logit":
-        return np.pi ** 2 / 3.0
-    if binary and raw.link == "probit":
-        return 1.0
-    return None
+    return kind_of(raw).latent_residual_variance(raw)
 
 
 def icc_columns(raw) -> dict:
@@ -241,8 +214,10 @@ def icc_columns(raw) -> dict:
 def information_criteria(raw) -> tuple[float, float]:
     """AIC = −2 loglik + 2 n_params; BIC = −2 loglik + log(nobs) n_params."""
     n = raw.design.n_obs
-    aic = -2.0 * raw.loglik + 2.0 * raw.n_params
-    bic = -2.0 * raw.loglik + np.log(n) * raw.n_params
+    kind = kind_of(raw)
+    loglik, k = kind.loglik(raw), kind.n_params(raw)
+    aic = -2.0 * loglik + 2.0 * k
+    bic = -2.0 * loglik + np.log(n) * k
     return float(aic), float(bic)
 
 

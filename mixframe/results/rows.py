@@ -1,149 +1,136 @@
-"""The result of an LMM fitted from streamed cross-products (:func:`mixframe.stream.fit_lmm_stream`).
+"""Where a fitted model's per-row outputs come from: its row source.
 
-The numbers are those of the in-memory :class:`~mixframe.results.model.MixedModel`; frames come back
-in the library of the stream (polars for a LazyFrame, pyarrow for Arrow sources, pandas for Dask).
-Per-row outputs are lazy: ``augment()`` of a LazyFrame is a LazyFrame (fixed part as polars
-expressions, BLUPs joined by the grouping columns), of a Dask DataFrame a Dask DataFrame
-(``map_partitions``), of an Arrow source a RecordBatchReader; nothing is read until the user asks.
+:class:`FrameRows` holds the rows of an in-memory fit: a private copy of the user's frame, taken once when
+the model is made (a shallow copy for pandas with copy-on-write and for polars, whose buffers are never
+modified in place; a deep copy for older pandas; pyarrow tables are immutable), so that sorting or editing
+the caller's frame afterwards cannot misalign ``.fitted`` with its rows.
+
+:class:`StreamRows` holds the stream a streamed LMM was fitted to (a polars LazyFrame, a pyarrow Dataset or
+RecordBatchReader, a Dask DataFrame). Its per-row outputs are lazy: ``augment()`` of a LazyFrame is a
+LazyFrame (fixed part as polars expressions, BLUPs joined by the grouping columns), of a Dask DataFrame a
+Dask DataFrame (``map_partitions``), of an Arrow source a RecordBatchReader; nothing is read until the user
+asks. Tidy frames of a streamed fit come back in the stream's library (polars for a LazyFrame, pyarrow for
+Arrow sources, pandas for Dask).
+
+Both answer ``augment(raw, data)``, ``predict(raw, newdata, type, re)``, ``data`` and ``like`` (a frame of
+the library tidy outputs are returned in), and both pickle.
 """
 from __future__ import annotations
 
-from types import MappingProxyType
+import sys
 
 import numpy as np
 
 from .. import frames
 from ..design.build import plain_column
-from ..stream import is_stream
-from . import tidy
-from ._frames import append_columns, make_frame
-from ._scalars import RawScalars
+from ._frames import append_columns, n_rows
+from .augment import augment_columns, augment_new_columns
 from .predict import new_linear_predictor, predict_values
-from .summary import summary_text
 
 LAZY_COLUMNS = (".fitted", ".fixed", ".eta", ".resid", ".pearson_resid", ".deviance_resid", ".used")
 
 
-class StreamedMixedModel(RawScalars):
-    """A linear mixed model fitted batch by batch (immutable).
+def _is_stream(data) -> bool:
+    from ..stream import is_stream
+
+    return is_stream(data)
+
+
+def private_copy(data):
+    """A copy of an eager frame that later in-place changes of ``data`` cannot reach (cheap: see module)."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(data, pd.DataFrame):
+        copy_on_write = int(pd.__version__.split(".", 1)[0]) >= 3
+        return data.copy(deep=not copy_on_write)
+    pl = sys.modules.get("polars")
+    if pl is not None and isinstance(data, pl.DataFrame):
+        return data.clone()
+    return data
+
+
+class FrameRows:
+    """The rows of an in-memory fit (every input row, including those dropped for missing values).
 
     Parameters
     ----------
-    raw : RawFit
-        The fit record (no per-row arrays).
-    data : LazyFrame, Dataset, RecordBatchReader or Dask DataFrame
-        The stream the model was fitted to.
-    like : DataFrame
-        A small frame of the library results are returned in.
-    call_info : dict, optional
-        ``formula``, ``columns`` (the model's columns), ``weights``, ``refit_ml``.
+    data : DataFrame
+        The user's frame; the row source keeps its own copy.
+    n_total : int
+        The number of rows the fit was made on (checked against ``data``).
     """
 
-    __slots__ = ("_call_info", "_data", "_like", "_raw")
+    __slots__ = ("data",)
 
-    def __init__(self, raw, data, like, call_info: dict | None = None):
-        object.__setattr__(self, "_raw", raw)
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_like", like)
-        object.__setattr__(self, "_call_info", MappingProxyType(dict(call_info or {})))
-
-    def __setattr__(self, name, value):
-        raise AttributeError("a fitted model is immutable")
-
+    def __init__(self, data, n_total: int):
+        if n_rows(data) != n_total:
+            raise ValueError(f"the data have {n_rows(data)} rows but the fit was made on {n_total}")
+        self.data = private_copy(data)
 
     @property
-    def data(self):
-        """The stream the model was fitted to."""
-        return self._data
+    def like(self):
+        return self.data
+
+    def augment(self, raw, data=None):
+        if data is None:
+            return append_columns(self.data, augment_columns(raw))
+        return append_columns(data, augment_new_columns(raw, data))
+
+    def predict(self, raw, newdata=None, type=None, re=True):
+        return predict_values(raw, newdata, type, re)
+
+    def __getstate__(self):
+        return self.data
+
+    def __setstate__(self, state):
+        self.data = state
 
 
-    def _frame(self, columns: dict):
-        return make_frame(columns, like=self._like)
+class StreamRows:
+    """The stream a streamed LMM was fitted to, and what its lazy per-row outputs need.
 
-    def _refit_ml(self):
-        if self._raw.reml_crit is None:
-            return self
-        return self._call_info["refit_ml"]()
+    Parameters
+    ----------
+    data : LazyFrame, Dataset, RecordBatchReader or Dask DataFrame
+    like : DataFrame
+        A small frame of the library results are returned in.
+    columns : list of str
+        The model's columns (a row missing any of them is not used).
+    weights : str, optional
+        The prior-weights column.
+    """
 
-    # ------------------------------------------------------------------ tidy frames
-    def coefficients(self, level: float = 0.95):
-        """Fixed effects with SEs, Satterthwaite df, t tests and intervals (see ``MixedModel``)."""
-        return self._frame(tidy.coefficient_columns(self._raw, level))
+    __slots__ = ("columns", "data", "like", "weights")
 
-    def confint(self, level: float = 0.95, method: str = "wald"):
-        """``term, conf_low, conf_high`` of the fixed effects."""
-        return self._frame(tidy.confint_columns(self._raw, level, method))
+    def __init__(self, data, like, columns, weights=None):
+        self.data, self.like = data, like
+        self.columns, self.weights = list(columns), weights
 
-    def variance_components(self):
-        """``group, term1, term2, vcov, sdcor`` as lme4's ``as.data.frame(VarCorr())``."""
-        return self._frame(tidy.variance_component_columns(self._raw))
+    def _info(self) -> dict:
+        return {"columns": self.columns, "weights": self.weights}
 
-    def blups(self):
-        """``group, level, term, estimate, std_error`` of the random effects."""
-        return self._frame(tidy.blup_columns(self._raw))
+    def augment(self, raw, data=None):
+        target = self.data if data is None else data
+        return _augment_any(raw, target, self._info())
 
-    def icc(self):
-        """Intraclass correlation per grouping factor."""
-        return self._frame(tidy.icc_columns(self._raw))
-
-    def glance(self):
-        """One-row frame of fit statistics; ``n_dropped`` counts the incomplete rows of every batch."""
-        return self._frame(tidy.glance_columns(self._raw))
-
-    def summary(self):
-        """lme4-style summary (without the scaled-residual quantiles, which need another pass)."""
-        return summary_text(self._raw, None)
-
-    def __repr__(self) -> str:
-        return str(self.summary())
-
-    # ------------------------------------------------------------------ per-row outputs, lazily
-    def augment(self, data=None):
-        """The rows of the stream (or of ``data``) with fitted values and residuals, lazily.
-
-        Returns a polars LazyFrame for a LazyFrame, a Dask DataFrame for a Dask DataFrame, a
-        pyarrow RecordBatchReader for an Arrow source, and an eager frame with the prediction
-        columns for an eager ``data`` (as ``MixedModel.augment``).
-
-        Raises
-        ------
-        ValueError
-            A LazyFrame whose model has a fixed-effect or random-effect column that cannot be written
-            as a polars expression (supported: numeric columns, treatment-coded factors, products).
-        """
-        target = self._data if data is None else data
-        return _augment_any(self._raw, target, self._call_info)
-
-    def predict(self, newdata=None, type: str | None = None, re: bool = True):
-        """Predictions: lazily (a LazyFrame / Dask Series / Arrow reader of ``.fitted`` or ``.eta``) for a
-        stream, a NumPy array for an eager frame (as ``MixedModel.predict``)."""
-        target = self._data if newdata is None else newdata
+    def predict(self, raw, newdata=None, type=None, re=True):
+        target = self.data if newdata is None else newdata
         if type not in (None, "response", "link"):
             raise ValueError(f"type must be 'response' or 'link' for an LMM, got {type!r}")
-        if is_stream(target):
-            column = ".fitted" if re else ".fixed"
-            out = _augment_any(self._raw, target, self._call_info)
+        if _is_stream(target):
+            column = ".fixed" if not re else ".fitted"
+            out = _augment_any(raw, target, self._info())
             if _lib(target) == "polars":
                 return out.select(column)
             if _lib(target) == "dask":
                 return out[column]
             return _select_reader(out, column)
-        return predict_values(self._raw, target, type, re)
+        return predict_values(raw, target, type, re)
 
-    # ------------------------------------------------------------------ scalars
-    kind = property(lambda self: "lmm", doc="``\"lmm\"``.")
-    formula = property(lambda self: self._call_info.get("formula") or self._raw.design.formula)
+    def __getstate__(self):
+        return (self.data, self.like, self.columns, self.weights)
 
-    @property
-    def fixef(self) -> dict:
-        """Fixed effects ``{term: estimate}``."""
-        return {n: float(c) for n, c in zip(self._raw.coef_names, self._raw.coef)}
-
-    @property
-    def theta(self) -> np.ndarray:
-        out = np.array(self._raw.theta, dtype=float, copy=True)
-        out.flags.writeable = False
-        return out
+    def __setstate__(self, state):
+        self.data, self.like, self.columns, self.weights = state
 
 
 def _lib(data) -> str:
@@ -194,8 +181,9 @@ class _PartitionAugmenter:
         import dataclasses
         import uuid
 
-        self.raw = dataclasses.replace(raw, df=None, extra={})
-        self.call_info = {k: v for k, v in call_info.items() if not callable(v)}
+        # the partitions need the coefficients, the modes and the design only
+        self.raw = dataclasses.replace(raw, df=None, b_sd=[], extra={})
+        self.call_info = dict(call_info)
         self.token = uuid.uuid4().hex
 
     def __call__(self, frame):
@@ -206,7 +194,7 @@ class _PartitionAugmenter:
 
 
 def _augment_any(raw, data, call_info):
-    lib = _lib(data) if is_stream(data) else "eager"
+    lib = _lib(data) if _is_stream(data) else "eager"
     if lib == "polars":
         return _polars_augment(raw, data, call_info)
     if lib == "dask":

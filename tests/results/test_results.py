@@ -23,7 +23,7 @@ from mixframe.design.terms import Design, RETerm
 from mixframe.fit.result import RawFit
 from mixframe.results import MixedModel, anova
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "tests" / "reference"
 DATA = ROOT / "mixframe" / "datasets" / "data"
 
@@ -115,8 +115,9 @@ def test_lmm_coefficients(backend, lazy_df):
     fit = MixedModel(raw, as_backend(data, backend), {"data_name": "toy"})
     out = fit.coefficients()
     assert native_lib(out) == backend
-    assert columns(out) == ["term", "estimate", "std_error", "statistic", "df", "p_value",
+    assert columns(out) == ["coef_type", "term", "estimate", "std_error", "statistic", "df", "p_value",
                             "conf_low", "conf_high"]
+    assert list(col(out, "coef_type")) == ["fixed", "fixed"]
     assert list(col(out, "term")) == ["(Intercept)", "x"]
     se = np.sqrt([0.04, 0.02])
     np.testing.assert_allclose(col(out, "std_error"), se)

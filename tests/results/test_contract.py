@@ -38,8 +38,10 @@ def test_frames_follow_the_contract(backend):
         assert isinstance(co, native), kind
         cols = list(co.columns)
         assert all(c in cols for c in COEF_COLS), (kind, cols)
-        if kind in ("clmm", "clm"):
-            assert cols[0] == "coef_type"
+        assert cols[0] == "coef_type", kind
+        blocks = ["threshold"] * 4 + ["location"] * 2 if kind in ("clmm", "clm") else \
+            ["fixed"] * len(fit.fixef)
+        assert list(co["coef_type"]) == blocks, kind
         if kind in ("glmm", "clmm", "clm"):
             assert {"exp_estimate", "exp_conf_low", "exp_conf_high"} <= set(cols)
         assert isinstance(fit.glance(), native)
