@@ -67,14 +67,27 @@ def append_columns(data, columns: dict):
     data : DataFrame
         pandas, polars or pyarrow frame.
     columns : dict
-        New columns, each as long as ``data``; a column of ``data`` with the same name is replaced.
+        New columns, each as long as ``data``.
+
+    Raises
+    ------
+    DataError
+        When ``data`` already has a column of one of these names: the caller's column is never replaced.
     """
     frame = as_frame(data)
+    check_no_clash(frame.columns, columns)
     extra = nw.from_native(make_frame(columns, like=data), eager_only=True)
-    clash = [c for c in extra.columns if c in frame.columns]
-    if clash:
-        frame = frame.drop(clash)
     return frame.with_columns(*[extra[c] for c in extra.columns]).to_native()
+
+
+def check_no_clash(existing, added) -> None:
+    """A :class:`DataError` when an output column (``.fitted``, ...) would overwrite a column of the data."""
+    clash = [c for c in added if c in set(existing)]
+    if clash:
+        from ..errors import DataError
+
+        raise DataError(f"the data already have column(s) {', '.join(map(repr, clash))}, which augment() adds; "
+                        "rename or drop them first (augmenting an augmented frame: pass the original rows)")
 
 
 def n_rows(data) -> int:

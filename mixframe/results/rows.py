@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import frames
 from ..design.build import plain_column
-from ._frames import append_columns, n_rows
+from ._frames import append_columns, check_no_clash, n_rows
 from .augment import augment_columns, augment_new_columns
 from .predict import new_linear_predictor, predict_values
 
@@ -327,5 +327,6 @@ def _polars_augment(raw, lf, call_info):
         exprs += [resid.alias(".resid"), (resid * sw).alias(".pearson_resid"),
                   (resid * sw).alias(".deviance_resid")]
     exprs.append(used.alias(".used"))
+    check_no_clash(schema.names(), [e.meta.output_name() for e in exprs])
     helper = [f"__mixframe_b{t_i}_{j}" for t_i, t in enumerate(design.terms) for j in range(t.k)]
     return out.with_columns(exprs).drop(helper)

@@ -1,0 +1,44 @@
+"""Odd and hostile input: each test holds one item of the project's trust list (a clear error or a correct fit,
+never a silent wrong answer). Formula safety is held by tests/formula/test_safety.py and the command line's
+failures by tests/test_cli.py."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+import mixframe as mf
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+
+
+@pytest.fixture
+def sleep():
+    return mf.datasets.sleepstudy()
+
+
+# 7. Per-row outputs never re-read the caller's frame; an output column never replaces an input column.
+
+def test_augment_survives_in_place_sort(sleep):
+    fit = mf.lmm(SLEEP, sleep)
+    before = fit.augment()
+    sleep.sort_values("Reaction", inplace=True)
+    sleep["Reaction"] = 0.0
+    after = fit.augment()
+    pd.testing.assert_frame_equal(before, after)
+    np.testing.assert_allclose(after[".fitted"] + after[".resid"], after["Reaction"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["pandas", "polars"])
+def test_output_column_names_are_not_replaced(sleep, backend):
+    data = sleep.assign(**{".fitted": 1.0})
+    data = pl.from_pandas(data) if backend == "polars" else data
+    fit = mf.lmm(SLEEP, data)
+    with pytest.raises(mf.DataError, match=r"'\.fitted'.*rename or drop"):
+        fit.augment()
+    with pytest.raises(mf.DataError, match=r"'\.fitted'"):
+        fit.augment(data)
+    lazy = pl.from_pandas(sleep.assign(**{".resid": 1.0})).lazy()
+    with pytest.raises(mf.DataError, match=r"'\.resid'"):
+        mf.lmm(SLEEP, lazy).augment()
