@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 
-from .control import parse_control
+from .control import parse_control, parse_nagq
 
 __all__ = ["clm", "clmm", "glmm", "lmm"]
 
@@ -143,6 +143,7 @@ def glmm(formula, data, *, family="binomial", link=None, nagq=1, weights=None, o
     from .results import MixedModel
 
     control = parse_control("glmm", control)
+    nagq = parse_nagq(nagq, "glmm")
     fam = get_family(family, link)
     design = build_design(formula, data, kind="glmm", family=fam.name, groups=groups, random=random,
                           weights=weights, offset=offset)
@@ -194,6 +195,7 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
     from .results import MixedModel
 
     control = parse_control("clmm", control)
+    nagq = parse_nagq(nagq, "clmm")
     design = build_design(formula, data, kind="clmm", groups=groups, random=random, weights=weights,
                           levels=levels)
     _announce_dropped(design)

@@ -332,3 +332,24 @@ def control_table(kind: str) -> list[tuple[str, str, str]]:
         rows.extend((alias, f.metadata["default"], f"the same as `{f.name}`")
                     for alias, target in cls.aliases.items() if target == f.name)
     return rows
+
+
+def parse_nagq(nagq, kind: str) -> int:
+    """The number of quadrature nodes as a whole number: ``0`` (GLMM only: PIRLS alone), ``1`` (Laplace) or more
+    (adaptive Gauss-Hermite); anything else — a fraction, a bool, a string, a negative number — is a ValueError.
+
+    >>> parse_nagq(25, "glmm")
+    25
+    >>> parse_nagq(2.7, "glmm")
+    Traceback (most recent call last):
+    ...
+    ValueError: nagq must be a whole number of quadrature nodes (0, 1 for Laplace, or more); got 2.7
+    """
+    import numbers
+
+    lowest = 0 if kind == "glmm" else 1
+    whole = (isinstance(nagq, numbers.Integral) or (isinstance(nagq, numbers.Real) and float(nagq).is_integer()))
+    if isinstance(nagq, bool) or not whole or int(nagq) < lowest:
+        choices = "0, 1 for Laplace, or more" if lowest == 0 else "1 for Laplace, or more"
+        raise ValueError(f"nagq must be a whole number of quadrature nodes ({choices}); got {nagq!r}")
+    return int(nagq)

@@ -42,3 +42,21 @@ def test_output_column_names_are_not_replaced(sleep, backend):
     lazy = pl.from_pandas(sleep.assign(**{".resid": 1.0})).lazy()
     with pytest.raises(mf.DataError, match=r"'\.resid'"):
         mf.lmm(SLEEP, lazy).augment()
+
+
+# A non-integral or otherwise odd nagq is an error, not silently rounded.
+
+@pytest.mark.parametrize("nagq", [2.7, -1, True, "3", None])
+def test_nagq_must_be_a_whole_number(nagq):
+    cbpp = mf.datasets.cbpp()
+    with pytest.raises(ValueError, match="nagq must be a whole number"):
+        mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, nagq=nagq)
+    with pytest.raises(ValueError, match="nagq must be a whole number"):
+        mf.clmm("rating ~ temp + (1 | judge)", mf.datasets.wine(), nagq=0 if nagq is None else nagq)
+
+
+def test_nagq_integral_float_is_accepted():
+    cbpp = mf.datasets.cbpp()
+    a = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, nagq=5.0)
+    b = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, nagq=5)
+    assert a.loglik == b.loglik and a.method == b.method
