@@ -5,11 +5,54 @@ kernels are imported by the first fit, inside the functions below.
 """
 from __future__ import annotations
 
+import functools
+import sys
 import warnings
 
 from .control import parse_control, parse_nagq
 
 __all__ = ["clm", "clmm", "glmm", "lmm"]
+
+
+def _caller_frame():
+    """The innermost frame outside mixframe (the user's line that called the fit)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        internal = name == "mixframe" or name.startswith("mixframe.") or frame.f_code.co_filename.startswith(
+            "<mixframe.")
+        if not internal:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _warnings_at_caller(fit):
+    """Warnings raised while fitting point at the user's line, not at the library's, and obey the user's filters.
+
+    They are collected during the fit and issued again, in order, from the first frame outside the package."""
+    @functools.wraps(fit)
+    def wrapper(*args, **kwargs):
+        caught = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                return fit(*args, **kwargs)
+        finally:  # the user's filters are back in force here
+            _reissue(caught)
+    return wrapper
+
+
+def _reissue(pending) -> None:
+    frame = _caller_frame()
+    for w in pending:
+        if frame is None:
+            warnings.warn(w.message, w.category, stacklevel=2)
+            continue
+        registry = frame.f_globals.setdefault("__warningregistry__", {})
+        warnings.warn_explicit(w.message, w.category, frame.f_code.co_filename, frame.f_lineno,
+                               module=frame.f_globals.get("__name__"), registry=registry,
+                               module_globals=frame.f_globals)
 
 
 def _announce_dropped(design) -> None:
@@ -37,6 +80,7 @@ def _call_info(formula, data, groups=None, random=None, **kw) -> dict:
     return {"formula": _full_formula(formula, groups, random), **kw}
 
 
+@_warnings_at_caller
 def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, random=None, control=None):
     """Fit a linear mixed model by REML (default) or ML.
 
@@ -99,6 +143,7 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     return MixedModel(raw, data=data, call_info=info)
 
 
+@_warnings_at_caller
 def glmm(formula, data, *, family="binomial", link=None, nagq=1, weights=None, offset=None, groups=None,
          random=None, control=None):
     """Fit a generalized linear mixed model (Laplace, adaptive Gauss-Hermite quadrature, or nAGQ=0 PIRLS).
@@ -152,6 +197,7 @@ def glmm(formula, data, *, family="binomial", link=None, nagq=1, weights=None, o
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, family=fam.name, nagq=nagq))
 
 
+@_warnings_at_caller
 def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=None, weights=None, groups=None,
          random=None, control=None):
     """Fit a cumulative link mixed model for an ordinal response.
@@ -203,6 +249,7 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, threshold=threshold, nagq=nagq))
 
 
+@_warnings_at_caller
 def clm(formula, data, *, link="logit", threshold="flexible", levels=None, weights=None, control=None):
     """Fit a cumulative link model without random effects (the baseline for likelihood-ratio tests).
 

@@ -60,3 +60,23 @@ def test_nagq_integral_float_is_accepted():
     a = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, nagq=5.0)
     b = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, nagq=5)
     assert a.loglik == b.loglik and a.method == b.method
+
+
+# Warnings point at the user's line, not at the library's, through mf.* and the accessors alike.
+
+def test_warnings_point_at_the_callers_line(sleep):
+    import inspect
+    import warnings
+
+    sleep.loc[0, "Days"] = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        mf.lmm("Reaction ~ Days + (1 | Subject)", sleep)
+        sleep.mixed.lmm("Reaction ~ Days + (1 | Subject)")
+    dropped = [w for w in caught if "rows dropped" in str(w.message)]
+    assert [(w.filename, w.lineno) for w in dropped] == [(__file__, line), (__file__, line + 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the user's filters decide: here, a warning is an error
+        with pytest.raises(UserWarning, match="rows dropped"):
+            mf.lmm("Reaction ~ Days + (1 | Subject)", sleep)
