@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from . import frames
+from .io import frames
 from .design.build import _columns_of, build_design, model_frame, plain_column
 from .errors import DataError, FormulaError
 from .fit.crossprod import table_codes

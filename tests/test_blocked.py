@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mixframe.design.terms import RETerm
-from mixframe.design.lam import theta_to_lambdas
+from mixframe.design.terms import theta_to_lambdas
 from mixframe.fit.blocked import BlockedSystem
 
 

@@ -3,7 +3,7 @@
 Every design is built twice, once as usual and once with ``build._FAST = False`` (every matrix and
 expression through formulaic), and every array, name and level is compared for equality; so is the
 encoding of new rows by :func:`new_design`. The column cache is checked against the narwhals
-functions of :mod:`mixframe.frames`.
+functions of :mod:`mixframe.io.frames`.
 """
 import json
 import warnings
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixframe import frames
+from mixframe.io import frames
 from mixframe.design import build
 from mixframe.design.build import build_design, group_codes
 from mixframe.design.newdata import new_design

@@ -4,7 +4,7 @@ Steps: parse the formula; find every column the model reads; drop rows with a mi
 of them (listwise); build X (R names, treatment contrasts), the response for the model kind, and one
 :class:`RETerm` per random-effect bar (int32 codes, levels, Z).
 
-Every column is read once per call (:class:`mixframe.frames.ColumnCache`) and subset to the used
+Every column is read once per call (:class:`mixframe.io.frames.ColumnCache`) and subset to the used
 rows once (:class:`_Rows`). Simple right-hand sides (columns, ``a:b``, ``a*b``, ``0 +``) and simple
 arithmetic (``size - incidence``) are built directly with NumPy (:mod:`mixframe.formula.simple`);
 everything else (``log()``, ``I()``, ``scale()``, ``C()``, ...) goes through formulaic on a pandas
@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import frames
+from ..io import frames
 from ..errors import DataError, FormulaError
 from ..formula import parse_formula
 from ..formula.fixed import check_columns, evaluate_numeric, expression_columns, fixed_matrix
@@ -47,7 +47,7 @@ def model_frame(frame, names, rows: np.ndarray, factor_levels: dict | None = Non
 
     Parameters
     ----------
-    frame : data frame or :class:`mixframe.frames.ColumnCache`
+    frame : data frame or :class:`mixframe.io.frames.ColumnCache`
     names : iterable of str
     rows : ndarray of bool or int
     factor_levels : dict of str to list, optional
@@ -58,7 +58,7 @@ def model_frame(frame, names, rows: np.ndarray, factor_levels: dict | None = Non
     levels : dict of str to list
         The levels used for each factor column.
     kinds : dict of str to str
-        :func:`mixframe.frames.column_kind` of each column.
+        :func:`mixframe.io.frames.column_kind` of each column.
     """
     import pandas as pd
 
@@ -154,7 +154,7 @@ def group_codes(frame, components, rows: np.ndarray):
 
     An interaction ``a:b`` has one level per observed combination, labelled ``"A:a"``, ordered with
     the first component varying slowest (as R's ``a:b`` with unused levels dropped).
-    ``frame`` may be a :class:`mixframe.frames.ColumnCache`.
+    ``frame`` may be a :class:`mixframe.io.frames.ColumnCache`.
     """
     cache = frame if isinstance(frame, frames.ColumnCache) else frames.ColumnCache(frame)
     key = None

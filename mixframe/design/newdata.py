@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from .. import frames
+from ..io import frames
 from ..errors import DataError
 from ..formula.fixed import evaluate_numeric, expression_columns, matrix_from_spec, r_column_names
 from .build import model_frame, plain_column

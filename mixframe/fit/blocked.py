@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
-from ..design.lam import theta_to_lambdas
+from ..design.terms import theta_to_lambdas
 
 # Below this size of the dense block, BLAS runs on one thread: threads cost more than they save on small
 # factorizations, and far more on a machine whose cores are busy.

@@ -18,7 +18,7 @@ class RawFit:
     coef : estimates in ``coef_names`` order (link scale)
     vcov : covariance of ``coef`` (same order)
     coef_types : for CLMM/CLM, "threshold" or "location" per coefficient; None otherwise
-    theta : the optimizer's covariance parameters (see mixframe.design.lam)
+    theta : the optimizer's covariance parameters (see mixframe.design.terms)
     lambdas : per-term relative factor (k x k); the covariance of term t's effects is
         ``re_scale**2 * lam @ lam.T``
     re_scale : sigma for an LMM, 1.0 otherwise

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .. import frames
+from ..io import frames
 from ..design.build import plain_column
 from ..stream import is_stream
 from . import tidy
