@@ -18,15 +18,11 @@ the rows.
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 import warnings
 
 import numpy as np
 
-from .io import frames
 from .design.build import _columns_of, build_design, model_frame, plain_column
 from .errors import DataError, FormulaError
 from .fit.crossprod import table_codes
@@ -34,82 +30,14 @@ from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_de
 from .formula import parse_formula
 from .formula.fixed import evaluate_numeric, matrix_from_spec
 from .formula.simple import SimpleSpec, evaluate_arithmetic
+from .io import frames, sources
+from .io.sources import is_stream
 
 __all__ = ["fit_lmm_stream", "is_stream"]
 
 DEFAULT_BATCH_ROWS = 500_000
 _STATEFUL = re.compile(r"\b(scale|center|poly|bs|cr|cc|te|ns|standardize)\s*\(")
 _AS_FACTOR = re.compile(r"\b(?:C|factor|as\.factor)\s*\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
-
-
-def is_stream(data) -> bool:
-    """True for inputs that are fitted batch by batch instead of in memory."""
-    mod = type(data).__module__
-    name = type(data).__name__
-    if mod.startswith("polars") and name == "LazyFrame":
-        return True
-    if mod.startswith("pyarrow"):
-        import pyarrow as pa
-        import pyarrow.dataset as pads
-
-        return isinstance(data, (pads.Dataset, pa.RecordBatchReader))
-    return bool(mod.startswith("dask") and name == "DataFrame")
-
-
-def _kind(data) -> str:
-    mod = type(data).__module__
-    if mod.startswith("polars"):
-        return "polars"
-    if mod.startswith("dask"):
-        return "dask"
-    return "reader" if type(data).__name__ == "RecordBatchReader" else "dataset"
-
-
-# ---------------------------------------------------------------------------------- native frame helpers
-def _filter(frame, mask: np.ndarray):
-    """Rows of a native frame where ``mask`` holds."""
-    if mask.all():
-        return frame
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        import polars as pl
-
-        return frame.filter(pl.Series(mask))
-    if mod.startswith("pyarrow"):
-        import pyarrow as pa
-
-        return frame.filter(pa.array(mask))
-    return frame.loc[mask].reset_index(drop=True)
-
-
-def _take(frame, idx: np.ndarray):
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        return frame[np.asarray(idx, dtype=np.int64)]
-    if mod.startswith("pyarrow"):
-        return frame.take(np.asarray(idx, dtype=np.int64))
-    return frame.iloc[np.asarray(idx, dtype=np.int64)].reset_index(drop=True)
-
-
-def _concat(parts):
-    mod = type(parts[0]).__module__
-    if len(parts) == 1:
-        return parts[0]
-    if mod.startswith("polars"):
-        import polars as pl
-
-        return pl.concat(parts, how="vertical_relaxed")
-    if mod.startswith("pyarrow"):
-        import pyarrow as pa
-
-        return pa.concat_tables(parts, promote_options="permissive").combine_chunks()
-    import pandas as pd
-
-    return pd.concat(parts, ignore_index=True)
-
-
-def _n(frame) -> int:
-    return int(frame.num_rows) if hasattr(frame, "num_rows") else len(frame)
 
 
 # ---------------------------------------------------------------------------------- the model's columns
@@ -165,31 +93,8 @@ def _complete(frame, spec: _Spec):
             ok = ~miss if ok is None else ok & ~miss
     if ok is None or ok.all():
         return frame, cache, n, missing
-    sub = _filter(frame, ok)
+    sub = sources.filter_rows(frame, ok)
     return sub, frames.ColumnCache(sub), n, missing
-
-
-def _first_rows(frame, level_sets) -> np.ndarray:
-    """Indices of the rows where some level set (a tuple of columns) shows a value combination for the first
-    time in ``frame``, by hashing (a level may be seen more than once: the template removes repeats)."""
-    n = _n(frame)
-    if n == 0 or not level_sets:
-        return np.zeros(min(n, 1), dtype=np.int64)
-    mod = type(frame).__module__
-    if mod.startswith("pandas"):
-        keep = np.zeros(n, dtype=bool)
-        for cols in level_sets:
-            keep |= ~frame.duplicated(subset=list(cols), keep="first").to_numpy()
-        return np.flatnonzero(keep)
-    import polars as pl
-
-    if mod.startswith("pyarrow"):
-        names = sorted({c for cols in level_sets for c in cols})
-        frame = pl.from_arrow(frame.select(names))
-    exprs = [pl.col(cols[0]).is_first_distinct() if len(cols) == 1 else
-             pl.struct([pl.col(c) for c in cols]).is_first_distinct() for cols in level_sets]
-    keep = frame.select(pl.any_horizontal(exprs).alias("keep")).get_column("keep").to_numpy()
-    return np.flatnonzero(keep)
 
 
 class _Scan:
@@ -203,22 +108,22 @@ class _Scan:
     def add(self, frame, spec):
         sub, _, n, missing = _complete(frame, spec)
         self.n_total += n
-        self.n_used += _n(sub)
+        self.n_used += sources.n_rows(sub)
         self.batches += 1
         for k, v in missing.items():
             self.missing[k] = self.missing.get(k, 0) + v
-        rep = _take(sub, _first_rows(sub, spec.level_sets)) if _n(sub) else sub
+        rep = sources.take_rows(sub, sources.first_rows(sub, spec.level_sets)) if sources.n_rows(sub) else sub
         self.parts.append(rep)
-        self._rows += _n(rep)
+        self._rows += sources.n_rows(rep)
         if self._rows > 4 * self._size + 20_000:
             self.compact(spec)
         return self
 
     def compact(self, spec):
-        parts = [p for p in self.parts if _n(p)] or self.parts[:1]
-        merged = _concat(parts)
-        merged = _take(merged, _first_rows(merged, spec.level_sets))
-        self.parts, self._rows = [merged], _n(merged)
+        parts = [p for p in self.parts if sources.n_rows(p)] or self.parts[:1]
+        merged = sources.concat(parts)
+        merged = sources.take_rows(merged, sources.first_rows(merged, spec.level_sets))
+        self.parts, self._rows = [merged], sources.n_rows(merged)
         self._size = self._rows
 
     def merge(self, other, spec):
@@ -238,33 +143,10 @@ def _template_frame(scan: _Scan, spec: _Spec):
         raise DataError(f"no complete rows: every row has a missing value in {sorted(scan.missing)}")
     scan.compact(spec)
     rows = scan.parts[0]
-    return _concat([rows, rows])  # every level at least twice: the builder's level checks see counts > 1
+    return sources.concat([rows, rows])  # every level at least twice: the builder's level checks see counts > 1
 
 
 # ---------------------------------------------------------------------------------- pass 2: coding batches
-def _arrow_strings(frame, name):
-    """A string column of a native frame as a pyarrow large_string array (None for other types)."""
-    import pyarrow as pa
-
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        arr = frame.get_column(name).to_arrow()
-    elif mod.startswith("pyarrow"):
-        arr = frame.column(name)
-    else:
-        try:
-            arr = pa.array(frame[name], from_pandas=True)
-        except (pa.ArrowException, TypeError, ValueError):
-            return None
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_large_string(arr.type):
-        return arr
-    if pa.types.is_string(arr.type) or pa.types.is_string_view(arr.type):
-        return arr.cast(pa.large_string())
-    return None
-
-
 class _ColumnLevels:
     """Codes of a column's values into its global levels, the levels the template design saw.
 
@@ -300,7 +182,7 @@ class _ColumnLevels:
         if kind == "numeric" and self.values is not None:
             return self._numeric(cache.numeric(self.name))
         if kind == "string" and self.value_set is not None:
-            arr = _arrow_strings(frame, self.name)
+            arr = sources.arrow_strings(frame, self.name)
             if arr is not None:
                 import pyarrow.compute as pc
 
@@ -458,105 +340,18 @@ def _accumulate(acc: CrossprodAccumulator, frame, spec: _Spec, coder: _Coder):
     return acc
 
 
-# ---------------------------------------------------------------------------------- sources of batches
-def _progress(iterable, control, total=None, desc=""):
-    flag = (control or {}).get("progress")
-    enabled = bool(flag) if flag is not None else sys.stderr.isatty()
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="batch")
-
-
-def _coalesce(tables, batch_rows: int):
-    """Join small Arrow record batches into tables of about ``batch_rows`` rows."""
-    import pyarrow as pa
-
-    buf, rows = [], 0
-    for b in tables:
-        buf.append(b)
-        rows += b.num_rows
-        if rows >= batch_rows:
-            yield pa.Table.from_batches(buf)
-            buf, rows = [], 0
-    if buf:
-        yield pa.Table.from_batches(buf)
-
-
-class _Batches:
-    """Re-iterable batches of the model's columns from a LazyFrame, a Dataset or a (spooled) reader."""
-
-    def __init__(self, data, batch_rows: int):
-        self.data, self.kind, self.batch_rows = data, _kind(data), int(batch_rows)
-        self._spool = None
-        self._read = False
-
-    def columns(self):
-        if self.kind == "polars":
-            return self.data.collect_schema().names()
-        return list(self.data.schema.names)
-
-    def like(self):
-        if self.kind == "polars":
-            import polars as pl
-
-            return pl.DataFrame({"_": [0]})
-        import pyarrow as pa
-
-        return pa.table({"_": [0]})
-
-    def __call__(self, cols):
-        if self.kind == "polars":
-            return iter(self.data.select(cols).collect_batches(chunk_size=self.batch_rows))
-        if self.kind == "dataset":
-            return _coalesce(self.data.to_batches(columns=cols, batch_size=self.batch_rows), self.batch_rows)
-        return self._reader(cols)
-
-    def _reader(self, cols):
-        """A RecordBatchReader can be read once: the first pass spools the columns to a temporary file."""
-        import pyarrow as pa
-
-        if self._spool is not None:
-            source = pa.memory_map(self._spool)
-            return _coalesce(pa.ipc.open_stream(source), self.batch_rows)
-        if self._read:
-            raise DataError("this RecordBatchReader has already been consumed")
-        self._read = True
-        fd, path = tempfile.mkstemp(suffix=".arrow", prefix="mixframe-")
-        os.close(fd)
-        self._spool = path
-
-        def spool():
-            writer = None
-            try:
-                for rb in self.data:
-                    rb = pa.RecordBatch.from_arrays([rb.column(c) for c in cols], names=list(cols))
-                    if writer is None:
-                        writer = pa.ipc.new_stream(path, rb.schema)
-                    writer.write_batch(rb)
-                    yield rb
-            finally:
-                if writer is not None:
-                    writer.close()
-        return _coalesce(spool(), self.batch_rows)
-
-    def close(self):
-        if self._spool is not None and os.path.exists(self._spool):
-            os.remove(self._spool)
-
-
+# ---------------------------------------------------------------------------------- local sources
 def _passes_local(data, spec_args, control):
     batch_rows = int((control or {}).get("batch_size", DEFAULT_BATCH_ROWS))
-    source = _Batches(data, batch_rows)
+    source = sources.Batches(data, batch_rows)
     try:
         spec = _Spec(*spec_args[:1], source.columns(), *spec_args[1:])
         scan = _Scan()
-        for frame in _progress(source(spec.columns), control, desc="levels"):
+        for frame in sources.progress(source(spec.columns), control, desc="levels"):
             scan.add(frame, spec)
         coder = _Coder(spec, _template_frame(scan, spec))
         acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None)
-        for frame in _progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
+        for frame in sources.progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
             _accumulate(acc, frame, spec, coder)
     finally:
         source.close()
@@ -642,7 +437,7 @@ def fit_lmm_stream(formula, data, *, reml=True, weights=None, offset=None, group
     from .results.streamed import StreamedMixedModel
 
     spec_args = (formula, groups, random, weights, offset)
-    if _kind(data) == "dask":
+    if sources.source_kind(data) == "dask":
         spec, scan, template, acc, like = _passes_dask(data, spec_args)
     else:
         spec, scan, template, acc, like = _passes_local(data, spec_args, control)
