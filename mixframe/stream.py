@@ -7,8 +7,9 @@ Two passes over the data, never holding it whole:
    the rows where a value first appears (found by hashing). Their union is a small *template* frame
    holding every level; the in-memory design builder turns it into a design whose codes and contrasts
    are global.
-2. **Cross-products.** Every batch is coded against the template (:class:`_Coder`: numbers looked up by
-   value, strings by hashing, simple model matrices built from the global codes) and added to a
+2. **Cross-products.** Every batch is encoded with the template design's spec (the encoder of every fit,
+   :meth:`mixframe.design.spec.DesignSpec.encode`: numbers looked up by value, strings by hashing,
+   simple model matrices built from the global codes) and added to a
    :class:`~mixframe.fit.lmm_stream.CrossprodAccumulator`, whose exact sums make the result independent
    of the batching; Dask partitions are accumulated on the workers and merged by a tree reduction, the
    fit runs on the client.
@@ -23,13 +24,10 @@ import warnings
 
 import numpy as np
 
-from .design.build import _columns_of, build_design, model_frame, plain_column
+from .design.build import _columns_of, build_design, plain_column
 from .errors import DataError, FormulaError
-from .fit.crossprod import table_codes
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula
-from .formula.fixed import evaluate_numeric, matrix_from_spec
-from .formula.simple import SimpleSpec, evaluate_arithmetic
 from .io import frames, sources
 from .io.sources import is_stream
 
@@ -147,196 +145,21 @@ def _template_frame(scan: _Scan, spec: _Spec):
 
 
 # ---------------------------------------------------------------------------------- pass 2: coding batches
-class _ColumnLevels:
-    """Codes of a column's values into its global levels, the levels the template design saw.
-
-    Numbers are looked up by value (a table for compact integers, else a binary search), strings by
-    hashing (pyarrow ``index_in``); other kinds through their labels. -1 marks a missing value or a
-    value the first pass did not see.
-    """
-
-    def __init__(self, cache, name: str):
-        codes, labels = cache.codes(name)
-        codes, labels, _ = frames.drop_unused_levels(codes, labels)
-        self.name, self.labels = name, list(labels)
-        self.kind = cache.kind(name)
-        self.index = {lv: i for i, lv in enumerate(self.labels)}
-        self.values = self.table = self.value_set = None
-        if self.kind == "numeric":
-            values = cache.numeric(name)
-            uniq = np.unique(values[~np.isnan(values)])
-            if uniq.shape[0] == len(self.labels):
-                self.values = uniq
-                span = uniq[-1] - uniq[0] if uniq.size else 0.0
-                if uniq.size and np.all(uniq == np.floor(uniq)) and span <= 4 * uniq.size + (1 << 20):
-                    self.low = float(uniq[0])
-                    self.table = np.full(int(span) + 1, -1, dtype=np.int32)
-                    self.table[(uniq - self.low).astype(np.int64)] = np.arange(uniq.size, dtype=np.int32)
-        elif self.kind == "string":
-            import pyarrow as pa
-
-            self.value_set = pa.array(self.labels, type=pa.large_string())
-
-    def codes(self, frame, cache) -> np.ndarray:
-        kind = cache.kind(self.name)
-        if kind == "numeric" and self.values is not None:
-            return self._numeric(cache.numeric(self.name))
-        if kind == "string" and self.value_set is not None:
-            arr = sources.arrow_strings(frame, self.name)
-            if arr is not None:
-                import pyarrow.compute as pc
-
-                found = pc.index_in(arr, value_set=self.value_set)
-                return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-        local, labels = cache.codes(self.name)
-        table = np.array([self.index.get(lv, -1) for lv in labels] + [-1], dtype=np.int32)
-        return table[np.where(local < 0, len(labels), local)]
-
-    def _numeric(self, v: np.ndarray) -> np.ndarray:
-        if self.table is not None:
-            return table_codes(v, self.low, self.table)
-        idx = np.searchsorted(self.values, v)
-        idx = np.minimum(idx, self.values.shape[0] - 1)
-        return np.where(self.values[idx] == v, idx, -1).astype(np.int32)
+def _template_design(spec: _Spec, scan: _Scan):
+    """The design of the template rows (every level of the data, each at least twice): its
+    :class:`~mixframe.design.spec.DesignSpec` encodes every batch."""
+    return build_design(spec.formula, _template_frame(scan, spec), kind="lmm", groups=spec.groups,
+                        random=spec.random, weights=spec.weights, offset=spec.offset)
 
 
-class _TermLevels:
-    """Codes of a grouping factor (one column or an interaction ``a:b``) into the fit's levels."""
-
-    def __init__(self, term, columns: dict, cache, frame):
-        self.term = term
-        self.parts = [columns[c] for c in term.components]
-        key = self._key([p.codes(frame, cache) for p in self.parts])
-        self.size = int(np.prod([max(len(p.labels), 1) for p in self.parts], dtype=np.float64))
-        if self.size <= (1 << 24):
-            self.table = np.full(self.size, -1, dtype=np.int32)
-            self.table[key] = term.codes
-            self.keys = None
-        else:
-            self.keys, first = np.unique(key, return_index=True)
-            self.table = np.asarray(term.codes)[first].astype(np.int32)
-
-    def _key(self, codes):
-        key = codes[0].astype(np.int64)
-        for part, c in zip(self.parts[1:], codes[1:]):
-            key = key * max(len(part.labels), 1) + c
-        return key
-
-    def codes(self, frame, cache) -> np.ndarray:
-        codes = [p.codes(frame, cache) for p in self.parts]
-        bad = codes[0] < 0
-        for c in codes[1:]:
-            bad |= c < 0
-        key = np.where(bad, 0, self._key(codes))
-        if self.keys is None:
-            out = self.table[key]
-        else:
-            idx = np.minimum(np.searchsorted(self.keys, key), self.keys.shape[0] - 1)
-            out = np.where(self.keys[idx] == key, self.table[idx], -1)
-        return np.where(bad, -1, out).astype(np.int32)
-
-
-class _Coder:
-    """Turns a batch of complete rows into the arrays of the cross-products, coded as the template design.
-
-    Simple right-hand sides (columns, factors, products) are built with the same NumPy code as the
-    in-memory design, from global codes; anything else goes through formulaic with the template's spec.
-    """
-
-    def __init__(self, spec: _Spec, frame):
-        self.spec = spec
-        self.design = build_design(spec.formula, frame, kind="lmm", groups=spec.groups, random=spec.random,
-                                   weights=spec.weights, offset=spec.offset)
-        cache = frames.ColumnCache(frame)
-        names = {c for t in self.design.terms for c in t.components} | set(spec.factor_cols)
-        self.columns = {c: _ColumnLevels(cache, c) for c in sorted(names)}
-        self.terms = [_TermLevels(t, self.columns, cache, frame) for t in self.design.terms]
-        self.factor_levels = self.design.extra.get("factor_levels", {})
-
-    def _simple(self, spec_obj) -> bool:
-        return isinstance(spec_obj, SimpleSpec) and all(
-            name in self.columns and list(levels) == self.columns[name].labels
-            for name, levels in spec_obj.levels.items())
-
-    def encode(self, frame, cache):
-        """(codes, Zs, X, y minus offset, weights) of a batch of complete rows."""
-        d, spec = self.design, self.spec
-        n = cache.n
-        codes = []
-        for t, coder in zip(d.terms, self.terms):
-            c = coder.codes(frame, cache)
-            if (c < 0).any():
-                raise DataError(f"grouping factor {t.group!r} has a level that the first pass did not see; "
-                                "the data changed between the two passes")
-            codes.append(c)
-        pdf = []
-
-        def model_frame_once():
-            if not pdf:
-                pdf.append(model_frame(cache, spec.formulaic, np.ones(n, dtype=bool),
-                                       factor_levels=self.factor_levels)[0])
-            return pdf[0]
-
-        def factor_codes(name):
-            return self.columns[name].codes(frame, cache)
-
-        if self._simple(d.fixed_spec):
-            X = d.fixed_spec.matrix(cache.numeric, factor_codes, n)
-        else:
-            X = matrix_from_spec(d.fixed_spec, model_frame_once())
-        Zs = []
-        for t in d.terms:
-            if t.spec is None:
-                Zs.append(None)
-            elif self._simple(t.spec):
-                Zs.append(t.spec.matrix(cache.numeric, factor_codes, n))
-            else:
-                Zs.append(matrix_from_spec(t.spec, model_frame_once(), where=f"random-effect term ({t.expr} | "
-                                                                              f"{t.group})"))
-        y = self._numeric(spec.parsed.response, cache, model_frame_once)
-        off = None
-        if d.extra.get("offset_column"):
-            off = cache.numeric(d.extra["offset_column"])
-        for expr in d.extra.get("offsets", ()):
-            values = self._numeric(expr, cache, model_frame_once)
-            off = values if off is None else off + values
-        if off is not None:
-            y = y - off
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise DataError("a batch has non-finite values in the response, an offset or a fixed-effect column "
-                            "(e.g. log of 0 or an infinite value); replace or remove them")
-        w = None
-        if spec.weights is not None:
-            w = cache.numeric(spec.weights)
-            if (w < 0).any():
-                raise DataError("weights must be non-negative")
-        return codes, Zs, X, y, w
-
-    @staticmethod
-    def _numeric(expr, cache, model_frame_once):
-        col = plain_column(expr, cache.columns)
-        if col is not None:
-            if cache.kind(col) not in ("numeric", "bool"):
-                raise DataError(f"column {col!r} must be numeric; found {cache.kind(col)} values")
-            return cache.numeric(col)
-
-        def numeric_or_none(name):
-            ok = name in cache and cache.kind(name) == "numeric"
-            return cache.numeric(name) if ok else None
-
-        values = evaluate_arithmetic(expr, numeric_or_none)
-        if values is not None:
-            return values
-        return np.asarray(evaluate_numeric(expr, model_frame_once(), "response"), dtype=np.float64)
-
-
-def _accumulate(acc: CrossprodAccumulator, frame, spec: _Spec, coder: _Coder):
-    """Add the complete rows of one batch."""
-    sub, cache, _, _ = _complete(frame, spec)
-    if cache.n == 0:
+def _accumulate(acc: CrossprodAccumulator, frame, design):
+    """Add the complete rows of one batch, encoded by the template design's spec (the encoder of the
+    in-memory fit: same rows dropped, same checks, same codes and matrices)."""
+    data = design.spec.encode(frame)
+    if data.n == 0:
         return acc
-    codes, Zs, X, y, w = coder.encode(sub, cache)
-    acc.add(codes, Zs, X, y, w)
+    y = data.y if data.offset is None else data.y - data.offset
+    acc.add(data.codes, data.Z, data.X, y, data.weights)
     return acc
 
 
@@ -349,13 +172,13 @@ def _passes_local(data, spec_args, control):
         scan = _Scan()
         for frame in sources.progress(source(spec.columns), control, desc="levels"):
             scan.add(frame, spec)
-        coder = _Coder(spec, _template_frame(scan, spec))
-        acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None)
+        template = _template_design(spec, scan)
+        acc = CrossprodAccumulator(template.terms, template.p, weighted=spec.weights is not None)
         for frame in sources.progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
-            _accumulate(acc, frame, spec, coder)
+            _accumulate(acc, frame, template)
     finally:
         source.close()
-    return spec, scan, coder.design, acc, source.like()
+    return spec, scan, template, acc, source.like()
 
 
 # ---------------------------------------------------------------------------------- Dask
@@ -367,10 +190,10 @@ def _merge_scans(a, b, spec):
     return a.merge(b, spec)
 
 
-def _accumulate_partition(frame, spec, coder):
-    acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None,
+def _accumulate_partition(frame, template):
+    acc = CrossprodAccumulator(template.terms, template.p, weighted=template.spec.weights_column is not None,
                                pairs="runs")
-    return _accumulate(acc, frame, spec, coder)
+    return _accumulate(acc, frame, template)
 
 
 def _merge_accumulators(a, b):
@@ -396,11 +219,11 @@ def _passes_dask(data, spec_args):
     parts = data[spec.columns].to_delayed()
     spec_d = dask.delayed(spec, traverse=False)          # one task holding it, shared by every partition
     scan = _tree([dask.delayed(_scan_partition)(p, spec_d) for p in parts], _merge_scans, spec_d).compute()
-    coder = _Coder(spec, _template_frame(scan, spec))
-    coder_d = dask.delayed(coder, traverse=False)
-    acc = _tree([dask.delayed(_accumulate_partition)(p, spec_d, coder_d) for p in parts],
+    template = _template_design(spec, scan)
+    template_d = dask.delayed(template, traverse=False)
+    acc = _tree([dask.delayed(_accumulate_partition)(p, template_d) for p in parts],
                 _merge_accumulators).compute()
-    return spec, scan, coder.design, acc, pd.DataFrame({"_": [0]})
+    return spec, scan, template, acc, pd.DataFrame({"_": [0]})
 
 
 # ---------------------------------------------------------------------------------- entry point

@@ -107,6 +107,8 @@ class Design:
     fixed_spec : Any — formulaic ModelSpec of the fixed part (rebuilds X on new data).
     formula : str — the formula as given.
     fixed_formula : str — the fixed part (random bars stripped).
+    extra : dict — plain data about the build (kind, family, levels, columns, missing counts).
+    spec : DesignSpec or None — what encodes other rows as these were (:mod:`mixframe.design.spec`).
     """
 
     X: np.ndarray
@@ -123,6 +125,7 @@ class Design:
     formula: str = ""
     fixed_formula: str = ""
     extra: dict = field(default_factory=dict)
+    spec: Any = None
 
     @property
     def n_obs(self) -> int:

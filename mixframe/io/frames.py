@@ -616,6 +616,21 @@ class ColumnCache:
             self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))
         return self._codes[name]
 
+    def strings(self, name: str):
+        """A string column as a pyarrow large_string array (None for a column of another kind)."""
+        if self.kind(name) != "string":
+            return None
+        _, how = self._info(name)
+        try:
+            arr = self._arrow_of(name) if how == "arrow" else _arrow(self.frame[name])
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+        if pa.types.is_large_string(arr.type):
+            return arr
+        if pa.types.is_string(arr.type) or pa.types.is_string_view(arr.type):
+            return arr.cast(pa.large_string())
+        return None
+
     def _is_integer(self, name: str) -> bool:
         series = self._native_series(name)
         if series is not None and isinstance(series.dtype, np.dtype):

@@ -17,7 +17,7 @@ from mixframe.design.newdata import new_design
 from mixframe.errors import DataError, FormulaError
 from mixframe.formula import parse_formula
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 REF = ROOT / "tests" / "reference"
 DATA = ROOT / "mixframe" / "datasets" / "data"
 CASES = sorted(p.stem for p in REF.glob("*.json"))
