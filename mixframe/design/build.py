@@ -38,7 +38,7 @@ def design_from(spec, data) -> Design:
              "intercept_dropped": spec.intercept_dropped, "factor_levels": spec.factor_levels,
              "column_kinds": spec.column_kinds, "offsets": list(spec.offsets),
              "offset_column": spec.offset_column, "offset_array": spec.offset_array,
-             "columns": spec.all_columns, "n_dropped": data.n_total - n_obs,
+             "columns": list(spec.all_columns), "n_dropped": data.n_total - n_obs,
              "missing_by_column": dict(data.missing_by_column)}
     return Design(X=_fresh(data.X), x_names=list(spec.x_names), y=_fresh(data.y),
                   weights=None if data.weights is None else _fresh(data.weights),

@@ -526,10 +526,10 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
         fixed_formula=parsed.fixed_formula, offsets=tuple(parsed.offsets), weights_column=w_col,
         offset_column=o_col, weights_array=w_col is None and w_all is not None,
         offset_array=o_col is None and o_all is not None,
-        roles={k: sorted(v) for k, v in roles.items()}, column_kinds=col_kinds, factor_levels=factor_levels,
+        roles=roles, column_kinds=col_kinds, factor_levels=factor_levels,
         columns=columns, fixed_spec=fixed_spec, x_names=list(x_names), intercept_dropped=intercept_dropped,
         terms=tuple(t for t, _, _ in learned), response_levels=response_levels,
-        formulaic_columns=tuple(sorted(formulaic_cols)))
+        formulaic_columns=tuple(sorted(formulaic_cols)), all_columns=sorted(every))
     out = DesignData(X=X, y=y, weights=w, offset=off, codes=[c for _, c, _ in learned],
                      Z=[Z for _, _, Z in learned], used=used, n_total=n_total, missing_by_column=culprits,
                      response_levels=response_levels)

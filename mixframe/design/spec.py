@@ -187,9 +187,10 @@ class TermSpec:
         self.__dict__.update(state)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class DesignSpec:
-    """The data-free description of a model's design (see the module notes).
+    """The data-free description of a model's design (see the module notes); read-only by convention
+    (it is shared by a fit, its results and the batches it encodes).
 
     Attributes
     ----------
@@ -203,7 +204,7 @@ class DesignSpec:
     weights_column, offset_column : str or None
         Columns given as ``weights=`` / ``offset=``; ``weights_array`` / ``offset_array`` say an array
         was given instead (it cannot be carried to other rows).
-    roles : dict of str to list of str
+    roles : dict of str to set of str
         The data columns by role: ``response``, ``fixed``, ``offset``, ``lhs``, ``grouping``, ``extra``.
     column_kinds : dict of str to str
         Kind of every column of the formula's right-hand sides.
@@ -220,6 +221,10 @@ class DesignSpec:
         In the fit's order (largest first).
     response_levels : list of str or None
         Levels of a factor or ordinal response.
+    formulaic_columns : tuple of str
+        The columns a formulaic model frame holds (right-hand sides, offsets, response expressions).
+    all_columns : list of str
+        Every data column the model reads, sorted.
     """
 
     formula: str
@@ -244,15 +249,11 @@ class DesignSpec:
     terms: tuple
     response_levels: Any = None
     formulaic_columns: tuple = ()
+    all_columns: list = field(default_factory=list)
 
     @property
     def p(self) -> int:
         return len(self.x_names)
-
-    @property
-    def all_columns(self) -> list:
-        """Every data column the model reads (sorted)."""
-        return sorted(set().union(*map(set, self.roles.values())))
 
     def encode(self, data, *, newdata: bool = False, weights=None, offset=None) -> DesignData:
         """Arrays of ``data`` coded as the fit's (see :func:`mixframe.design.encode.encode`)."""
@@ -261,7 +262,7 @@ class DesignSpec:
         return encode(self, data, newdata=newdata, weights=weights, offset=offset)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class DesignData:
     """The arrays of one frame, over its used rows (see :func:`mixframe.design.encode.encode`).
 
