@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from .design.build import _columns_of, build_design, plain_column
+from .design.encode import used_rows
 from .errors import DataError, FormulaError
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula
@@ -78,21 +79,11 @@ class _Spec:
 
 
 def _complete(frame, spec: _Spec):
-    """(complete rows of ``frame``, their column cache, number of rows, missing count per column)."""
+    """(complete rows of ``frame``, number of rows, missing count per column), by the encoder's rule."""
     spec.set_kinds(frame)
     cache = frames.ColumnCache(frame)
-    n = cache.n
-    ok = None
-    missing = {}
-    for name in spec.columns:
-        miss = cache.missing(name)
-        if miss.any():
-            missing[name] = int(miss.sum())
-            ok = ~miss if ok is None else ok & ~miss
-    if ok is None or ok.all():
-        return frame, cache, n, missing
-    sub = sources.filter_rows(frame, ok)
-    return sub, frames.ColumnCache(sub), n, missing
+    ok, missing = used_rows(cache, spec.columns, cache.n, {})
+    return sources.filter_rows(frame, ok), cache.n, missing
 
 
 class _Scan:
@@ -104,7 +95,7 @@ class _Scan:
         self.parts, self._rows, self._size = [], 0, 0
 
     def add(self, frame, spec):
-        sub, _, n, missing = _complete(frame, spec)
+        sub, n, missing = _complete(frame, spec)
         self.n_total += n
         self.n_used += sources.n_rows(sub)
         self.batches += 1

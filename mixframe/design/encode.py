@@ -36,7 +36,7 @@ from ..formula.simple import SimpleSpec, evaluate_arithmetic, simple_matrix
 from ..io import frames
 from .spec import ColumnLevels, DesignData, DesignSpec, TermSpec
 
-__all__ = ["Rows", "encode", "group_codes", "learn", "model_frame", "plain_column"]
+__all__ = ["Rows", "encode", "group_codes", "learn", "model_frame", "plain_column", "used_rows"]
 
 _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _FAST = True  # False: every matrix and expression through formulaic (the reference path)
@@ -269,7 +269,7 @@ def _columns_of(parsed, frame_columns, weights_col, offset_col):
     return {"response": resp, "fixed": fixed, "offset": offs, "lhs": lhs, "grouping": grouping, "extra": extra}
 
 
-def _used_rows(cache, columns, n_total, arrays):
+def used_rows(cache, columns, n_total, arrays):
     """Rows complete in ``columns`` and the ``arrays`` (weights/offset given as arrays), and the
     missing count per column."""
     used = np.ones(n_total, dtype=bool)
@@ -488,7 +488,7 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     o_all, o_col = _vector_arg(offset, cache, n_total, "offset")
     roles = _columns_of(parsed, cols, w_col, o_col)
     every = set().union(*roles.values())
-    used, culprits = _used_rows(cache, every, n_total,
+    used, culprits = used_rows(cache, every, n_total,
                                 {"weights": None if w_col else w_all, "offset": None if o_col else o_all})
     n_obs = int(used.sum())
     if n_obs == 0:
@@ -593,7 +593,7 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         o_all = cache.numeric(spec.offset_column)
     if spec.weights_column is not None and not newdata:
         w_all = cache.numeric(spec.weights_column)
-    used, culprits = _used_rows(cache, read, n_total, {"weights": w_all if spec.weights_column is None else None,
+    used, culprits = used_rows(cache, read, n_total, {"weights": w_all if spec.weights_column is None else None,
                                                        "offset": o_all if spec.offset_column is None else None})
     rows = Rows(cache, used, [c for c in spec.formulaic_columns if c in read], spec=spec)
     if not newdata:

@@ -605,7 +605,11 @@ class ColumnCache:
                 codes, levels = _encode_strings(self._arrow_of(name))
             elif how == "pd_cat":
                 categorical = self._native_series(name).array
-                levels = _dictionary_labels(pa.array(categorical.categories.to_numpy(), from_pandas=True))
+                categories = categorical.categories
+                if categories.inferred_type == "string":   # strings as they are, without a round trip to Arrow
+                    levels = [str(x) for x in categories.tolist()]
+                else:
+                    levels = _dictionary_labels(pa.array(categories.to_numpy(), from_pandas=True))
                 codes = np.asarray(categorical.codes, dtype=np.int32)
             elif how == "pl_enum":
                 arr = self._arrow_of(name)  # a dictionary array: the Enum's categories and the indices
