@@ -583,7 +583,8 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         read = needed = set(spec.all_columns)
     absent = sorted(c for c in needed if c not in cache.columns)
     if absent:
-        raise DataError(f"the data lack the column(s) {absent} used by the model")
+        raise DataError(f"{'new data lack' if newdata else 'the data lack'} the column(s) {absent} used by "
+                        f"the model")
     w_all = o_all = None
     if not newdata and spec.weights_column is None and weights is not None:
         w_all = _vector_arg(weights, cache, n_total, "weights")[0]
@@ -596,17 +597,16 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
     used, culprits = used_rows(cache, read, n_total, {"weights": w_all if spec.weights_column is None else None,
                                                        "offset": o_all if spec.offset_column is None else None})
     rows = Rows(cache, used, [c for c in spec.formulaic_columns if c in read], spec=spec)
+    if rows.n == 0:
+        return _no_rows(spec, used, n_total, culprits, newdata, w_all is not None, o_all is not None)
     if not newdata:
         _check_finite(rows, set(read) - set(roles["grouping"]))
-    if rows.n:
-        X = rows.matrix_of(spec.fixed_spec, "the fixed effects")
-        if spec.intercept_dropped:
-            from ..formula.fixed import r_column_names
+    X = rows.matrix_of(spec.fixed_spec, "the fixed effects")
+    if spec.intercept_dropped:
+        from ..formula.fixed import r_column_names
 
-            names = r_column_names(spec.fixed_spec)
-            X = X[:, [i for i, nm in enumerate(names) if nm != "(Intercept)"]]
-    else:
-        X = np.zeros((0, spec.p))
+        names = r_column_names(spec.fixed_spec)
+        X = X[:, [i for i, nm in enumerate(names) if nm != "(Intercept)"]]
     if not newdata:
         _check_x(X, spec.x_names)
     y = w = response_levels = None
@@ -616,8 +616,7 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
                                           spec.response_levels)
         if not np.isfinite(y).all():
             raise DataError(f"response {spec.response!r} has non-finite values")
-    off = _offset(o_all, spec.offsets, rows, check=not newdata) if rows.n else (
-        None if o_all is None and not spec.offsets else np.zeros(0))
+    off = _offset(o_all, spec.offsets, rows, check=not newdata)
     codes, Zs = [], []
     for term in spec.terms:
         c = rows.take(term.codes(cache))
@@ -627,9 +626,19 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         codes.append(c)
         if term.spec is None:
             Zs.append(None)
-        elif rows.n:
-            Zs.append(rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})"))
         else:
-            Zs.append(np.zeros((0, term.k)))
+            Zs.append(rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})"))
     return DesignData(X=X, y=y, weights=w, offset=off, codes=codes, Z=Zs, used=used, n_total=n_total,
                       missing_by_column=culprits, response_levels=response_levels)
+
+
+def _no_rows(spec: DesignSpec, used, n_total, culprits, newdata, weighted, offset) -> DesignData:
+    """The empty :class:`DesignData` of a frame without a complete row."""
+    empty = np.zeros(0)
+    weighted = weighted or (spec.cbind is not None and spec.kind == "glmm")
+    return DesignData(X=np.zeros((0, spec.p)), y=None if newdata else empty,
+                      weights=empty if weighted and not newdata else None,
+                      offset=empty if offset or spec.offsets else None,
+                      codes=[np.zeros(0, dtype=np.int32) for _ in spec.terms],
+                      Z=[None if t.spec is None else np.zeros((0, t.k)) for t in spec.terms], used=used,
+                      n_total=n_total, missing_by_column=culprits, response_levels=spec.response_levels)

@@ -81,12 +81,7 @@ def new_design(design: Design, newdata) -> dict:
     spec = design.spec
     if spec is None:
         raise DataError("this design carries no spec to encode new rows with (build it with build_design)")
-    try:
-        data = spec.encode(newdata, newdata=True)
-    except DataError as exc:
-        if "lack the column" in str(exc):
-            raise DataError(str(exc).replace("the data lack", "new data lack")) from None
-        raise
+    data = spec.encode(newdata, newdata=True)
     ok = data.used
     n = data.n_total
     if spec.offset_array:

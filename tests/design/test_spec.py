@@ -183,3 +183,14 @@ def test_column_levels_lookups_agree_with_label_matching():
         np.testing.assert_array_equal(found, want)
     restored = pickle.loads(pickle.dumps(ColumnLevels("s", "string", ["1", "2"])))
     assert restored.labels == ["1", "2"] and restored.codes(cache)[values == 2].tolist() == [1] * int((values == 2).sum())
+
+
+def test_a_batch_without_complete_rows_is_empty():
+    df = mf.datasets.load("cbpp")
+    design = _build("cbind(incidence, size - incidence) ~ period + (1 | herd)", df, kind="glmm", family="binomial")
+    out = design.spec.encode(df.head(3).assign(incidence=np.nan))
+    assert out.n == 0 and out.X.shape == (0, 4) and out.y.shape == (0,) and out.weights.shape == (0,)
+    assert out.used.tolist() == [False] * 3 and out.missing_by_column == {"incidence": 3}
+    assert [c.shape for c in out.codes] == [(0,)]
+    with pytest.raises(mf.DataError, match="new data lack"):
+        design.spec.encode(df.drop(columns="period"), newdata=True)
