@@ -649,6 +649,10 @@ class ColumnCache:
                 mask = missing_mask(self.frame, name)
             elif kind in ("numeric", "bool"):
                 mask = np.isnan(self.numeric(name))
+            elif how == "arrow" and name not in self._codes:
+                arr = self._arrow_of(name)     # strings: the nulls, without encoding the column
+                mask = np.zeros(len(arr), dtype=bool) if arr.null_count == 0 else \
+                    np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
             else:
                 mask = self.codes(name)[0] < 0
             self._missing[name] = _frozen(mask)
