@@ -24,8 +24,8 @@ import warnings
 
 import numpy as np
 
-from .design.build import _columns_of, build_design, plain_column
-from .design.encode import used_rows
+from .design.build import build_design
+from .design.encode import _columns_of, plain_column, used_rows
 from .errors import DataError, FormulaError
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula

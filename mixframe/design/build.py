@@ -11,13 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..formula import parse_formula
-from .encode import _columns_of, group_codes, learn, model_frame, plain_column
+from .encode import group_codes, learn, model_frame, plain_column
 from .terms import Design, RETerm
 
 __all__ = ["KINDS", "build_design", "group_codes", "model_frame", "plain_column"]
 
 KINDS = ("lmm", "glmm", "clmm", "clm")
-_ = _columns_of  # the streamed fit reads the model's columns by role through this module
 
 
 def _fresh(values: np.ndarray) -> np.ndarray:
