@@ -53,22 +53,25 @@ cdef inline void row_times_lam_solve(const double* v, const double* lam, const d
 cdef class BlockedCholesky:
     """Workspace and factor for one blocked system; ``update(theta-derived lambdas)`` refactors in place.
 
-    Parameters are the block structure (see mixframe.fit.blocked.BlockedSystem, which builds it).
+    Parameters are the block structure (see mixframe.linalg.blocked.BlockedSystem, which builds it).
     """
-    cdef public Py_ssize_t k0, m0, q1, q2, ne, nnz, nr
+    cdef readonly Py_ssize_t ne, nnz
+    cdef Py_ssize_t k0, m0, q1, q2, nr
     cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term, a21t_ptr, a21t_col, a21t_e
     cdef double[::1] rowbuf
     cdef double[:, ::1] Sd
-    cdef public bint dense_s
-    cdef public long n_factors      # update() calls so far: tells a cached result which factor it belongs to
-    cdef public Py_ssize_t slab
-    # cross-products
-    cdef public double[:, :, ::1] A11
-    cdef public double[:, ::1] A21, A22, AE1, AER, AEE
-    # factor
-    cdef public double[:, :, ::1] L11
-    cdef public double[:, ::1] S, L22, F1, F2, L33, tmp2
-    cdef public double[::1] lam0, lamR
+    cdef readonly bint dense_s
+    cdef readonly long n_factors    # update() calls so far: tells a cached result which factor it belongs to
+    cdef readonly Py_ssize_t slab
+    # cross-products (filled in place by set_crossprod, or by the caller through these views)
+    cdef readonly double[:, :, ::1] A11
+    cdef readonly double[:, ::1] A21, A22, AE1, AER, AEE
+    # factor: L11, S (= L21 before the R factors: LR' S is the block below L11) and L22 are read by the
+    # compiled PIRLS; the rest is reached through the methods below
+    cdef readonly double[:, :, ::1] L11
+    cdef readonly double[:, ::1] S, L22
+    cdef double[:, ::1] F1, F2, L33, tmp2
+    cdef double[::1] lam0, lamR
     cdef int[::1] lamR_off
     cdef int[::1] theta_pos
     cdef double[::1] work
@@ -576,62 +579,51 @@ cdef class BlockedCholesky:
         free(acc)
         return 0
 
-    def column_quad_forms(self, const double[:, ::1] P, const double[::1] x, double[::1] out):
-        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1), x_j the entries of x in column j of the
-        block-sparse pattern placed at their block-2 rows; P symmetric, only its lower triangle read."""
-        cdef Py_ssize_t j, e1, e2, r1
+    cdef int _quad_forms(self, const double* P, const double* x, double* out) noexcept nogil:
+        """out[j] = x_j' P x_j for every level j of term 0 (k0 = 1): BLAS for a dense pattern, else entry by
+        entry. Returns 0, or 1 when the workspace of the dense path cannot be allocated."""
+        cdef Py_ssize_t j, e1, e2, r1, q2 = self.q2
         cdef double s, t
         cdef int[::1] ptr = self.a21_ptr
         cdef int[::1] row = self.a21_row
-        cdef int status = 0
         if self.dense_s and self.k0 == 1:
-            with nogil:
-                status = self._dense_quads(&P[0, 0], &x[0], &out[0])
-            if status != 0:
-                raise MemoryError("no memory for the dense quadratic forms")
-            return 0
-        with nogil:
-            for j in range(self.m0):
-                s = 0.0
-                for e1 in range(ptr[j], ptr[j + 1]):
-                    r1 = row[e1]
-                    t = 0.0
-                    for e2 in range(ptr[j], e1):
-                        t += x[e2] * P[r1, row[e2]]
-                    s += x[e1] * (x[e1] * P[r1, r1] + 2.0 * t)
-                out[j] = s
+            return self._dense_quads(P, x, out)
+        for j in range(self.m0):
+            s = 0.0
+            for e1 in range(ptr[j], ptr[j + 1]):
+                r1 = row[e1]
+                t = 0.0
+                for e2 in range(ptr[j], e1):
+                    t += x[e2] * P[r1 * q2 + row[e2]]
+                s += x[e1] * (x[e1] * P[r1 * q2 + r1] + 2.0 * t)
+            out[j] = s
         return 0
 
-    def column_quad_blocks(self, const double[:, ::1] P, const double[:, ::1] X, double[:, :, ::1] out):
-        """out[j] = X_j' P X_j (k0 x k0) for every level j of term 0, X_j the rows of X (one per entry of the
-        block-sparse pattern, k0 columns) placed at their block-2 rows; P symmetric, lower triangle read."""
-        cdef Py_ssize_t j, e1, e2, r1, r2, a, c, k0 = self.k0
+    cdef int _quad_blocks(self, const double* P, const double* X, double* out) noexcept nogil:
+        """out[j] = X_j' P X_j (k0 x k0, level after level) for X with one row of k0 per pattern entry: BLAS for
+        a dense pattern, else entry by entry. Returns 0, or 1 when the dense path's workspace cannot be
+        allocated."""
+        cdef Py_ssize_t j, e1, e2, r1, r2, a, c, k0 = self.k0, q2 = self.q2, kk = self.k0 * self.k0
         cdef double p
         cdef int[::1] ptr = self.a21_ptr
         cdef int[::1] row = self.a21_row
-        cdef int status = 0
-        if self.dense_s and X.shape[1] == k0 and X.shape[0] > 0:
-            with nogil:
-                status = self._dense_quads(&P[0, 0], &X[0, 0], &out[0, 0, 0])
-            if status != 0:
-                raise MemoryError("no memory for the dense quadratic forms")
-            return 0
-        with nogil:
-            for j in range(self.m0):
-                for a in range(k0):
-                    for c in range(k0):
-                        out[j, a, c] = 0.0
-                for e1 in range(ptr[j], ptr[j + 1]):
-                    r1 = row[e1]
-                    for e2 in range(ptr[j], e1 + 1):
-                        r2 = row[e2]
-                        p = P[r1, r2]
-                        for a in range(k0):
-                            for c in range(k0):
-                                if e2 == e1:
-                                    out[j, a, c] += X[e1, a] * X[e1, c] * p
-                                else:
-                                    out[j, a, c] += (X[e1, a] * X[e2, c] + X[e2, a] * X[e1, c]) * p
+        if self.dense_s and self.nnz > 0:
+            return self._dense_quads(P, X, out)
+        for j in range(self.m0):
+            for a in range(kk):
+                out[j * kk + a] = 0.0
+            for e1 in range(ptr[j], ptr[j + 1]):
+                r1 = row[e1]
+                for e2 in range(ptr[j], e1 + 1):
+                    r2 = row[e2]
+                    p = P[r1 * q2 + r2]
+                    for a in range(k0):
+                        for c in range(k0):
+                            if e2 == e1:
+                                out[j * kk + a * k0 + c] += X[e1 * k0 + a] * X[e1 * k0 + c] * p
+                            else:
+                                out[j * kk + a * k0 + c] += (X[e1 * k0 + a] * X[e2 * k0 + c]
+                                                             + X[e2 * k0 + a] * X[e1 * k0 + c]) * p
         return 0
 
     def inverse_l22(self, double[:, ::1] P_out):
@@ -657,4 +649,206 @@ cdef class BlockedCholesky:
         with nogil:
             # Fortran view: B is q2 x nrhs, U = L22' upper; solve U X = B
             dtrsm(&side, &uplo, &trans, &diag, &n_int, &nrhs, &one, &self.L22[0, 0], &n_int, &B[0, 0], &n_int)
+        return 0
+
+    # ------------------------------------------------------------------ pieces of the inverse
+    def fixed_factor(self, double[:, ::1] out):
+        """out (ne x ne) <- L33, the lower Cholesky factor of the dense columns' block (the fixed effects, then
+        the response) after the random effects are eliminated."""
+        cdef Py_ssize_t ne = self.ne
+        if out.shape[0] != ne or out.shape[1] != ne:
+            raise ValueError("out must be ne x ne")
+        if ne > 0:
+            with nogil:
+                memcpy(&out[0, 0], &self.L33[0, 0], ne * ne * sizeof(double))
+        return 0
+
+    def z_inverse_parts(self, const double[:, ::1] P, double[::1] diag_out, double[:, ::1] V_out):
+        """For scalar random-effect terms (k0 = 1 and every block-2 term scalar), at the current factor and with
+        P = (L22 L22')^{-1} from :meth:`inverse_l22` (lower triangle read):
+
+        * diag_out (q1 + q2) <- the diagonal of M^{-1}, M = Lambda'Z'WZ Lambda + I the random-effects block:
+          block 2 is the diagonal of P; level j of block 1 is (1 + x_j' P x_j) / L11_j^2, x_j the level's
+          column of L21 = LR' S;
+        * V_out (q1 + q2, ne) <- V = L_Z^{-T} L_EZ', L_Z = [L11 0; L21 L22] the factor of M and L_EZ = [F1 F2]
+          the rows of the dense columns, so that the random-effects block of the inverse of the whole system
+          is M^{-1} + V (L33 L33')^{-1} V' (and of the system without its last columns, the same with the
+          leading part of V and L33).
+
+        Returns 0; raises MemoryError when the workspace of a dense pattern cannot be allocated."""
+        cdef Py_ssize_t q1 = self.q1, q2 = self.q2, m0 = self.m0, ne = self.ne, nnz = self.nnz
+        cdef Py_ssize_t j, e, r, d
+        cdef double s, l
+        cdef int status = 0, n_int = <int>q2, nrhs = <int>ne
+        cdef double one = 1.0
+        cdef char side = b'L', uplo = b'U', trans = b'N', diag = b'N'
+        if self.k0 != 1 or self.has_vector_r():
+            raise ValueError("z_inverse_parts needs scalar random-effect terms")
+        if diag_out.shape[0] != q1 + q2 or V_out.shape[0] != q1 + q2 or V_out.shape[1] != ne:
+            raise ValueError("diag_out must have q1 + q2 entries and V_out q1 + q2 rows of ne")
+        if q2 > 0 and (P.shape[0] != q2 or P.shape[1] != q2):
+            raise ValueError("P must be q2 x q2")
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef int[::1] row_term_ = self.row_term
+        cdef int[::1] lamR_off_ = self.lamR_off
+        cdef double[::1] lamR = self.lamR
+        cdef double[:, :, ::1] L11 = self.L11
+        cdef double[:, ::1] S = self.S, F1 = self.F1
+        cdef double[::1] x = np.empty(max(nnz, 1))
+        cdef double[::1] quad = np.empty(max(m0, 1))
+        cdef double[:, ::1] W2 = np.array(self.F2, copy=True) if q2 > 0 else np.zeros((0, 0))
+        with nogil:
+            if q2 == 0:
+                for j in range(m0):
+                    l = L11[j, 0, 0]
+                    diag_out[j] = 1.0 / (l * l)
+                    for d in range(ne):
+                        V_out[j, d] = F1[d, j] / l
+            else:
+                # the entries of L21 = LR' S (one relative factor per scalar term of block 2)
+                for e in range(nnz):
+                    x[e] = S[e, 0] * lamR[lamR_off_[row_term_[row[e]]]]
+                if m0 > 0 and nnz > 0:
+                    status = self._quad_forms(&P[0, 0], &x[0], &quad[0])
+                else:
+                    for j in range(m0):
+                        quad[j] = 0.0
+                if status == 0:
+                    for r in range(q2):
+                        diag_out[q1 + r] = P[r, r]
+                    for j in range(m0):
+                        l = L11[j, 0, 0]
+                        diag_out[j] = (1.0 + quad[j]) / (l * l)
+                    # block 2 of V: each row w of W2 solves L22' w = the row of F2 (Fortran: U X = B, U = L22')
+                    if ne > 0:
+                        dtrsm(&side, &uplo, &trans, &diag, &n_int, &nrhs, &one, &self.L22[0, 0], &n_int,
+                              &W2[0, 0], &n_int)
+                    for r in range(q2):
+                        for d in range(ne):
+                            V_out[q1 + r, d] = W2[d, r]
+                    # block 1: L11_j V1_j = F1_j - L21_j' V2
+                    for j in range(m0):
+                        l = L11[j, 0, 0]
+                        for d in range(ne):
+                            s = 0.0
+                            for e in range(ptr[j], ptr[j + 1]):
+                                s += x[e] * W2[d, row[e]]
+                            V_out[j, d] = (F1[d, j] - s) / l
+        if status != 0:
+            raise MemoryError("no memory for the dense quadratic forms")
+        return 0
+
+    cdef void _l21(self, double* X, int* emap) noexcept nogil:
+        """X (nnz x k0) <- L21 = LR' S on the pattern: entry e, at row base + b of a level block of term t,
+        gets sum over c >= b of LR_t[c, b] S[the level's entry at row base + c]. emap: q2 ints, all -1 on entry
+        and on return."""
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef int[::1] r_off_ = self.r_off
+        cdef int[::1] r_k_ = self.r_k
+        cdef int[::1] row_term_ = self.row_term
+        cdef int[::1] lamR_off_ = self.lamR_off
+        cdef double[::1] lamR = self.lamR
+        cdef double[:, ::1] S = self.S
+        cdef Py_ssize_t k0 = self.k0, j, e, e2, r, t, kt, b, c, a, base, lo
+        cdef double lam
+        for j in range(self.m0):
+            for e in range(ptr[j], ptr[j + 1]):
+                emap[row[e]] = <int>e
+            for e in range(ptr[j], ptr[j + 1]):
+                r = row[e]
+                t = row_term_[r]
+                kt = r_k_[t]
+                lo = lamR_off_[t]
+                if kt == 1:
+                    lam = lamR[lo]
+                    for a in range(k0):
+                        X[e * k0 + a] = lam * S[e, a]
+                    continue
+                b = (r - r_off_[t]) % kt
+                base = r - b
+                for a in range(k0):
+                    X[e * k0 + a] = 0.0
+                for c in range(b, kt):
+                    e2 = emap[base + c]
+                    if e2 < 0:
+                        continue
+                    lam = lamR[lo + c * kt + b]
+                    for a in range(k0):
+                        X[e * k0 + a] += lam * S[e2, a]
+            for e in range(ptr[j], ptr[j + 1]):
+                emap[row[e]] = -1
+
+    def cond_cov_blocks(self, const double[:, ::1] P, double[:, :, ::1] out0, double[::1] out_r):
+        """The diagonal blocks of M^{-1} (M = Lambda'Z'WZ Lambda + I, the random-effects block) at the current
+        factor, given P = (L22 L22')^{-1} from :meth:`inverse_l22` (lower triangle read; 0 x 0 without block 2):
+
+        * out0 (m0, k0, k0) <- level j of term 0: L11_j^{-T} (I + L21_j' P L21_j) L11_j^{-1}, L21_j the level's
+          column block of L21 = LR' S (the block of the factor below L11);
+        * out_r (sum of m_t k_t^2 over the block-2 terms) <- the k_t x k_t diagonal blocks of P, term after
+          term and level after level, each in C order.
+
+        These are the conditional covariances of the spherical effects u (up to the residual variance).
+        Returns 0; raises MemoryError when a workspace cannot be allocated."""
+        cdef Py_ssize_t k0 = self.k0, m0 = self.m0, q2 = self.q2, nnz = self.nnz, kk = self.k0 * self.k0
+        cdef Py_ssize_t j, a, c, t, kt, lev, base, o = 0, total = 0
+        cdef double l
+        cdef int status = 0, k_int = <int>k0
+        cdef double one = 1.0
+        cdef char left = b'L', right = b'R', uplo = b'U', notrans = b'N', trans = b'T', diag = b'N'
+        for t in range(self.nr):
+            total += self.r_m[t] * self.r_k[t] * self.r_k[t]
+        if out0.shape[0] != m0 or out0.shape[1] != k0 or out0.shape[2] != k0 or out_r.shape[0] != total:
+            raise ValueError("out0 must be (m0, k0, k0) and out_r hold the block-2 terms' diagonal blocks")
+        if q2 > 0 and (P.shape[0] != q2 or P.shape[1] != q2):
+            raise ValueError("P must be q2 x q2")
+        cdef double[:, :, ::1] L11 = self.L11
+        cdef double* X = NULL
+        cdef int* emap = NULL
+        with nogil:
+            # I + L21_j' P L21_j into out0
+            if q2 > 0 and nnz > 0 and m0 > 0:
+                X = <double*>malloc(nnz * k0 * sizeof(double))
+                emap = <int*>malloc(q2 * sizeof(int))
+                if X == NULL or emap == NULL:
+                    status = 1
+                else:
+                    for a in range(q2):
+                        emap[a] = -1
+                    self._l21(X, emap)
+                    if k0 == 1:
+                        status = self._quad_forms(&P[0, 0], X, &out0[0, 0, 0])
+                    else:
+                        status = self._quad_blocks(&P[0, 0], X, &out0[0, 0, 0])
+                free(X)
+                free(emap)
+            else:
+                for j in range(m0):
+                    for a in range(kk):
+                        out0[j, a // k0, a % k0] = 0.0
+            if status == 0:
+                for j in range(m0):
+                    for a in range(k0):
+                        out0[j, a, a] += 1.0
+                    if k0 == 1:
+                        l = L11[j, 0, 0]
+                        out0[j, 0, 0] /= l * l
+                    else:
+                        # C-lower L11_j is the Fortran-upper U = L11_j'; U^{-1} A U^{-T} = L^{-T} A L^{-1} (A symmetric)
+                        dtrsm(&left, &uplo, &notrans, &diag, &k_int, &k_int, &one, &L11[j, 0, 0], &k_int,
+                              &out0[j, 0, 0], &k_int)
+                        dtrsm(&right, &uplo, &trans, &diag, &k_int, &k_int, &one, &L11[j, 0, 0], &k_int,
+                              &out0[j, 0, 0], &k_int)
+                # block 2: the diagonal blocks of P (its lower triangle, made whole)
+                for t in range(self.nr):
+                    kt = self.r_k[t]
+                    for lev in range(self.r_m[t]):
+                        base = self.r_off[t] + lev * kt
+                        for a in range(kt):
+                            for c in range(kt):
+                                out_r[o + a * kt + c] = P[base + a, base + c] if a >= c else P[base + c, base + a]
+                        o += kt * kt
+        if status != 0:
+            raise MemoryError("no memory for the conditional covariances")
         return 0

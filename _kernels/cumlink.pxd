@@ -5,8 +5,11 @@
 # scale from log F, log S (S = 1 - F), log f and g = f'/f, so the tails keep their precision: P is taken as a
 # difference of lower-tail probabilities when x0 <= 0 and of upper-tail probabilities otherwise.
 #
-# Link codes: 0 logit, 1 probit, 2 cloglog (F(x) = 1 - exp(-exp(x))), 3 loglog (F(x) = exp(-exp(-x))),
-# 4 cauchit. (0.91893853320467274178 below is log(sqrt(2 pi)).)
+# Links are the integer codes CUMLINK_* of codes.pxi (generated from mixframe/families/codes.py): logit,
+# probit, cloglog (F(x) = 1 - exp(-exp(x))), loglog (F(x) = exp(-exp(-x))), cauchit.
+# (0.91893853320467274178 below is log(sqrt(2 pi)).)
+
+include "codes.pxi"
 
 from libc.math cimport atan, erfc, exp, expm1, fabs, INFINITY, log, log1p, M_PI, NAN, sqrt
 
@@ -30,7 +33,7 @@ cdef inline double cauchy_cdf(double x) noexcept nogil:
 cdef inline void link_eval(int link, double x, double* lF, double* lS, double* lf, double* g) noexcept nogil:
     """log F(x), log S(x), log f(x) and g(x) = f'(x)/f(x) for a finite x."""
     cdef double e, ex
-    if link == 0:                                   # logistic
+    if link == CUMLINK_LOGIT:                   # logistic
         e = exp(-fabs(x))
         if x >= 0.0:
             lF[0] = -log1p(e)
@@ -41,12 +44,12 @@ cdef inline void link_eval(int link, double x, double* lF, double* lS, double* l
             lS[0] = -log1p(e)
             g[0] = (1.0 - e) / (1.0 + e)
         lf[0] = lF[0] + lS[0]
-    elif link == 1:                                 # normal
+    elif link == CUMLINK_PROBIT:                # normal
         lF[0] = log_ndtr(x)
         lS[0] = log_ndtr(-x)
         lf[0] = -0.5 * x * x - 0.91893853320467274178
         g[0] = -x
-    elif link == 2:                                 # Gumbel for minima: F = 1 - exp(-exp(x))
+    elif link == CUMLINK_CLOGLOG:               # Gumbel for minima: F = 1 - exp(-exp(x))
         ex = exp(x)
         lS[0] = -ex
         if x < -30.0:
@@ -55,7 +58,7 @@ cdef inline void link_eval(int link, double x, double* lF, double* lS, double* l
             lF[0] = log(-expm1(-ex))
         lf[0] = x - ex
         g[0] = 1.0 - ex
-    elif link == 3:                                 # Gumbel for maxima: F = exp(-exp(-x))
+    elif link == CUMLINK_LOGLOG:                # Gumbel for maxima: F = exp(-exp(-x))
         ex = exp(-x)
         lF[0] = -ex
         if x > 30.0:
@@ -64,7 +67,7 @@ cdef inline void link_eval(int link, double x, double* lF, double* lS, double* l
             lS[0] = log(-expm1(-ex))
         lf[0] = -x - ex
         g[0] = ex - 1.0
-    else:                                           # Cauchy
+    else:                                           # CUMLINK_CAUCHIT
         lF[0] = log(cauchy_cdf(x))
         lS[0] = log(cauchy_cdf(-x))
         lf[0] = -log(M_PI) - log1p(x * x)
@@ -164,7 +167,7 @@ cdef inline double obs_terms(int link, double x1, double x0, bint has1, bint has
                              double* r1, double* r0, double* g1, double* g0) noexcept nogil:
     """log P of one observation; r1 = f(x1)/P, r0 = f(x0)/P (0 where the bound is infinite), g1, g0."""
     cdef double out
-    if link == 0 and (has1 or has0):
+    if link == CUMLINK_LOGIT and (has1 or has0):
         r1[0] = 0.0
         r0[0] = 0.0
         g1[0] = 0.0
@@ -186,16 +189,16 @@ cdef inline void bounds(const double[::1] alpha, double eta, Py_ssize_t c, Py_ss
 cdef inline double dlog_density_slope(int link, double x) noexcept nogil:
     """g'(x), the derivative of g = f'/f (so f''/f = g^2 + g')."""
     cdef double e
-    if link == 0:
+    if link == CUMLINK_LOGIT:
         e = exp(-fabs(x))
         return -2.0 * e / ((1.0 + e) * (1.0 + e))
-    if link == 1:
+    if link == CUMLINK_PROBIT:
         return -1.0
-    if link == 2:
+    if link == CUMLINK_CLOGLOG:
         return -exp(x)
-    if link == 3:
+    if link == CUMLINK_LOGLOG:
         return -exp(-x)
-    return (2.0 * x * x - 2.0) / ((1.0 + x * x) * (1.0 + x * x))
+    return (2.0 * x * x - 2.0) / ((1.0 + x * x) * (1.0 + x * x))   # CUMLINK_CAUCHIT
 
 
 cdef inline void obs_third(int link, double x1, double x0, bint has1, bint has0, double w,

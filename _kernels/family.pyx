@@ -1,9 +1,8 @@
 # Per-observation loops of the generalized linear model families: links, variances, deviance residuals,
 # log-likelihood terms, and the working weights / working residuals of penalized IRLS.
 #
-# Families and links are small integer codes (see mixframe.families for the names):
-#   family: 0 gaussian, 1 binomial, 2 poisson, 3 gamma, 4 inverse_gaussian, 5 negative_binomial (NB2)
-#   link:   0 identity, 1 log, 2 logit, 3 probit, 4 cloglog, 5 inverse, 6 sqrt, 7 inverse_squared, 8 cauchit
+# Families and links are the integer codes DIST_* and LINK_* of codes.pxi, generated from the enums Dist and
+# Link of mixframe/families/codes.py; mixframe.families.glm.Family is the Python door to these loops.
 #
 # ``disp`` is the family's dispersion parameter as mixframe reports it: the SD for gaussian, the coefficient of
 # variation for gamma, sigma (phi = sigma^2) for the inverse Gaussian, the size theta for NB2; ignored by the

@@ -1,8 +1,9 @@
 # Per-observation family and link functions shared by the kernels (included, not compiled alone).
 #
-# Families and links are small integer codes (see mixframe.families for the names):
-#   family: 0 gaussian, 1 binomial, 2 poisson, 3 gamma, 4 inverse_gaussian, 5 negative_binomial (NB2)
-#   link:   0 identity, 1 log, 2 logit, 3 probit, 4 cloglog, 5 inverse, 6 sqrt, 7 inverse_squared, 8 cauchit
+# Families and links are the integer codes DIST_* and LINK_* of codes.pxi, generated from
+# mixframe/families/codes.py (the one table of the codes).
+
+include "codes.pxi"
 
 from libc.math cimport exp, expm1, log, sqrt, erfc, atan, tan, lgamma, fabs, isfinite, floor, M_PI
 
@@ -21,14 +22,14 @@ cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
 cdef inline void link_inv3(int link, double eta, double* mu, double* d1, double* d2) noexcept nogil:
     """mu = h(eta), d1 = h'(eta), d2 = h''(eta) for inverse link h."""
     cdef double e, m, t, s
-    if link == 0:
+    if link == LINK_IDENTITY:
         mu[0] = eta; d1[0] = 1.0; d2[0] = 0.0
-    elif link == 1:
+    elif link == LINK_LOG:
         e = exp(eta)
         if e < EPS:
             e = EPS
         mu[0] = e; d1[0] = e; d2[0] = e
-    elif link == 2:
+    elif link == LINK_LOGIT:
         t = clamp(eta, -LOGIT_BOUND, LOGIT_BOUND)
         e = exp(-fabs(t))
         if t >= 0:
@@ -40,14 +41,14 @@ cdef inline void link_inv3(int link, double eta, double* mu, double* d1, double*
         if s < EPS:
             s = EPS
         d1[0] = s; d2[0] = s * (1.0 - 2.0 * m)
-    elif link == 3:
+    elif link == LINK_PROBIT:
         t = clamp(eta, -PROBIT_BOUND, PROBIT_BOUND)
         mu[0] = 0.5 * erfc(-t * SQRT1_2)
         s = INV_SQRT_2PI * exp(-0.5 * eta * eta)
         if s < EPS:
             s = EPS
         d1[0] = s; d2[0] = -eta * s
-    elif link == 4:
+    elif link == LINK_CLOGLOG:
         t = clamp(eta, -700.0, 700.0)
         e = exp(t)
         m = -expm1(-e)
@@ -56,37 +57,37 @@ cdef inline void link_inv3(int link, double eta, double* mu, double* d1, double*
         if s < EPS:
             s = EPS
         d1[0] = s; d2[0] = s * (1.0 - e)
-    elif link == 5:
+    elif link == LINK_INVERSE:
         mu[0] = 1.0 / eta; d1[0] = -1.0 / (eta * eta); d2[0] = 2.0 / (eta * eta * eta)
-    elif link == 6:
+    elif link == LINK_SQRT:
         mu[0] = eta * eta; d1[0] = 2.0 * eta; d2[0] = 2.0
-    elif link == 7:
+    elif link == LINK_INVERSE_SQUARED:
         s = sqrt(eta)
         mu[0] = 1.0 / s; d1[0] = -0.5 / (eta * s); d2[0] = 0.75 / (eta * eta * s)
-    else:
+    else:                                           # LINK_CAUCHIT
         t = 1.0 + eta * eta
         mu[0] = clamp(0.5 + atan(eta) / M_PI, EPS, 1.0 - EPS)
         d1[0] = 1.0 / (M_PI * t); d2[0] = -2.0 * eta / (M_PI * t * t)
 
 
 cdef inline double link_fun1(int link, double mu) noexcept nogil:
-    if link == 0:
+    if link == LINK_IDENTITY:
         return mu
-    elif link == 1:
+    elif link == LINK_LOG:
         return log(mu)
-    elif link == 2:
+    elif link == LINK_LOGIT:
         return log(mu / (1.0 - mu))
-    elif link == 3:
+    elif link == LINK_PROBIT:
         return probit_q(mu)
-    elif link == 4:
+    elif link == LINK_CLOGLOG:
         return log(-log(1.0 - mu))
-    elif link == 5:
+    elif link == LINK_INVERSE:
         return 1.0 / mu
-    elif link == 6:
+    elif link == LINK_SQRT:
         return sqrt(mu)
-    elif link == 7:
+    elif link == LINK_INVERSE_SQUARED:
         return 1.0 / (mu * mu)
-    else:
+    else:                                           # LINK_CAUCHIT
         return tan(M_PI * (mu - 0.5))
 
 
@@ -115,36 +116,36 @@ cdef double probit_q(double p) noexcept nogil:
 
 
 cdef inline double variance1(int fam, double mu, double disp) noexcept nogil:
-    if fam == 0:
+    if fam == DIST_GAUSSIAN:
         return 1.0
-    elif fam == 1:
+    elif fam == DIST_BINOMIAL:
         return mu * (1.0 - mu)
-    elif fam == 2:
+    elif fam == DIST_POISSON:
         return mu
-    elif fam == 3:
+    elif fam == DIST_GAMMA:
         return mu * mu
-    elif fam == 4:
+    elif fam == DIST_INVERSE_GAUSSIAN:
         return mu * mu * mu
-    return mu + mu * mu / disp
+    return mu + mu * mu / disp         # DIST_NEGATIVE_BINOMIAL
 
 
 cdef inline double dvariance1(int fam, double mu, double disp) noexcept nogil:
-    if fam == 0:
+    if fam == DIST_GAUSSIAN:
         return 0.0
-    elif fam == 1:
+    elif fam == DIST_BINOMIAL:
         return 1.0 - 2.0 * mu
-    elif fam == 2:
+    elif fam == DIST_POISSON:
         return 1.0
-    elif fam == 3:
+    elif fam == DIST_GAMMA:
         return 2.0 * mu
-    elif fam == 4:
+    elif fam == DIST_INVERSE_GAUSSIAN:
         return 3.0 * mu * mu
-    return 1.0 + 2.0 * mu / disp
+    return 1.0 + 2.0 * mu / disp         # DIST_NEGATIVE_BINOMIAL
 
 
 cdef inline double phi1(int fam, double disp) noexcept nogil:
     """The variance multiplier phi in Var(y) = phi V(mu) / wt (1 for binomial, Poisson and NB2)."""
-    if fam == 0 or fam == 3 or fam == 4:
+    if fam == DIST_GAUSSIAN or fam == DIST_GAMMA or fam == DIST_INVERSE_GAUSSIAN:
         return disp * disp
     return 1.0
 
@@ -152,9 +153,9 @@ cdef inline double phi1(int fam, double disp) noexcept nogil:
 cdef inline bint valid_mu1(int fam, double mu) noexcept nogil:
     if not isfinite(mu):
         return False
-    if fam == 1:
+    if fam == DIST_BINOMIAL:
         return 0.0 < mu < 1.0
-    if fam == 0:
+    if fam == DIST_GAUSSIAN:
         return True
     return mu > 0.0
 
@@ -168,17 +169,17 @@ cdef inline double ylogy(double y, double mu) noexcept nogil:
 
 cdef inline double dev_resid1(int fam, double y, double mu, double wt, double disp) noexcept nogil:
     cdef double t
-    if fam == 0:
+    if fam == DIST_GAUSSIAN:
         return wt * (y - mu) * (y - mu)
-    elif fam == 1:
+    elif fam == DIST_BINOMIAL:
         return 2.0 * wt * (ylogy(y, mu) + ylogy(1.0 - y, 1.0 - mu))
-    elif fam == 2:
+    elif fam == DIST_POISSON:
         return 2.0 * wt * (ylogy(y, mu) - (y - mu))
-    elif fam == 3:
+    elif fam == DIST_GAMMA:
         return -2.0 * wt * (log(y / mu) - (y - mu) / mu)
-    elif fam == 4:
+    elif fam == DIST_INVERSE_GAUSSIAN:
         return wt * (y - mu) * (y - mu) / (y * mu * mu)
-    t = disp
+    t = disp                                        # DIST_NEGATIVE_BINOMIAL
     return 2.0 * wt * (ylogy(y, mu) - (y + t) * log((y + t) / (mu + t)))
 
 
@@ -186,10 +187,10 @@ cdef inline double loglik1(int fam, double y, double mu, double wt, double disp)
     cdef double a, n, k, s2
     if wt == 0.0:
         return 0.0
-    if fam == 0:
+    if fam == DIST_GAUSSIAN:
         s2 = disp * disp
         return -0.5 * (LOG_2PI + log(s2 / wt)) - wt * (y - mu) * (y - mu) / (2.0 * s2)
-    elif fam == 1:
+    elif fam == DIST_BINOMIAL:
         n = floor(wt + 0.5)
         k = floor(wt * y + 0.5)
         a = lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0)
@@ -198,18 +199,18 @@ cdef inline double loglik1(int fam, double y, double mu, double wt, double disp)
         if n - k > 0:
             a += (n - k) * log(1.0 - mu)
         return a
-    elif fam == 2:
+    elif fam == DIST_POISSON:
         a = -mu - lgamma(y + 1.0)
         if y > 0:
             a += y * log(mu)
         return wt * a
-    elif fam == 3:
+    elif fam == DIST_GAMMA:
         a = 1.0 / (disp * disp)
         return wt * (-lgamma(a) - a * log(mu / a) + (a - 1.0) * log(y) - a * y / mu)
-    elif fam == 4:
+    elif fam == DIST_INVERSE_GAUSSIAN:
         s2 = disp * disp
         return wt * (-0.5 * (LOG_2PI + log(s2 * y * y * y)) - (y - mu) * (y - mu) / (2.0 * s2 * mu * mu * y))
-    a = disp
+    a = disp                                        # DIST_NEGATIVE_BINOMIAL
     k = lgamma(y + a) - lgamma(a) - lgamma(y + 1.0) + a * log(a / (a + mu))
     if y > 0:
         k += y * log(mu / (a + mu))

@@ -23,7 +23,7 @@ def cumlink_eta(const int[::1] y, const double[::1] eta, const double[::1] alpha
     eta : (n,) location x'beta (+ z'b); the model is F(alpha_c - eta)
     alpha : (K-1,) increasing thresholds
     wts : (n,) prior weights, or empty for unit weights
-    link : link code (0 logit, 1 probit, 2 cloglog, 3 loglog, 4 cauchit)
+    link : cumulative link code (CumLink of mixframe/families/codes.py, CUMLINK_* in codes.pxi)
     score_out : (n,) d loglik_i / d eta_i (weighted)
     curv_out : (n,) -d^2 loglik_i / d eta_i^2 (weighted)
 

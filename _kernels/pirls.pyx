@@ -339,7 +339,8 @@ cdef class LaplacePirls:
         cdef double ai
         cdef double gt[65]
         cdef int fam = self.fam, link = self.link
-        cdef bint canon = (fam == 1 and link == 2) or (fam == 2 and link == 1)
+        cdef bint canon = ((fam == DIST_BINOMIAL and link == LINK_LOGIT)
+                           or (fam == DIST_POISSON and link == LINK_LOG))
         cdef const int* lv = &self.lev[0, 0]
         cdef const double* zp = &self.zv[0, 0]
         cdef const int* posp = &self.pos[0, 0] if nr > 0 else NULL
@@ -400,7 +401,7 @@ cdef class LaplacePirls:
                 if canon:
                     # canonical link: dmu/deta = V(mu), so dw/deta = wt mu'' and e = wt (y - mu)
                     m = mup[i]
-                    if fam == 1:
+                    if fam == DIST_BINOMIAL:
                         d1 = m * (1.0 - m)
                         d2 = (d1 if d1 > EPS else EPS) * (1.0 - 2.0 * m)     # as link_inv3 bounds it
                     else:

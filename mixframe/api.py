@@ -1,10 +1,13 @@
-"""The public fitting functions: parse -> design -> fit -> result. The only orchestration in the package."""
+"""The public fitting functions: parse -> design -> fit -> result. The only orchestration in the package.
+
+Importing this module is cheap: the formula parser, the design builder, the fitting code and the compiled
+kernels are imported by the first fit, inside the functions below.
+"""
 from __future__ import annotations
 
 import warnings
 
-from .design.build import build_design
-from .results import MixedModel
+from .control import parse_control
 
 __all__ = ["clm", "clmm", "glmm", "lmm"]
 
@@ -51,7 +54,14 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     random : str or list of str, optional
         Adds these random-effect terms, e.g. ``["(1|judge)", "(1|bottle)"]``.
     control : dict, optional
-        Optimizer settings: ``optimizer`` ("bobyqa", "neldermead", ...), ``maxiter``, ``tol``, ``verbose``.
+        Fit settings, checked before any work (an unknown key or optimizer is a ``ValueError`` that names it
+        and lists the allowed ones; see :class:`mixframe.control.LMMControl`): ``optimizer`` (``"bobyqa"``,
+        ``"neldermead"``, ``"cobyla"``, ``"sbplx"``: a derivative-free method instead of the default Newton or
+        quasi-Newton method on analytic derivatives), ``maxiter`` (evaluations), ``tol`` (sets ``ftol_rel``
+        and ``xtol_rel``), ``ftol_rel``, ``ftol_abs``, ``xtol_rel``, ``xtol_abs``, ``initial_step``,
+        ``verbose``, ``progress`` (True/False: show/hide the progress bar). Streamed inputs (a polars
+        LazyFrame, a pyarrow Dataset or RecordBatchReader, a dask DataFrame) also take ``batch_size`` (rows
+        per batch; :class:`mixframe.control.StreamedLMMControl`).
 
     Returns
     -------
@@ -64,16 +74,23 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     >>> round(fit.fixef["Days"], 4)
     10.4673
     """
-    from .fit.lmm import fit_lmm
-    from .stream import fit_lmm_stream, is_stream
+    from .stream import is_stream
 
     if is_stream(data):
+        from .stream import fit_lmm_stream
+
+        control = parse_control("streamed lmm", control)
         return fit_lmm_stream(formula, data, reml=reml, weights=weights, offset=offset, groups=groups,
-                              random=random, control=control)
+                              random=random, control=control.options())
+    from .design.build import build_design
+    from .fit.lmm import fit_lmm
+    from .results import MixedModel
+
+    control = parse_control("lmm", control)
     design = build_design(formula, data, kind="lmm", groups=groups, random=random, weights=weights,
                           offset=offset)
     _announce_dropped(design)
-    raw = fit_lmm(design, reml=reml, control=control)
+    raw = fit_lmm(design, reml=reml, control=control.options())
 
     def refit_ml():
         return lmm(formula, data, reml=False, weights=weights, offset=offset, groups=groups, random=random,
@@ -101,8 +118,15 @@ def glmm(formula, data, *, family="binomial", link=None, nagq=1, weights=None, o
     nagq : int
         1 Laplace (default); > 1 adaptive Gauss-Hermite with that many nodes (one scalar random-effect term
         only); 0 the fast PIRLS-only fit.
-    weights, offset, groups, random, control
+    weights, offset, groups, random
         As in :func:`lmm`.
+    control : dict, optional
+        Fit settings, checked before any work (an unknown key is a ``ValueError`` that names it and lists the
+        allowed ones; see :class:`mixframe.control.GLMMControl`): ``maxiter`` (or ``maxeval``: objective
+        evaluations), ``tol`` (sets ``ftol_rel``), ``ftol_rel``, ``ftol_abs``, ``xtol_rel``, ``xtol_abs``,
+        ``pirls_tol`` (the conditional modes' iterations), ``hessian_step`` and ``calc_hessian`` (the
+        finite-difference Hessian behind the standard errors), ``progress``. A GLMM fit chooses its optimizer
+        itself, so ``optimizer`` is not a setting.
 
     Returns
     -------
@@ -116,14 +140,17 @@ def glmm(formula, data, *, family="binomial", link=None, nagq=1, weights=None, o
     >>> round(fit.fixef["period2"], 3)
     -0.992
     """
+    from .design.build import build_design
     from .families import get_family
     from .fit.glmm import fit_glmm
+    from .results import MixedModel
 
+    control = parse_control("glmm", control)
     fam = get_family(family, link)
     design = build_design(formula, data, kind="glmm", family=fam.name, groups=groups, random=random,
                           weights=weights, offset=offset)
     _announce_dropped(design)
-    raw = fit_glmm(design, family=fam.name, link=fam.link, nagq=nagq, control=control)
+    raw = fit_glmm(design, family=fam.name, link=fam.link, nagq=nagq, control=control.options())
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, family=fam.name, nagq=nagq))
 
 
@@ -144,8 +171,15 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
         1 Laplace; > 1 adaptive Gauss-Hermite quadrature (one grouping factor with a random intercept).
     levels : list, optional
         The order of the response categories when the response is not an ordered categorical.
-    weights, groups, random, control
+    weights, groups, random
         As in :func:`lmm`.
+    control : dict, optional
+        Fit settings, checked before any work (an unknown key or optimizer is a ``ValueError`` that names it
+        and lists the allowed ones; see :class:`mixframe.control.CLMMControl`): ``maxiter`` and ``tol`` (of
+        L-BFGS, used with the analytic gradient of one scalar random-effect term and nagq=1; otherwise of the
+        derivative-free optimizer), and for the derivative-free optimizer ``optimizer`` (``"bobyqa"``,
+        ``"neldermead"``, ``"cobyla"``, ``"sbplx"``), ``ftol_rel``, ``ftol_abs``, ``xtol_rel``, ``xtol_abs``,
+        ``initial_step``, ``verbose``, ``progress``.
 
     Returns
     -------
@@ -158,17 +192,38 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
     >>> round(fit.fixef["tempwarm"], 3)
     3.063
     """
+    from .design.build import build_design
     from .fit.clmm import fit_clmm
+    from .results import MixedModel
 
+    control = parse_control("clmm", control)
     design = build_design(formula, data, kind="clmm", groups=groups, random=random, weights=weights,
                           levels=levels)
     _announce_dropped(design)
-    raw = fit_clmm(design, link=link, threshold=threshold, nagq=nagq, control=control)
+    raw = fit_clmm(design, link=link, threshold=threshold, nagq=nagq, control=control.options())
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, threshold=threshold, nagq=nagq))
 
 
-def clm(formula, data, *, link="logit", threshold="flexible", levels=None, weights=None):
+def clm(formula, data, *, link="logit", threshold="flexible", levels=None, weights=None, control=None):
     """Fit a cumulative link model without random effects (the baseline for likelihood-ratio tests).
+
+    ``link(P(Y <= k)) = alpha_k - x'beta``, fitted by Newton-Raphson.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"rating ~ temp + contact"``; the intercept is absorbed into the thresholds.
+    data : pandas or polars DataFrame
+    link, threshold, levels, weights
+        As in :func:`clmm`.
+    control : dict, optional
+        Fit settings, checked before any work (an unknown key is a ``ValueError`` that names it and lists the
+        allowed ones; see :class:`mixframe.control.CLMControl`): ``maxiter`` (Newton-Raphson iterations,
+        default 100) and ``tol`` (the largest absolute gradient element at which it stops, default 1e-9).
+
+    Returns
+    -------
+    MixedModel
 
     Examples
     --------
@@ -177,9 +232,12 @@ def clm(formula, data, *, link="logit", threshold="flexible", levels=None, weigh
     >>> round(fit.fixef["tempwarm"], 3)
     2.503
     """
+    from .design.build import build_design
     from .fit.clm import fit_clm
+    from .results import MixedModel
 
+    control = parse_control("clm", control)
     design = build_design(formula, data, kind="clm", weights=weights, levels=levels)
     _announce_dropped(design)
-    raw = fit_clm(design, link=link, threshold=threshold)
+    raw = fit_clm(design, link=link, threshold=threshold, control=control.options())
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, threshold=threshold))

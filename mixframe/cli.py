@@ -1,11 +1,16 @@
 """Command line: ``mixframe demo`` and ``mixframe fit DATA "FORMULA" [options]``.
 
-Exit codes: 0 success, 2 bad input (missing file, unknown column, formula or data error), 1 anything else.
+Exit codes: 0 success (also when the reader of the output goes away early, as ``| head`` does); 2 anything that
+stops the fit or its output — a missing, empty or malformed file, an unknown column, a formula or data error, a
+fit that fails, an output that cannot be written (a closed standard output included) — with a one-line message on
+standard error and no traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -40,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--format", choices=["table", "csv", "json"], default="table",
                      help="table: the summary text; csv/json: the tidy tables (coefficients, variance "
                           "components, glance)")
+    fit.add_argument("-o", "--output", default=None, help="write the output to this file instead of stdout")
     return ap
+
+
+class CliError(Exception):
+    """Bad input or a failed fit or write: reported in one line, exit code 2."""
 
 
 def _read(path: str):
@@ -48,12 +58,27 @@ def _read(path: str):
 
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"data file '{path}' does not exist")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pl.read_parquet(p)
-    if p.suffix.lower() in (".csv", ".txt"):
-        return pl.read_csv(p, infer_schema_length=10_000)
-    raise ValueError(f"data file '{path}': expected a .csv or .parquet file")
+        raise CliError(f"data file '{path}' does not exist")
+    if p.is_dir():
+        raise CliError(f"data file '{path}' is a folder; give a .csv or .parquet file")
+    suffix = p.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".txt"):
+        raise CliError(f"data file '{path}': expected a .csv or .parquet file")
+    if p.stat().st_size == 0:
+        raise CliError(f"data file '{path}' is empty")
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pl.read_parquet(p)
+        else:
+            # every row is read before a column's type is chosen, so a value late in the file that changes
+            # the type (a number column with a text cell) gives a text column, not a parse failure
+            frame = pl.read_csv(p, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise CliError(f"cannot read '{path}' as {'Parquet' if suffix in ('.parquet', '.pq') else 'CSV'}: "
+                       f"{exc}") from None
+    if frame.height == 0:
+        raise CliError(f"data file '{path}' has no rows")
+    return frame
 
 
 def _fit(args):
@@ -120,9 +145,39 @@ def demo(backend: str = "polars", out=None) -> None:
         print(file=out)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _one_line(err) -> str:
+    text = _ANSI.sub("", str(err)).strip() or type(err).__name__
+    return " ".join(text.split())
+
+
+def _open_output(path):
+    if path is None:
+        if sys.stdout is None or sys.stdout.closed:
+            raise CliError("standard output is closed; give --output FILE")
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in main
+    except OSError as exc:
+        raise CliError(f"cannot write the output to '{path}': {exc.strerror or exc}") from None
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``| head``): stop quietly, as shell tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``mixframe`` command."""
     args = _parser().parse_args(argv)
+    out = None
     try:
         import polars as pl
 
@@ -130,17 +185,33 @@ def main(argv=None) -> int:
         pl.Config.set_tbl_width_chars(160)
         if args.command == "demo":
             demo(args.backend)
+            sys.stdout.flush()
             return 0
+        out = _open_output(args.output)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = _fit(args)
+            try:
+                fit = _fit(args)
+            except (CliError, ValueError):  # FormulaError and DataError are ValueErrors
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the fit is reported in one line
+                raise CliError(f"the fit failed ({type(exc).__name__}): {_one_line(exc)}") from None
         for w in caught:
-            print(f"warning: {w.message}", file=sys.stderr)
-        _emit(fit, args.format, sys.stdout)
+            print(f"warning: {_one_line(w.message)}", file=sys.stderr)
+        _emit(fit, args.format, out)
+        out.flush()
         return 0
-    except (FileNotFoundError, ValueError) as err:  # FormulaError and DataError are ValueErrors
-        print(f"mixframe: error: {err}", file=sys.stderr)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except (CliError, ValueError) as err:
+        print(f"mixframe: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except OSError as err:  # writing the output failed (a full disk, a closed descriptor)
+        print(f"mixframe: error: cannot write the output: {_one_line(err)}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

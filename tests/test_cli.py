@@ -104,3 +104,94 @@ def test_module_entry_point_subprocess():
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("mixframe: error:") and done.stdout == ""
+
+
+# Bad input: exit 2 with one line on stderr and no traceback.
+
+def _one_line_error(code, out, err):
+    assert code == 2 and out == ""
+    assert err.startswith("mixframe: error:") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_empty_csv_exit_2(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    err = _one_line_error(*run(["fit", str(path), FORMULA], capsys))
+    assert "empty" in err
+
+
+def test_header_only_csv_exit_2(tmp_path, capsys):
+    path = tmp_path / "header.csv"
+    path.write_text("Reaction,Days,Subject\n")
+    err = _one_line_error(*run(["fit", str(path), FORMULA], capsys))
+    assert "no rows" in err
+
+
+def test_malformed_csv_exit_2(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b'Reaction,Days,Subject\n1,2,"unterminated\n3,4\n\xff\xfe,,,,,,\n')
+    _one_line_error(*run(["fit", str(path), FORMULA], capsys))
+
+
+def test_type_change_after_many_rows(tmp_path, capsys):
+    # a numeric column whose 20,000th value is text is read as text (every row is read before a type is
+    # chosen), so it is a factor, as R's read.csv makes it, instead of a parse failure
+    path = tmp_path / "late.csv"
+    rows = ["y,x,g"] + [f"{(i * 7919) % 13}.5,{i % 5},{i % 20}" for i in range(20_000)] + ["3.5,oops,1"]
+    path.write_text("\n".join(rows) + "\n")
+    code, out, err = run(["fit", str(path), "y ~ x + (1 | g)", "--format", "json"], capsys)
+    assert code == 0, err
+    terms = [row["term"] for row in json.loads(out)["coefficients"]]
+    assert terms == ["(Intercept)", "x1", "x2", "x3", "x4", "xoops"]
+
+
+def test_empty_parquet_exit_2(tmp_path, capsys):
+    pl = pytest.importorskip("polars")
+    path = tmp_path / "empty.parquet"
+    pl.DataFrame({"Reaction": [], "Days": [], "Subject": []},
+                 schema={"Reaction": pl.Float64, "Days": pl.Float64, "Subject": pl.String}).write_parquet(path)
+    err = _one_line_error(*run(["fit", str(path), FORMULA], capsys))
+    assert "no rows" in err
+
+
+def test_not_parquet_exit_2(tmp_path, capsys):
+    path = tmp_path / "fake.parquet"
+    path.write_text("this is not parquet")
+    err = _one_line_error(*run(["fit", str(path), FORMULA], capsys))
+    assert "Parquet" in err
+
+
+def test_failing_fit_exit_2(monkeypatch, capsys):
+    import mixframe as mf
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(mf, "lmm", broken)
+    err = _one_line_error(*run(["fit", SLEEP, FORMULA], capsys))
+    assert "the fit failed (RuntimeError): boom second line" in err
+
+
+def test_output_file_and_unwritable_output(tmp_path, capsys):
+    target = tmp_path / "out.json"
+    code, out, err = run(["fit", SLEEP, FORMULA, "--format", "json", "-o", str(target)], capsys)
+    assert code == 0 and out == "" and json.loads(target.read_text())["glance"][0]["nobs"] == 180
+    err = _one_line_error(*run(["fit", SLEEP, FORMULA, "-o", str(tmp_path / "no" / "such" / "dir.txt")], capsys))
+    assert "cannot write" in err
+
+
+def test_closed_stdout_is_an_error():
+    done = subprocess.run(f'"{sys.executable}" -m mixframe fit "{SLEEP}" "{FORMULA}" >&-', shell=True,
+                          capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "standard output" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_broken_pipe_is_quiet():
+    proc = subprocess.Popen([sys.executable, "-m", "mixframe", "fit", SLEEP, FORMULA, "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away before anything is written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err

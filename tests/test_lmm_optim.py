@@ -9,13 +9,13 @@ import pytest
 
 import mixframe as mf
 from mixframe.design.build import build_design
-from mixframe.fit.blocked import BlockedSystem
+from mixframe.linalg.blocked import BlockedSystem
 from mixframe.fit.lmm import LmmObjective, optimize_lmm
 from mixframe.fit.lmm_grad import OneBlockDerivatives, one_block, one_term_deviance, one_term_start, \
     profiled_gradient
 from mixframe.fit.optimize import minimize_trust_region
 
-from test_blocked import make_term
+from linalg.dense_oracle import make_term
 
 
 def _frame(seed, n_levels=(30, 8), per=6, k=1, weights=False):

@@ -1,0 +1,29 @@
+"""Compiled kernels: each Cython source ``_kernels/<name>.pyx`` builds the module ``mixframe._ext.<name>``.
+
+The kernels compute values, gradients and Hessians into caller-allocated buffers; they hold no
+optimisation logic. Each module ``mixframe._ext.<module>`` has its Python doors, the only modules that may
+import it (tests excepted):
+
+===============  ============================================  ==============================================
+module           built from (includes, cimports)               imported only by
+===============  ============================================  ==============================================
+blocked          blocked.pyx (small_dense.pxi)                 mixframe.fit.blocked
+crossprod        crossprod.pyx                                 mixframe.fit.crossprod, mixframe.fit.blocked
+lmm_derivs       lmm_derivs.pyx (small_dense.pxi)              mixframe.fit.lmm_grad
+family           family.pyx (family_core.pxi, codes.pxi)       mixframe.families.glm
+pirls            pirls.pyx (family_core.pxi, codes.pxi)        mixframe.fit.glmm_laplace
+ordinal          ordinal.pyx (cumlink.pxd, codes.pxi)          mixframe.families.cumulative (link_functions),
+                                                               mixframe.fit.clm, mixframe.fit.clmm_laplace
+ordinal_laplace  ordinal_laplace.pyx (cumlink.pxd, codes.pxi)  mixframe.fit.clmm_laplace
+===============  ============================================  ==============================================
+
+Shared sources, compiled into the modules that include them:
+
+* ``codes.pxi`` — the integer codes ``DIST_*``, ``LINK_*`` and ``CUMLINK_*``, generated from
+  :mod:`mixframe.families.codes` (a test checks it is up to date);
+* ``family_core.pxi`` — per-observation GLM family and link functions (``family``, ``pirls``);
+* ``cumlink.pxd`` — per-observation cumulative link likelihood pieces (``ordinal``, ``ordinal_laplace``);
+* ``small_dense.pxi`` — the small Cholesky shared by ``blocked`` and ``lmm_derivs``.
+
+Build them in place with ``python setup.py build_ext --inplace`` (``MIXFRAME_KERNELS=a,b`` for a few).
+"""

@@ -90,7 +90,7 @@ class ColumnLevels:
         if kind == "numeric" and self.kind == "numeric":
             found = self._number_table()
             if found:
-                from ..fit.crossprod import table_codes
+                from ..linalg.crossprod import table_codes
 
                 return table_codes(cache.numeric(self.name), found[0], found[1])
         if kind == "string" and self.kind == "string":

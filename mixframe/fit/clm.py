@@ -3,105 +3,24 @@
 The model is ``P(Y <= j) = F(alpha_j - x'beta)`` for the ``K - 1`` increasing thresholds ``alpha``.
 The thresholds are ``alpha = J @ xi`` for a structure matrix ``J`` ("flexible": the identity;
 "equidistant": a first threshold and a spacing; "symmetric": thresholds symmetric about a central
-one, or two central ones for an even number of thresholds). The fit is Newton-Raphson on
+one, or two central ones for an even number of thresholds; the links and structures live in
+:mod:`mixframe.families.cumulative`). The fit is Newton-Raphson on
 ``(xi, beta)`` with the analytic gradient and Hessian from ``mixframe._ext.ordinal``; a step that
 would break the ordering of the thresholds or lower the likelihood is halved.
 """
 from __future__ import annotations
 
 import warnings
-from itertools import pairwise
-from statistics import NormalDist
 
 import numpy as np
 
-from .._ext.ordinal import cumlink_full, link_functions
+from .._ext.ordinal import cumlink_full
 from ..errors import ConvergenceWarning, DataError
+from ..families.cumulative import LINKS, THRESHOLDS, link_code, make_cdf, quantile, threshold_structure
 from .result import RawFit
 
-LINKS = {"logit": 0, "probit": 1, "cloglog": 2, "loglog": 3, "cauchit": 4}
-THRESHOLDS = ("flexible", "equidistant", "symmetric")
-
-_QUANTILES = {   # the inverse CDFs F^{-1}
-    "logit": lambda p: np.log(p) - np.log1p(-p),
-    "probit": np.vectorize(NormalDist().inv_cdf, otypes=[float]),
-    "cloglog": lambda p: np.log(-np.log1p(-p)),
-    "loglog": lambda p: -np.log(-np.log(p)),
-    "cauchit": lambda p: np.tan(np.pi * (p - 0.5)),
-}
-
-
-def link_code(link: str) -> int:
-    """The kernel's code of a cumulative link; ValueError naming the known ones otherwise."""
-    if link not in LINKS:
-        raise ValueError(f"link {link!r} is not a cumulative link; use one of {sorted(LINKS)}")
-    return LINKS[link]
-
-
-def make_cdf(link: str):
-    """The vectorized CDF ``F`` of a link (any array shape), as ``P(Y <= j) = F(alpha_j - eta)`` uses it.
-
-    Examples
-    --------
-    >>> cdf = make_cdf("logit")
-    >>> float(cdf(np.array([0.0]))[0])
-    0.5
-    """
-    code = link_code(link)
-    empty = np.empty(0)
-
-    def cdf(x):
-        x = np.asarray(x, dtype=float)
-        flat = np.ascontiguousarray(x.ravel())
-        out = np.empty_like(flat)
-        link_functions(code, flat, out, empty, empty)
-        return out.reshape(x.shape)
-
-    cdf.__name__ = f"{link}_cdf"
-    return cdf
-
-
-def threshold_structure(levels, threshold: str):
-    """The structure matrix ``J`` (K-1, n_xi) with ``alpha = J @ xi``, and the names of ``xi``.
-
-    Flexible thresholds are named ``"1|2"``, ``"2|3"``, ... from the response levels; the structured
-    ones ``threshold.1, spacing`` (equidistant) and ``central, spacing.1, ...`` or
-    ``central.1, central.2, spacing.1, ...`` (symmetric, odd or even number of thresholds).
-
-    Examples
-    --------
-    >>> J, names = threshold_structure(["1", "2", "3", "4"], "symmetric")
-    >>> J.tolist(), names
-    ([[1.0, -1.0], [1.0, 0.0], [1.0, 1.0]], ['central', 'spacing.1'])
-    """
-    levels = [str(v) for v in levels]
-    nthr = len(levels) - 1
-    if nthr < 1:
-        raise DataError(f"an ordinal response needs at least 2 levels; found {levels}")
-    if threshold == "flexible":
-        return np.eye(nthr), [f"{a}|{b}" for a, b in pairwise(levels)]
-    if threshold not in THRESHOLDS:
-        raise ValueError(f"threshold {threshold!r} is not one of {list(THRESHOLDS)}")
-    if nthr < 2:
-        raise DataError(f"{threshold} thresholds need a response with 3 or more levels; found {levels}")
-    if threshold == "equidistant":
-        return np.column_stack([np.ones(nthr), np.arange(nthr, dtype=float)]), ["threshold.1", "spacing"]
-    m = nthr // 2
-    if nthr % 2:   # alpha_m = central; alpha_{m -+ j} = central -+ spacing_j
-        J = np.zeros((nthr, m + 1))
-        J[:, 0] = 1.0
-        for j in range(1, m + 1):
-            J[m - j, j] = -1.0
-            J[m + j, j] = 1.0
-        return J, ["central"] + [f"spacing.{j}" for j in range(1, m + 1)]
-    # even: alpha_{m-1} = central.1, alpha_m = central.2, spacings outwards from each
-    J = np.zeros((nthr, m + 1))
-    J[:m, 0] = 1.0
-    J[m:, 1] = 1.0
-    for j in range(1, m):
-        J[m - 1 - j, j + 1] = -1.0
-        J[m + j, j + 1] = 1.0
-    return J, ["central.1", "central.2"] + [f"spacing.{j}" for j in range(1, m)]
+__all__ = ["LINKS", "THRESHOLDS", "CLMProblem", "fit_clm", "link_code", "make_cdf", "newton_clm",
+           "response_codes", "start_thresholds", "threshold_structure"]
 
 
 def response_codes(design):
@@ -126,7 +45,7 @@ def start_thresholds(codes, K, weights, link, J):
     """Threshold parameters matching the marginal cumulative proportions (beta = 0)."""
     w = np.ones(codes.size) if weights is None else np.asarray(weights, dtype=float)
     cum = np.cumsum(np.bincount(codes, weights=w, minlength=K))[:-1] / w.sum()
-    alpha0 = _QUANTILES[link](np.clip(cum, 1e-6, 1 - 1e-6))
+    alpha0 = quantile(link, np.clip(cum, 1e-6, 1 - 1e-6))
     xi0 = np.linalg.lstsq(J, alpha0, rcond=None)[0]
     if not np.all(np.diff(J @ xi0) > 0):      # a structure that cannot follow the margins: spread evenly
         xi0 = np.linalg.lstsq(J, np.linspace(-1.0, 1.0, K - 1), rcond=None)[0]

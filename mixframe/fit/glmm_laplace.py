@@ -17,7 +17,7 @@ import numpy as np
 
 from .._ext.pirls import LaplacePirls
 from ..design.terms import theta_to_lambdas
-from .blocked import BlockedSystem
+from ..linalg.blocked import BlockedSystem
 
 
 class PirlsError(ArithmeticError):

@@ -19,7 +19,7 @@ from scipy.linalg.lapack import dtrtri
 
 from ..design.terms import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
-from .blocked import BlockedSystem
+from ..linalg.blocked import BlockedSystem
 from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient
 from .optimize import minimize_bounded, minimize_trust_region
 from .result import RawFit

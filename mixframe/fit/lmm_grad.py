@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.linalg.lapack import dtrtri
 
 #: theta_t below this uses a one-sided difference for its gradient component (the analytic form is 0/0 at 0)
 SMALL_THETA = 1e-5
@@ -30,25 +28,13 @@ def all_scalar(design) -> bool:
     return all(t.k == 1 for t in design.terms)
 
 
-def _one_term_parts(system):
-    """Per scalar term: the diagonal of its Z'WZ block and its cross-products with [X y] (ne x m)."""
-    c = system.chol
-    parts = [(np.asarray(c.A11)[:, 0, 0], np.asarray(c.AE1))]
-    if system.q2:
-        a22 = np.diagonal(np.asarray(c.A22))
-        aer = np.asarray(c.AER)
-        for off, m in zip(system.r_off, system.r_m):
-            parts.append((a22[off:off + m], aer[:, off:off + m]))
-    return parts
-
-
 def one_term_deviance(objective, a, C, theta) -> float:
     """The profiled deviance of the model with one scalar random-effect term alone, from that term's
     cross-products: the Z block is diagonal, so the factor is the vector sqrt(theta^2 a + 1) and a small
     Schur complement for [X y]."""
     t2 = theta * theta
     m = t2 * a + 1.0
-    schur = np.asarray(objective.system.chol.AEE) - (C * (t2 / m)) @ C.T
+    schur = objective.system.crossprod_blocks().AEE - (C * (t2 / m)) @ C.T
     try:
         d = np.diag(np.linalg.cholesky(schur))
     except np.linalg.LinAlgError:
@@ -85,7 +71,7 @@ def one_term_start(objective):
     curvature entries are NaN where the one-term deviance is not convex at the start.
     """
     theta, curv = [], []
-    for a, C in _one_term_parts(objective.system):
+    for a, C in objective.system.scalar_term_crossprods():
         def dev(th, a=a, C=C):
             return one_term_deviance(objective, a, C, abs(th))   # even in theta
 
@@ -99,39 +85,6 @@ def one_term_start(objective):
     return np.array(theta), np.array(curv)
 
 
-def _diag_inv_parts(system):
-    """Per-term trace of M^{-1} and the rows of V = L_Z^{-T} L_XZ' (q x ne)."""
-    c = system.chol
-    q2 = system.q2
-    L11 = np.asarray(c.L11)[:, 0, 0]
-    F1 = np.asarray(c.F1)
-    tr_blocks = []
-    if q2:
-        lam_rows = np.repeat(np.asarray(c.lamR), system.r_m)          # scalar terms: one value per row
-        x = np.asarray(c.S)[:, 0] * lam_rows[system.a21_row]          # the entries of L21 = LR' S
-        # diag of M^{-1}: block 2 is diag((L22 L22')^{-1}); block 1 adds x_j' (L22 L22')^{-1} x_j with x_j the
-        # level's column of L21, all divided by L11_j^2
-        P = system.inverse_m22()
-        d2 = np.diag(P).copy()
-        quad = np.empty(system.m0)
-        c.column_quad_forms(P, x, quad)
-        d1 = (1.0 + quad) / L11 ** 2
-        W2 = np.array(c.F2)                                            # rows: L22' v = F2 row
-        c.solve_l22_t(W2)
-        L21 = sp.csc_matrix((x, system.a21_row, system.a21_ptr), shape=(q2, system.m0))
-        V1 = (F1 - (L21.T @ W2.T).T).T / L11[:, None]
-        V = np.vstack([V1, W2.T])
-        diag = np.concatenate([d1, d2])
-    else:
-        diag = 1.0 / L11 ** 2
-        V = F1.T / L11[:, None]
-    pos = 0
-    for t in system.terms:
-        tr_blocks.append((pos, pos + t.q))
-        pos += t.q
-    return diag, V, tr_blocks
-
-
 def profiled_gradient(objective, theta) -> np.ndarray:
     """Gradient of ``objective(theta)`` (an LmmObjective over scalar terms) at theta."""
     with objective.system.blas_context():
@@ -142,19 +95,13 @@ def _gradient(objective, theta) -> np.ndarray:
     current = objective.system.theta
     f0 = objective(theta) if current is None or not np.array_equal(current, theta) else None
     system = objective.system
-    diag, V, blocks = _diag_inv_parts(system)
+    # diagonals of the Z block of M^{-1}, and what the fixed effects (and the response) add to it
+    diag, extra_p, extra_full = system.z_inverse_diagonals()
+    blocks, pos = [], 0
+    for t in system.terms:
+        blocks.append((pos, pos + t.q))
+        pos += t.q
     p = objective.p
-    L33 = np.tril(np.asarray(system.chol.L33))
-    Lx_inv, _ = dtrtri(L33, lower=1)
-    Lx_inv = np.tril(Lx_inv)
-    G_full = V @ Lx_inv.T
-    extra_full = np.einsum("ij,ij->i", G_full, G_full)
-    if p:
-        Lp_inv, _ = dtrtri(L33[:p, :p].copy(), lower=1)
-        G_p = V[:, :p] @ np.tril(Lp_inv).T
-        extra_p = np.einsum("ij,ij->i", G_p, G_p)
-    else:
-        extra_p = np.zeros_like(extra_full)
     n = objective.n
     grad = np.empty(theta.size)
     for t, (a, b) in enumerate(blocks):
@@ -217,9 +164,9 @@ class OneBlockDerivatives:
         pairs = [(i, j) for j in range(k) for i in range(j, k)]     # theta order: lower triangle by columns
         rows = np.array([r for r, _ in pairs], dtype=np.int32)
         cols = np.array([c for _, c in pairs], dtype=np.int32)
-        c = system.chol
+        A = system.crossprod_blocks()
         self._k, self._rows, self._cols = k, rows, cols
-        self._dev = OneBlockDeviance(c.A11, c.AE1, c.AEE, rows, cols, float(objective.n), objective.reml,
+        self._dev = OneBlockDeviance(A.A11, A.AE1, A.AEE, rows, cols, float(objective.n), objective.reml,
                                      float(objective.log_w))
         self.n_theta = len(pairs)
 

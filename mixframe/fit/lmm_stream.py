@@ -18,8 +18,8 @@ import numpy as np
 
 from ..design.terms import Design
 from ..errors import DataError
-from .blocked import BlockedSystem
-from .crossprod import Crossprods
+from ..linalg.blocked import BlockedSystem
+from ..linalg.crossprod import Crossprods
 from .lmm import LmmObjective, finish_lmm, optimize_lmm
 from .result import RawFit
 

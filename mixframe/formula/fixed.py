@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DataError, FormulaError
 from ..io.frames import r_number_label
+from .safety import check_expression
 from .simple import SimpleSpec, _parse_simple, arithmetic_names
 
 __all__ = [
@@ -36,11 +37,20 @@ __all__ = [
 _R_SYNTACTIC = re.compile(r"^[A-Za-z.][A-Za-z0-9._]*$")
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
-# Names available to expressions besides the data columns (formulaic adds log, exp, scale, C, I, ...).
-EVAL_CONTEXT = {"np": np, "numpy": np, "sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1}
+# Functions available to expressions besides formulaic's transforms (log, exp, scale, C, I, ...); every expression
+# is checked against mixframe.formula.safety.FUNCTIONS before it is evaluated. ``factor`` (R's factor() and
+# as.factor()) is formulaic's C, added on first use.
+EVAL_CONTEXT = {"sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p, "expm1": np.expm1, "sin": np.sin, "cos": np.cos,
+                "tan": np.tan, "floor": np.floor, "ceil": np.ceil, "round": np.round, "pow": np.power, "pi": np.pi}
 
 
 _MATERIALIZER = []
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain_message(exc) -> str:
+    """A library's exception text without terminal colour codes, folded to one line."""
+    return " ".join(_ANSI.sub("", str(exc)).split())
 
 
 def _r_materializer():
@@ -49,14 +59,28 @@ def _r_materializer():
     if not _MATERIALIZER:
         import pandas as pd
         from formulaic.materializers.pandas import PandasMaterializer
+        from formulaic.transforms import TRANSFORMS
         from interface_meta import override
 
-        class RMaterializer(PandasMaterializer):
-            """formulaic's pandas materializer, treating logical values as two-level factors as R does."""
+        EVAL_CONTEXT.setdefault("factor", TRANSFORMS["C"])
 
-            REGISTER_NAME = "mixframe_r"
+        class SafeMaterializer(PandasMaterializer):
+            """formulaic's pandas materializer that evaluates only expressions the formula allow-list accepts,
+            reading only the data's columns (see :mod:`mixframe.formula.safety`)."""
+
+            REGISTER_NAME = "mixframe_safe"
             REGISTER_INPUTS = ()
             REGISTER_OUTPUTS = ("pandas", "numpy")
+
+            @override
+            def _evaluate(self, expr, metadata, spec):
+                check_expression(expr, "the formula", columns=set(map(str, self.data.columns)))
+                return super()._evaluate(expr, metadata, spec)
+
+        class RMaterializer(SafeMaterializer):
+            """The safe materializer, treating logical values as two-level factors as R does."""
+
+            REGISTER_NAME = "mixframe_r"
 
             @override
             def _is_categorical(self, values) -> bool:
@@ -65,13 +89,21 @@ def _r_materializer():
                     return True
                 return super()._is_categorical(values)
 
-        _MATERIALIZER.append(RMaterializer)
+        _MATERIALIZER.extend([RMaterializer, SafeMaterializer])
     return _MATERIALIZER[0]
+
+
+def _safe_materializer():
+    """The allow-list-checking materializer without R's logical-as-factor rule."""
+    _r_materializer()
+    return _MATERIALIZER[1]
 
 
 def __getattr__(name):
     if name == "RMaterializer":
         return _r_materializer()
+    if name == "SafeMaterializer":
+        return _safe_materializer()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -149,7 +181,7 @@ def expression_columns(text: str, columns=()) -> set[str]:
 
     Examples
     --------
-    >>> sorted(expression_columns("log(x) + scale(h) + f:g + np.exp(q)"))
+    >>> sorted(expression_columns("log(x) + scale(h) + f:g + exp(q)"))
     ['f', 'g', 'h', 'q', 'x']
     """
     quick = _quick_columns(text)
@@ -160,7 +192,7 @@ def expression_columns(text: str, columns=()) -> set[str]:
     try:
         formula = Formula(to_formulaic(text, columns))
     except Exception as exc:  # formulaic's parser errors carry no common base class
-        raise FormulaError(f"cannot parse {text!r}: {exc}") from exc
+        raise FormulaError(f"cannot parse {text!r}: {plain_message(exc)}") from exc
     names: set[str] = set()
     for term in formula:
         for factor in term.factors:
@@ -268,7 +300,7 @@ def _materialize(formula_or_spec, frame, where: str, materializer=None):
     except (FormulaError, DataError):
         raise
     except Exception as exc:  # formulaic raises several unrelated exception types
-        raise FormulaError(f"cannot build {where}: {exc}") from exc
+        raise FormulaError(f"cannot build {where}: {plain_message(exc)}") from exc
 
 
 def fixed_matrix(rhs: str, frame, where: str = "the fixed effects"):
@@ -293,11 +325,12 @@ def matrix_from_spec(spec, frame, where: str = "the fixed effects") -> np.ndarra
         try:
             return spec.matrix_from_frame(frame)
         except (AttributeError, KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"cannot build {where} for the new data: {exc}") from exc
+            raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
+    _r_materializer()  # registers the materializers a stored spec names (a fresh process, a Dask worker)
     try:
         mm = spec.get_model_matrix(frame, context=EVAL_CONTEXT)
     except Exception as exc:  # formulaic raises several unrelated exception types
-        raise DataError(f"cannot build {where} for the new data: {exc}") from exc
+        raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
     return np.ascontiguousarray(np.asarray(mm, dtype=np.float64))
 
 
@@ -309,9 +342,8 @@ def evaluate_numeric(expr: str, frame, where: str) -> np.ndarray:
     DataError
         If the expression does not give one numeric value per row.
     """
-    from formulaic.materializers.pandas import PandasMaterializer
-
-    mm = _materialize(f"0 + I({to_formulaic(expr, frame.columns)})", frame, where, materializer=PandasMaterializer)
+    mm = _materialize(f"0 + I({to_formulaic(expr, frame.columns)})", frame, where,
+                      materializer=_safe_materializer())
     values = np.asarray(mm, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != 1:
         raise DataError(f"{where} {expr!r} must give one number per row; got {values.shape[1]} columns")

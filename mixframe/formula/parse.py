@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import FormulaError
 from .bars import Bar, bar_split, check_parentheses, extract_bars, join_sum, matching_close, split_sum
+from .safety import check_formula_text, r_idioms
 
 __all__ = ["ParsedFormula", "call_argument", "parse_formula"]
 
@@ -110,6 +111,8 @@ def _extra_bars(groups, random) -> list[Bar]:
             if not isinstance(text, str):
                 raise FormulaError(f"random= takes terms like '(1 | g)'; got {text!r}")
             check_parentheses(text)
+            check_formula_text(text, f"random={text!r}")
+            text = r_idioms(text)
             # a bar at the top level ("1 + x | g") is one term written without its parentheses
             terms = [("+", f"({text.strip()})")] if bar_split(text.strip()) is not None else split_sum(text)
             fixed, found = extract_bars(terms)
@@ -169,6 +172,8 @@ def _parse_cached(formula, groups, random) -> ParsedFormula:
 def _parse(formula: str, groups, random) -> ParsedFormula:
     text = formula.strip()
     check_parentheses(text)
+    check_formula_text(text, f"the formula {formula!r}")
+    text = r_idioms(text)
     tildes = _top_level_index(text, "~")
     if not tildes:
         raise FormulaError(f"formula {formula!r} has no '~'; write it as 'response ~ predictors + (1 | group)'")

@@ -16,7 +16,7 @@ from .predict import class_labels, expand, linear_predictor
 
 def response_scale(raw) -> dict:
     """Fitted values and residuals of an LMM/GLMM on the used rows (arrays of length n_obs)."""
-    from ._family import family_of, with_dispersion
+    from ..families import family_of, with_dispersion
 
     fam = family_of(raw)
     d = raw.design
@@ -36,7 +36,7 @@ def response_scale(raw) -> dict:
 
 
 def _ordinal_columns(raw, eta: np.ndarray, used: np.ndarray, observed=None) -> dict:
-    from ._family import ordinal_probs
+    from ..families import ordinal_probs
 
     levels = [str(v) for v in raw.design.response_levels]
     probs = np.full((eta.shape[0], len(levels)), np.nan)
@@ -83,7 +83,7 @@ def augment_new_columns(raw, newdata) -> dict:
     LMM/GLMM: ``.fitted``, ``.fixed``, ``.eta``, ``.used``; CLMM/CLM: ``.prob_<level>``,
     ``.predicted``, ``.eta``, ``.used``.
     """
-    from ._family import family_of
+    from ..families import family_of
 
     eta, used = linear_predictor(raw, newdata, re=True)
     if raw.kind in ("clmm", "clm"):

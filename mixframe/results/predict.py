@@ -103,7 +103,7 @@ def class_labels(raw, probs: np.ndarray, used: np.ndarray) -> np.ndarray:
 
 def predict_values(raw, newdata=None, type: str | None = None, re: bool = True) -> np.ndarray:
     """The array behind ``MixedModel.predict`` (see there)."""
-    from ._family import family_of, ordinal_cum_probs, ordinal_probs
+    from ..families import family_of, ordinal_cum_probs, ordinal_probs
 
     ordinal = raw.kind in ("clmm", "clm")
     allowed = ORDINAL_TYPES if ordinal else LINEAR_TYPES

@@ -19,8 +19,8 @@ import pytest
 
 import mixframe as mf
 from mixframe.design.build import build_design
-from mixframe.fit.blocked import BlockedSystem
-from mixframe.fit.crossprod import exact_sum
+from mixframe.linalg.blocked import BlockedSystem
+from mixframe.linalg.crossprod import exact_sum
 from mixframe.fit.lmm import LmmObjective
 from mixframe.fit.lmm_stream import CrossprodAccumulator, StreamObjective
 
@@ -202,7 +202,7 @@ def test_deviance_at_fixed_theta_is_the_in_memory_one(sleep):
 
 @pytest.mark.parametrize("formula", ["y ~ x + (x | g1) + (1 | g2)", "y ~ x + (1 | g1) + (1 | g2) + (1 | trt)"])
 def test_dense_pair_grid_and_sorted_runs_agree(synth, formula, monkeypatch):
-    from mixframe.fit import crossprod
+    from mixframe.linalg import crossprod
 
     data = synth.dropna().reset_index(drop=True)
     d = build_design(formula, data, kind="lmm")

@@ -9,18 +9,23 @@ for the random-effect terms of a design (largest term first) and ``n_extra`` den
 the fixed-effects matrix X and the response y; for PIRLS: the working response alone). ``crossprod(E, w)``
 rebuilds the weighted cross-products in one O(n) pass (compiled); ``factor(theta)`` refactors at a new theta
 in time independent of n. The factor gives log-determinants, the penalized residual sum of squares, the
-solution (beta, u), and the conditional covariance blocks of u.
+solution (beta, u), the conditional covariance blocks of u and the diagonals of the inverse that the gradient
+of the profiled deviance needs (:class:`mixframe.linalg.system.PenalizedSystem` names these operations).
+
+This module is the only Python code that touches the compiled kernel (``mixframe._ext.blocked``).
 """
 from __future__ import annotations
 
 import contextlib
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
 from ..design.terms import theta_to_lambdas
+from .system import CrossprodBlocks, FactorError
+
+__all__ = ["BlockedSystem", "CrossprodBlocks", "FactorError", "lambdas_for"]
 
 # Below this size of the dense block, BLAS runs on one thread: threads cost more than they save on small
 # factorizations, and far more on a machine whose cores are busy.
@@ -59,10 +64,6 @@ def _one_blas_thread():
         _BLAS.append([{"ctl": c, "saved": None}
                       for c in ThreadpoolController().select(user_api="blas").lib_controllers])
     return _OneBlasThread()
-
-
-class FactorError(ArithmeticError):
-    """The penalized system is not positive definite at this theta."""
 
 
 class BlockedSystem:
@@ -129,6 +130,7 @@ class BlockedSystem:
         self.chol = BlockedCholesky(self.k0, self.m0, self.a21_ptr, self.a21_row, self.r_off, self.r_k,
                                     self.r_m, self.n_extra)
         self.chol.set_theta_positions(self._theta_idx.astype(np.int32))
+        self._blocks = None   # views of the cross-products, made on first use
         # a dense Schur complement over many levels of term 0 is a large dsyrk even when block 2 is small
         if self.chol.dense_s and self.q2 * self.q2 * self.q1 >= DENSE_THREADED_FLOPS:
             self._one_thread = False
@@ -160,7 +162,7 @@ class BlockedSystem:
     def crossprod(self, E, w=None, exact: bool = False):
         """Rebuild the weighted cross-products of [Z E] (E: (n, n_extra); w: None or (n,) weights).
 
-        With ``exact`` every cell is summed exactly and rounded once (:mod:`mixframe.fit.crossprod`), so the
+        With ``exact`` every cell is summed exactly and rounded once (:mod:`mixframe.linalg.crossprod`), so the
         result does not depend on the order of the rows and equals the cross-products of the same rows
         summed batch by batch. The plain one-pass sums (the default) serve the iterations of PIRLS.
         """
@@ -200,7 +202,7 @@ class BlockedSystem:
 
     def install_crossprods(self, blocks, A21=None) -> None:
         """Install cross-products computed elsewhere (e.g. summed over the batches of a stream): a
-        :class:`mixframe.fit.crossprod.Crossprods` (filled into the factor's arrays in place) or a dict with
+        :class:`mixframe.linalg.crossprod.Crossprods` (filled into the factor's arrays in place) or a dict with
         A11, A22, AE1, AER, AEE, and A21 on this system's pattern."""
         c = self.chol
         names = ("A11", "A22", "AE1", "AER", "AEE")
@@ -278,76 +280,89 @@ class BlockedSystem:
         return beta, u
 
     # ------------------------------------------------------------------
+    def crossprod_blocks(self) -> CrossprodBlocks:
+        """The installed cross-products of [Z E], block by block, as read-only views of the factor's arrays
+        (they follow every later :meth:`crossprod` or :meth:`install_crossprods`)."""
+        if self._blocks is None:
+            views = []
+            for name in CrossprodBlocks._fields:
+                a = np.asarray(getattr(self.chol, name)).view()
+                a.flags.writeable = False
+                views.append(a)
+            self._blocks = CrossprodBlocks(*views)
+        return self._blocks
+
+    def scalar_term_crossprods(self):
+        """Per term, all terms scalar: (a, C) with a (n_levels,) the diagonal of the term's Z_t'WZ_t block and
+        C (n_extra, n_levels) its cross-products E'WZ_t."""
+        if self.k0 != 1 or np.any(self.r_k != 1):
+            raise ValueError("scalar_term_crossprods needs scalar random-effect terms")
+        c = self.chol
+        parts = [(np.asarray(c.A11)[:, 0, 0], np.asarray(c.AE1))]
+        if self.q2:
+            a22 = np.diagonal(np.asarray(c.A22))
+            aer = np.asarray(c.AER)
+            for off, m in zip(self.r_off, self.r_m):
+                parts.append((a22[off:off + m], aer[:, off:off + m]))
+        return parts
+
+    def extra_factor(self):
+        """L_E, the lower Cholesky factor of the dense columns' block once the random effects are eliminated
+        (n_extra x n_extra; the fixed effects first, the response last)."""
+        out = np.empty((self.n_extra, self.n_extra))
+        self.chol.fixed_factor(out)
+        return out
+
     def fixed_block(self):
         """The lower-triangular factor of the fixed-effects block (RX' in lme4's notation), p x p."""
         p = self.n_extra - 1
-        return np.asarray(self.chol.L33)[:p, :p].copy()
+        return self.extra_factor()[:p, :p].copy()
 
-    def cond_cov_u(self, chunk: int = 2048):
-        """Diagonal blocks of (L_Z L_Z')^{-1} per term: list of (n_levels, k, k) arrays.
+    def z_inverse_diagonals(self):
+        """For scalar random-effect terms, at the current factor: (d_m, d_fixed, d_full), each of length
+        q1 + q2, with d_m the diagonal of M^{-1} (M = Lambda'Z'WZ Lambda + I), and d_m + d_fixed and d_m + d_full
+        the diagonals of the random-effects block of the inverse of the system without its response column and
+        of the whole system.
+
+        With V = L_Z^{-T} L_EZ' (compiled, :meth:`BlockedCholesky.z_inverse_parts`), the random-effects block
+        of the inverse of the whole system is M^{-1} + V (L_E L_E')^{-1} V', and of the system without the
+        response the same with the first p columns of V and the leading p x p part of L_E."""
+        with self.blas_context():
+            q = self.q1 + self.q2
+            diag = np.empty(q)
+            V = np.empty((q, self.n_extra))
+            P = self.inverse_m22() if self.q2 else np.zeros((0, 0))
+            self.chol.z_inverse_parts(P, diag, V)
+            L33 = np.tril(self.extra_factor())
+            Lx_inv, _ = dtrtri(L33, lower=1)
+            G_full = V @ np.tril(Lx_inv).T
+            extra_full = np.einsum("ij,ij->i", G_full, G_full)
+            p = self.n_extra - 1
+            if p:
+                Lp_inv, _ = dtrtri(L33[:p, :p].copy(), lower=1)
+                G_p = V[:, :p] @ np.tril(Lp_inv).T
+                extra_p = np.einsum("ij,ij->i", G_p, G_p)
+            else:
+                extra_p = np.zeros_like(extra_full)
+        return diag, extra_p, extra_full
+
+    def cond_cov_u(self):
+        """Diagonal blocks of (L_Z L_Z')^{-1} = M^{-1} per term: list of (n_levels, k, k) arrays.
 
         These are the conditional covariances of the spherical effects u given beta (up to the scale).
-        """
+        Computed in the kernel (:meth:`BlockedCholesky.cond_cov_blocks`) from (L22 L22')^{-1}, which is kept
+        for the factor."""
         with self.blas_context():
-            return self._cond_cov_u(chunk)
-
-    def _cond_cov_u(self, chunk):
-        c = self.chol
-        k0, m0, q2 = self.k0, self.m0, self.q2
-        L11 = np.asarray(c.L11)
-        L11inv = np.linalg.inv(L11) if m0 else L11
-        out0 = np.einsum("jba,jbc->jac", L11inv, L11inv)  # L11^{-T} L11^{-1}
-        outs = []
-        if q2:
-            L22 = np.asarray(c.L22)
-            S = np.asarray(c.S)
-            lamR = np.asarray(c.lamR)
-            # block-1 correction: W_j = L22^{-1} (LR' S_j) L11_j^{-1}; its Gram matrix is
-            # L11_j^{-T} X_j' (L22 L22')^{-1} X_j L11_j^{-1} with X_j = LR' S_j
-            if np.all(self.r_k == 1):
-                P = self.inverse_m22()                  # (L22 L22')^{-1}, lower triangle
-                dP = np.diag(P)
-                outs = [dP[off:off + m].reshape(m, 1, 1).copy() for off, m in zip(self.r_off, self.r_m)]
-                # X_j' P X_j with X = LR' S is S_j' (LR P LR) S_j: scale P (q2 x q2), not the pattern
-                lam_rows = np.repeat(lamR, self.r_m)
-                PL = P * lam_rows[:, None]
-                PL *= lam_rows
-                Q = np.empty((m0, k0, k0))
-                if k0 == 1:
-                    c.column_quad_forms(PL, np.ascontiguousarray(S[:, 0]), Q.reshape(m0))
-                else:
-                    c.column_quad_blocks(PL, np.ascontiguousarray(S), Q)
-                out0 += np.einsum("jba,jbc,jcd->jad", L11inv, Q, L11inv)
-                return [out0] + outs
-            L22inv, _ = dtrtri(L22, lower=1)
-            L22inv = np.tril(L22inv)
-            # block-2 diagonal blocks: (L22inv[:, blk])' (L22inv[:, blk])
-            for off, k, m in zip(self.r_off, self.r_k, self.r_m):
-                blk = L22inv[:, off:off + k * m].reshape(q2, m, k)
-                outs.append(np.einsum("rma,rmc->mac", blk, blk))
-            LRt = self._lamR_sparse_t(lamR)
-            cols = np.repeat(np.arange(m0), np.diff(self.a21_ptr))
-            for j0 in range(0, m0, chunk):
-                j1 = min(m0, j0 + chunk)
-                sel = slice(self.a21_ptr[j0], self.a21_ptr[j1])
-                rows, cj = self.a21_row[sel], cols[sel] - j0
-                D = sp.csr_matrix((S[sel].ravel(), (np.repeat(rows, k0),
-                                                    (cj[:, None] * k0 + np.arange(k0)).ravel())),
-                                  shape=(q2, (j1 - j0) * k0))
-                D = (LRt @ D).tocsc()
-                W = np.asarray((D.T @ L22inv.T).T).reshape(q2, j1 - j0, k0)
-                W = np.einsum("rjb,jba->rja", W, L11inv[j0:j1])
-                out0[j0:j1] += np.einsum("rja,rjc->jac", W, W)
-        return [out0] + outs
-
-    def _lamR_sparse_t(self, lamR):
-        """LR' as a sparse block-diagonal (q2 x q2) matrix."""
-        offs = np.concatenate([[0], np.cumsum(self.r_k.astype(np.int64) ** 2)])
-        blocks = []
-        for t, (k, m) in enumerate(zip(self.r_k, self.r_m)):
-            lam = lamR[offs[t]:offs[t + 1]].reshape(k, k)
-            blocks.append(sp.kron(sp.identity(int(m), format="csr"), sp.csr_matrix(lam.T)))
-        return sp.block_diag(blocks, format="csr")
+            P = self.inverse_m22() if self.q2 else np.zeros((0, 0))
+            out0 = np.empty((self.m0, self.k0, self.k0))
+            sizes = (self.r_m * self.r_k * self.r_k).astype(np.int64)
+            out_r = np.empty(int(sizes.sum()))
+            self.chol.cond_cov_blocks(P, out0, out_r)
+        outs, off = [out0], 0
+        for m, k, size in zip(self.r_m, self.r_k, sizes):
+            outs.append(out_r[off:off + size].reshape(int(m), int(k), int(k)))
+            off += size
+        return outs
 
 
 def lambdas_for(terms, theta):

@@ -2,35 +2,9 @@
 import numpy as np
 import pytest
 
-from mixframe.design.terms import RETerm
-from mixframe.design.terms import theta_to_lambdas
-from mixframe.fit.blocked import BlockedSystem
+from mixframe.linalg.blocked import BlockedSystem
 
-
-def make_term(rng, n, m, k, name):
-    codes = rng.integers(0, m, size=n).astype(np.int32)
-    codes[:m] = np.arange(m)  # every level present
-    Z = np.ones((n, k))
-    if k > 1:
-        Z[:, 1:] = rng.normal(size=(n, k - 1))
-    return RETerm(group=name, codes=codes, levels=[str(i) for i in range(m)], Z=np.ascontiguousarray(Z),
-                  col_names=["(Intercept)"] + [f"x{i}" for i in range(1, k)])
-
-
-def dense_Z(terms, n):
-    blocks = []
-    for t in terms:
-        Zt = np.zeros((n, t.q))
-        for j in range(t.k):
-            Zt[np.arange(n), t.codes * t.k + j] = t.Z[:, j]
-        blocks.append(Zt)
-    return np.hstack(blocks)
-
-
-def dense_lambda(terms, theta):
-    lams = theta_to_lambdas(terms, theta)
-    from scipy.linalg import block_diag
-    return block_diag(*[np.kron(np.eye(t.n_levels), lam) for t, lam in zip(terms, lams)])
+from linalg.dense_oracle import dense_lambda, dense_Z, make_term
 
 
 CASES = [
@@ -91,7 +65,7 @@ def test_factor_matches_dense(spec, weighted):
     np.testing.assert_allclose(u, u_ref, rtol=1e-8, atol=1e-10)
     # conditional covariance blocks of u
     cov = np.linalg.inv(Mzz)
-    blocks = sys.cond_cov_u(chunk=7)
+    blocks = sys.cond_cov_u()
     off = 0
     for t, blk in zip(terms, blocks):
         for j in range(t.n_levels):

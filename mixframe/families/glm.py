@@ -1,25 +1,28 @@
-"""Response families and link functions as small immutable value objects.
+"""Response families of generalized linear (mixed) models: one :class:`Family` = distribution x link.
 
 A :class:`Family` couples a distribution (gaussian, binomial, poisson, gamma, inverse_gaussian,
-negative_binomial) with a link. Its vectorized methods run compiled per-observation loops
-(``mixframe._ext.family``). The dispersion argument ``disp`` is the parameter mixframe reports as
+negative_binomial) with a link. It is the only implementation of the family arithmetic: the GLMM fit
+(PIRLS, Laplace, starting values) and the results (fitted values, Pearson and deviance residuals) both
+call it. Its vectorized methods run the compiled per-observation loops of ``mixframe._ext.family``
+(``_kernels/family.pyx`` over ``family_core.pxi``, the same inline functions the PIRLS kernel uses),
+with the integer codes of :mod:`mixframe.families.codes`. The dispersion argument ``disp`` is the parameter mixframe reports as
 ``sigma``: the residual SD (gaussian), the coefficient of variation 1/sqrt(shape) (gamma), sigma with
 Var(y) = sigma^2 mu^3 (inverse Gaussian) and the NB2 size theta with Var(y) = mu + mu^2/theta
 (negative binomial). Binomial and Poisson ignore it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._ext import family as _k
-from .errors import DataError
+from .._ext import family as _k
+from ..errors import DataError
+from .codes import Dist, Link
 
-LINK_CODES = {"identity": 0, "log": 1, "logit": 2, "probit": 3, "cloglog": 4, "inverse": 5, "sqrt": 6,
-              "inverse_squared": 7, "cauchit": 8}
-FAMILY_CODES = {"gaussian": 0, "binomial": 1, "poisson": 2, "gamma": 3, "inverse_gaussian": 4,
-                "negative_binomial": 5}
+# name -> kernel code, from the enums of codes.py
+LINK_CODES = {m.label: int(m) for m in Link}
+FAMILY_CODES = {m.label: int(m) for m in Dist}
 ALLOWED_LINKS = {
     "gaussian": ("identity", "log", "inverse"),
     "binomial": ("logit", "probit", "cloglog", "log", "cauchit"),
@@ -64,14 +67,21 @@ class Family:
 
     name: str
     link: str
+    # the kernel codes, set once (the PIRLS loop reads them on every iteration)
+    fcode: int = field(init=False, repr=False, compare=False)
+    lcode: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "fcode", int(Dist.from_name(self.name)))
+        object.__setattr__(self, "lcode", int(Link.from_name(self.link)))
 
     @property
-    def fcode(self) -> int:
-        return FAMILY_CODES[self.name]
+    def dist(self) -> Dist:
+        return Dist(self.fcode)
 
     @property
-    def lcode(self) -> int:
-        return LINK_CODES[self.link]
+    def link_enum(self) -> Link:
+        return Link(self.lcode)
 
     @property
     def has_dispersion(self) -> bool:
@@ -237,3 +247,31 @@ def get_family(name: str = "binomial", link: str | None = None) -> Family:
         raise ValueError(f"family {key!r} does not take link {link!r}; allowed links: "
                          f"{', '.join(ALLOWED_LINKS[key])}")
     return Family(key, link)
+
+
+def family_of(raw) -> Family:
+    """The :class:`Family` of a fitted record.
+
+    A GLMM record carries the one it was fitted with (``raw.extra["family_obj"]``); an LMM is gaussian with
+    the identity link; any other record (a GLMM record without that entry) gets the family named by
+    ``raw.family`` and ``raw.link``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> family_of(SimpleNamespace(kind="lmm", extra={}, family="gaussian", link="identity"))
+    Family(name='gaussian', link='identity')
+    """
+    if raw.kind == "glmm" and raw.extra.get("family_obj") is not None:
+        return raw.extra["family_obj"]
+    if raw.kind == "lmm":
+        return get_family("gaussian", "identity")
+    return get_family(raw.family, raw.link)
+
+
+def with_dispersion(method, *args, disp=None):
+    """``method(*args, disp)``, or ``method(*args)`` (the method's own default dispersion) when ``disp`` is None.
+
+    Every :class:`Family` method that depends on the dispersion takes it as its last argument.
+    """
+    return method(*args) if disp is None else method(*args, disp)

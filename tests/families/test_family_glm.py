@@ -1,4 +1,4 @@
-"""Families and links: compiled loops against NumPy/SciPy oracles and finite differences."""
+"""GLM families (mixframe.families.glm): compiled loops against NumPy/SciPy oracles and finite differences."""
 import numpy as np
 import pytest
 from scipy import special, stats
@@ -173,3 +173,105 @@ def test_valid_mu_and_eta():
     assert not get_family("poisson").valid_mu([-1.0])
     assert get_family("gamma", "inverse").valid_eta([0.5]) and not get_family("gamma", "inverse").valid_eta([0.0])
     assert not get_family("inverse_gaussian").valid_eta([-0.1])
+
+
+# a wide grid of means inside each link's range (binomial links: (0, 1); the others: positive); the
+# cloglog link function log(-log(1 - mu)) keeps 10 digits only down to mu ~ 1e-4
+MU_GRID = {
+    "identity": np.array([-3.0, 0.2, 4.0, 50.0]), "log": np.array([1e-6, 0.3, 2.0, 1e4]),
+    "logit": np.array([1e-9, 0.02, 0.5, 0.97, 1 - 1e-9]), "probit": np.array([1e-9, 0.02, 0.5, 0.97, 1 - 1e-9]),
+    "cloglog": np.array([1e-4, 0.02, 0.5, 0.97, 1 - 1e-9]), "inverse": np.array([1e-3, 0.4, 3.0, 200.0]),
+    "sqrt": np.array([1e-4, 0.4, 3.0, 200.0]), "inverse_squared": np.array([1e-2, 0.4, 3.0, 200.0]),
+    "cauchit": np.array([1e-6, 0.02, 0.5, 0.97, 1 - 1e-6]),
+}
+LINK_FAMILY = {lk: fam for fam, links in reversed(ALLOWED_LINKS.items()) for lk in links}
+
+
+@pytest.mark.parametrize("link", sorted(MU_GRID))
+def test_linkinv_of_linkfun_is_identity(link):
+    f = get_family(LINK_FAMILY[link], link)
+    mu = MU_GRID[link]
+    np.testing.assert_allclose(f.linkinv(f.linkfun(mu)), mu, rtol=1e-10)
+
+
+@pytest.mark.parametrize("link", sorted(MU_GRID))
+def test_mu_eta_is_the_derivative_of_linkinv(link):
+    """mu_eta against central differences of the family's own inverse link, on a grid of eta."""
+    f = get_family(LINK_FAMILY[link], link)
+    eta = f.linkfun(MU_GRID[link][1:-1])
+    h = 1e-6 * np.maximum(1.0, np.abs(eta))
+    fd = (f.linkinv(eta + h) - f.linkinv(eta - h)) / (2 * h)
+    np.testing.assert_allclose(f.mu_eta(eta), fd, rtol=1e-6)
+
+
+def scipy_dist(fam, mu, d):
+    """The scipy.stats distribution of one observation (unit weight) with mean mu and dispersion d."""
+    if fam == "gaussian":
+        return stats.norm(mu, d)
+    if fam == "binomial":
+        return stats.bernoulli(mu)
+    if fam == "poisson":
+        return stats.poisson(mu)
+    if fam == "gamma":
+        return stats.gamma(1 / d ** 2, scale=mu * d ** 2)
+    if fam == "inverse_gaussian":
+        return stats.invgauss(mu * d ** 2, scale=1 / d ** 2)
+    return stats.nbinom(d, d / (d + mu))
+
+
+@pytest.mark.parametrize("fam,link", PAIRS)
+def test_variance_function_is_the_scipy_variance(fam, link):
+    """phi V(mu) is Var(y) of the distribution with mean mu (unit weight)."""
+    f = get_family(fam, link)
+    d = DISP[fam]
+    mu = np.clip(f.linkinv(eta_for(fam, link)), 0.05, 0.95) if fam == "binomial" else f.linkinv(eta_for(fam, link))
+    dist = scipy_dist(fam, mu, d)
+    np.testing.assert_allclose(dist.mean(), mu, rtol=1e-12)
+    np.testing.assert_allclose(f.phi(d) * f.variance(mu, d), dist.var(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("fam,link", PAIRS)
+def test_deviance_is_twice_phi_times_the_scipy_loglik_ratio(fam, link):
+    """dev_resid = 2 phi (loglik(y; mu = y) - loglik(y; mu)), the log-likelihoods from scipy.stats."""
+    f = get_family(fam, link)
+    d = DISP[fam]
+    mu = f.linkinv(eta_for(fam, link))
+    if fam == "binomial":
+        mu = np.clip(mu, 0.05, 0.95)
+    y, wt = response_for(fam, mu)
+    sat = np.clip(y, 1e-300, None) if fam in ("poisson", "negative_binomial") else y
+    ratio = oracle_loglik(fam, y, sat, wt, d) - oracle_loglik(fam, y, mu, wt, d)
+    if fam == "binomial":   # the saturated binomial mean can be 0 or 1
+        k, n = np.round(y * wt), np.round(wt)
+        ratio = stats.binom.logpmf(k, n, y) - stats.binom.logpmf(k, n, mu)
+    np.testing.assert_allclose(f.dev_resid(y, mu, wt, d), 2 * f.phi(d) * ratio, rtol=1e-9, atol=1e-12)
+
+
+def test_family_pickles_with_its_codes():
+    import pickle
+
+    for fam, link in PAIRS:
+        f = get_family(fam, link)
+        g = pickle.loads(pickle.dumps(f))
+        assert g == f and hash(g) == hash(f)
+        assert (g.fcode, g.lcode) == (f.fcode, f.lcode) == (int(f.dist), int(f.link_enum))
+        eta = eta_for(fam, link)
+        np.testing.assert_array_equal(g.linkinv(eta), f.linkinv(eta))
+
+
+def test_results_use_the_fitted_family():
+    """family_of returns the GLMM's own Family, gaussian-identity for an LMM, else the named one."""
+    from types import SimpleNamespace
+
+    from mixframe.families import family_of, with_dispersion
+
+    own = get_family("binomial", "probit")
+    assert family_of(SimpleNamespace(kind="glmm", extra={"family_obj": own}, family="binomial",
+                                     link="logit")) is own
+    assert family_of(SimpleNamespace(kind="glmm", extra={}, family="negative_binomial",
+                                     link="log")) == get_family("negative_binomial")
+    assert family_of(SimpleNamespace(kind="lmm", extra={}, family=None, link=None)) == get_family("gaussian")
+    nb = get_family("negative_binomial")
+    mu = np.array([0.5, 2.0, 9.0])
+    np.testing.assert_allclose(with_dispersion(nb.variance, mu, disp=2.5), mu + mu ** 2 / 2.5, rtol=1e-15)
+    np.testing.assert_allclose(with_dispersion(nb.variance, mu), mu + mu ** 2, rtol=1e-15)
