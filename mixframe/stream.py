@@ -7,8 +7,9 @@ Two passes over the data, never holding it whole:
    the rows where a value first appears (found by hashing). Their union is a small *template* frame
    holding every level; the in-memory design builder turns it into a design whose codes and contrasts
    are global.
-2. **Cross-products.** Every batch is coded against the template (:class:`_Coder`: numbers looked up by
-   value, strings by hashing, simple model matrices built from the global codes) and added to a
+2. **Cross-products.** Every batch is encoded with the template design's spec (the encoder of every fit,
+   :meth:`mixframe.design.spec.DesignSpec.encode`: numbers looked up by value, strings by hashing,
+   simple model matrices built from the global codes) and added to a
    :class:`~mixframe.fit.lmm_stream.CrossprodAccumulator`, whose exact sums make the result independent
    of the batching; Dask partitions are accumulated on the workers and merged by a tree reduction, the
    fit runs on the client.
@@ -18,98 +19,24 @@ the rows.
 """
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
 import warnings
 
 import numpy as np
 
-from . import frames
-from .design.build import _columns_of, build_design, model_frame, plain_column
+from .design.build import build_design
+from .design.encode import _columns_of, plain_column, used_rows
 from .errors import DataError, FormulaError
-from .linalg.crossprod import table_codes
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula
-from .formula.fixed import evaluate_numeric, matrix_from_spec
-from .formula.simple import SimpleSpec, evaluate_arithmetic
+from .io import frames, sources
+from .io.sources import is_stream
 
 __all__ = ["fit_lmm_stream", "is_stream"]
 
 DEFAULT_BATCH_ROWS = 500_000
 _STATEFUL = re.compile(r"\b(scale|center|poly|bs|cr|cc|te|ns|standardize)\s*\(")
 _AS_FACTOR = re.compile(r"\b(?:C|factor|as\.factor)\s*\(\s*`?([A-Za-z_.][A-Za-z0-9_.]*)")
-
-
-def is_stream(data) -> bool:
-    """True for inputs that are fitted batch by batch instead of in memory."""
-    mod = type(data).__module__
-    name = type(data).__name__
-    if mod.startswith("polars") and name == "LazyFrame":
-        return True
-    if mod.startswith("pyarrow"):
-        import pyarrow as pa
-        import pyarrow.dataset as pads
-
-        return isinstance(data, (pads.Dataset, pa.RecordBatchReader))
-    return bool(mod.startswith("dask") and name == "DataFrame")
-
-
-def _kind(data) -> str:
-    mod = type(data).__module__
-    if mod.startswith("polars"):
-        return "polars"
-    if mod.startswith("dask"):
-        return "dask"
-    return "reader" if type(data).__name__ == "RecordBatchReader" else "dataset"
-
-
-# ---------------------------------------------------------------------------------- native frame helpers
-def _filter(frame, mask: np.ndarray):
-    """Rows of a native frame where ``mask`` holds."""
-    if mask.all():
-        return frame
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        import polars as pl
-
-        return frame.filter(pl.Series(mask))
-    if mod.startswith("pyarrow"):
-        import pyarrow as pa
-
-        return frame.filter(pa.array(mask))
-    return frame.loc[mask].reset_index(drop=True)
-
-
-def _take(frame, idx: np.ndarray):
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        return frame[np.asarray(idx, dtype=np.int64)]
-    if mod.startswith("pyarrow"):
-        return frame.take(np.asarray(idx, dtype=np.int64))
-    return frame.iloc[np.asarray(idx, dtype=np.int64)].reset_index(drop=True)
-
-
-def _concat(parts):
-    mod = type(parts[0]).__module__
-    if len(parts) == 1:
-        return parts[0]
-    if mod.startswith("polars"):
-        import polars as pl
-
-        return pl.concat(parts, how="vertical_relaxed")
-    if mod.startswith("pyarrow"):
-        import pyarrow as pa
-
-        return pa.concat_tables(parts, promote_options="permissive").combine_chunks()
-    import pandas as pd
-
-    return pd.concat(parts, ignore_index=True)
-
-
-def _n(frame) -> int:
-    return int(frame.num_rows) if hasattr(frame, "num_rows") else len(frame)
 
 
 # ---------------------------------------------------------------------------------- the model's columns
@@ -152,44 +79,11 @@ class _Spec:
 
 
 def _complete(frame, spec: _Spec):
-    """(complete rows of ``frame``, their column cache, number of rows, missing count per column)."""
+    """(complete rows of ``frame``, number of rows, missing count per column), by the encoder's rule."""
     spec.set_kinds(frame)
     cache = frames.ColumnCache(frame)
-    n = cache.n
-    ok = None
-    missing = {}
-    for name in spec.columns:
-        miss = cache.missing(name)
-        if miss.any():
-            missing[name] = int(miss.sum())
-            ok = ~miss if ok is None else ok & ~miss
-    if ok is None or ok.all():
-        return frame, cache, n, missing
-    sub = _filter(frame, ok)
-    return sub, frames.ColumnCache(sub), n, missing
-
-
-def _first_rows(frame, level_sets) -> np.ndarray:
-    """Indices of the rows where some level set (a tuple of columns) shows a value combination for the first
-    time in ``frame``, by hashing (a level may be seen more than once: the template removes repeats)."""
-    n = _n(frame)
-    if n == 0 or not level_sets:
-        return np.zeros(min(n, 1), dtype=np.int64)
-    mod = type(frame).__module__
-    if mod.startswith("pandas"):
-        keep = np.zeros(n, dtype=bool)
-        for cols in level_sets:
-            keep |= ~frame.duplicated(subset=list(cols), keep="first").to_numpy()
-        return np.flatnonzero(keep)
-    import polars as pl
-
-    if mod.startswith("pyarrow"):
-        names = sorted({c for cols in level_sets for c in cols})
-        frame = pl.from_arrow(frame.select(names))
-    exprs = [pl.col(cols[0]).is_first_distinct() if len(cols) == 1 else
-             pl.struct([pl.col(c) for c in cols]).is_first_distinct() for cols in level_sets]
-    keep = frame.select(pl.any_horizontal(exprs).alias("keep")).get_column("keep").to_numpy()
-    return np.flatnonzero(keep)
+    ok, missing = used_rows(cache, spec.columns, cache.n, {})
+    return sources.filter_rows(frame, ok), cache.n, missing
 
 
 class _Scan:
@@ -201,24 +95,24 @@ class _Scan:
         self.parts, self._rows, self._size = [], 0, 0
 
     def add(self, frame, spec):
-        sub, _, n, missing = _complete(frame, spec)
+        sub, n, missing = _complete(frame, spec)
         self.n_total += n
-        self.n_used += _n(sub)
+        self.n_used += sources.n_rows(sub)
         self.batches += 1
         for k, v in missing.items():
             self.missing[k] = self.missing.get(k, 0) + v
-        rep = _take(sub, _first_rows(sub, spec.level_sets)) if _n(sub) else sub
+        rep = sources.take_rows(sub, sources.first_rows(sub, spec.level_sets)) if sources.n_rows(sub) else sub
         self.parts.append(rep)
-        self._rows += _n(rep)
+        self._rows += sources.n_rows(rep)
         if self._rows > 4 * self._size + 20_000:
             self.compact(spec)
         return self
 
     def compact(self, spec):
-        parts = [p for p in self.parts if _n(p)] or self.parts[:1]
-        merged = _concat(parts)
-        merged = _take(merged, _first_rows(merged, spec.level_sets))
-        self.parts, self._rows = [merged], _n(merged)
+        parts = [p for p in self.parts if sources.n_rows(p)] or self.parts[:1]
+        merged = sources.concat(parts)
+        merged = sources.take_rows(merged, sources.first_rows(merged, spec.level_sets))
+        self.parts, self._rows = [merged], sources.n_rows(merged)
         self._size = self._rows
 
     def merge(self, other, spec):
@@ -238,329 +132,44 @@ def _template_frame(scan: _Scan, spec: _Spec):
         raise DataError(f"no complete rows: every row has a missing value in {sorted(scan.missing)}")
     scan.compact(spec)
     rows = scan.parts[0]
-    return _concat([rows, rows])  # every level at least twice: the builder's level checks see counts > 1
+    return sources.concat([rows, rows])  # every level at least twice: the builder's level checks see counts > 1
 
 
 # ---------------------------------------------------------------------------------- pass 2: coding batches
-def _arrow_strings(frame, name):
-    """A string column of a native frame as a pyarrow large_string array (None for other types)."""
-    import pyarrow as pa
-
-    mod = type(frame).__module__
-    if mod.startswith("polars"):
-        arr = frame.get_column(name).to_arrow()
-    elif mod.startswith("pyarrow"):
-        arr = frame.column(name)
-    else:
-        try:
-            arr = pa.array(frame[name], from_pandas=True)
-        except (pa.ArrowException, TypeError, ValueError):
-            return None
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_large_string(arr.type):
-        return arr
-    if pa.types.is_string(arr.type) or pa.types.is_string_view(arr.type):
-        return arr.cast(pa.large_string())
-    return None
+def _template_design(spec: _Spec, scan: _Scan):
+    """The design of the template rows (every level of the data, each at least twice): its
+    :class:`~mixframe.design.spec.DesignSpec` encodes every batch."""
+    return build_design(spec.formula, _template_frame(scan, spec), kind="lmm", groups=spec.groups,
+                        random=spec.random, weights=spec.weights, offset=spec.offset)
 
 
-class _ColumnLevels:
-    """Codes of a column's values into its global levels, the levels the template design saw.
-
-    Numbers are looked up by value (a table for compact integers, else a binary search), strings by
-    hashing (pyarrow ``index_in``); other kinds through their labels. -1 marks a missing value or a
-    value the first pass did not see.
-    """
-
-    def __init__(self, cache, name: str):
-        codes, labels = cache.codes(name)
-        codes, labels, _ = frames.drop_unused_levels(codes, labels)
-        self.name, self.labels = name, list(labels)
-        self.kind = cache.kind(name)
-        self.index = {lv: i for i, lv in enumerate(self.labels)}
-        self.values = self.table = self.value_set = None
-        if self.kind == "numeric":
-            values = cache.numeric(name)
-            uniq = np.unique(values[~np.isnan(values)])
-            if uniq.shape[0] == len(self.labels):
-                self.values = uniq
-                span = uniq[-1] - uniq[0] if uniq.size else 0.0
-                if uniq.size and np.all(uniq == np.floor(uniq)) and span <= 4 * uniq.size + (1 << 20):
-                    self.low = float(uniq[0])
-                    self.table = np.full(int(span) + 1, -1, dtype=np.int32)
-                    self.table[(uniq - self.low).astype(np.int64)] = np.arange(uniq.size, dtype=np.int32)
-        elif self.kind == "string":
-            import pyarrow as pa
-
-            self.value_set = pa.array(self.labels, type=pa.large_string())
-
-    def codes(self, frame, cache) -> np.ndarray:
-        kind = cache.kind(self.name)
-        if kind == "numeric" and self.values is not None:
-            return self._numeric(cache.numeric(self.name))
-        if kind == "string" and self.value_set is not None:
-            arr = _arrow_strings(frame, self.name)
-            if arr is not None:
-                import pyarrow.compute as pc
-
-                found = pc.index_in(arr, value_set=self.value_set)
-                return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-        local, labels = cache.codes(self.name)
-        table = np.array([self.index.get(lv, -1) for lv in labels] + [-1], dtype=np.int32)
-        return table[np.where(local < 0, len(labels), local)]
-
-    def _numeric(self, v: np.ndarray) -> np.ndarray:
-        if self.table is not None:
-            return table_codes(v, self.low, self.table)
-        idx = np.searchsorted(self.values, v)
-        idx = np.minimum(idx, self.values.shape[0] - 1)
-        return np.where(self.values[idx] == v, idx, -1).astype(np.int32)
-
-
-class _TermLevels:
-    """Codes of a grouping factor (one column or an interaction ``a:b``) into the fit's levels."""
-
-    def __init__(self, term, columns: dict, cache, frame):
-        self.term = term
-        self.parts = [columns[c] for c in term.components]
-        key = self._key([p.codes(frame, cache) for p in self.parts])
-        self.size = int(np.prod([max(len(p.labels), 1) for p in self.parts], dtype=np.float64))
-        if self.size <= (1 << 24):
-            self.table = np.full(self.size, -1, dtype=np.int32)
-            self.table[key] = term.codes
-            self.keys = None
-        else:
-            self.keys, first = np.unique(key, return_index=True)
-            self.table = np.asarray(term.codes)[first].astype(np.int32)
-
-    def _key(self, codes):
-        key = codes[0].astype(np.int64)
-        for part, c in zip(self.parts[1:], codes[1:]):
-            key = key * max(len(part.labels), 1) + c
-        return key
-
-    def codes(self, frame, cache) -> np.ndarray:
-        codes = [p.codes(frame, cache) for p in self.parts]
-        bad = codes[0] < 0
-        for c in codes[1:]:
-            bad |= c < 0
-        key = np.where(bad, 0, self._key(codes))
-        if self.keys is None:
-            out = self.table[key]
-        else:
-            idx = np.minimum(np.searchsorted(self.keys, key), self.keys.shape[0] - 1)
-            out = np.where(self.keys[idx] == key, self.table[idx], -1)
-        return np.where(bad, -1, out).astype(np.int32)
-
-
-class _Coder:
-    """Turns a batch of complete rows into the arrays of the cross-products, coded as the template design.
-
-    Simple right-hand sides (columns, factors, products) are built with the same NumPy code as the
-    in-memory design, from global codes; anything else goes through formulaic with the template's spec.
-    """
-
-    def __init__(self, spec: _Spec, frame):
-        self.spec = spec
-        self.design = build_design(spec.formula, frame, kind="lmm", groups=spec.groups, random=spec.random,
-                                   weights=spec.weights, offset=spec.offset)
-        cache = frames.ColumnCache(frame)
-        names = {c for t in self.design.terms for c in t.components} | set(spec.factor_cols)
-        self.columns = {c: _ColumnLevels(cache, c) for c in sorted(names)}
-        self.terms = [_TermLevels(t, self.columns, cache, frame) for t in self.design.terms]
-        self.factor_levels = self.design.extra.get("factor_levels", {})
-
-    def _simple(self, spec_obj) -> bool:
-        return isinstance(spec_obj, SimpleSpec) and all(
-            name in self.columns and list(levels) == self.columns[name].labels
-            for name, levels in spec_obj.levels.items())
-
-    def encode(self, frame, cache):
-        """(codes, Zs, X, y minus offset, weights) of a batch of complete rows."""
-        d, spec = self.design, self.spec
-        n = cache.n
-        codes = []
-        for t, coder in zip(d.terms, self.terms):
-            c = coder.codes(frame, cache)
-            if (c < 0).any():
-                raise DataError(f"grouping factor {t.group!r} has a level that the first pass did not see; "
-                                "the data changed between the two passes")
-            codes.append(c)
-        pdf = []
-
-        def model_frame_once():
-            if not pdf:
-                pdf.append(model_frame(cache, spec.formulaic, np.ones(n, dtype=bool),
-                                       factor_levels=self.factor_levels)[0])
-            return pdf[0]
-
-        def factor_codes(name):
-            return self.columns[name].codes(frame, cache)
-
-        if self._simple(d.fixed_spec):
-            X = d.fixed_spec.matrix(cache.numeric, factor_codes, n)
-        else:
-            X = matrix_from_spec(d.fixed_spec, model_frame_once())
-        Zs = []
-        for t in d.terms:
-            if t.spec is None:
-                Zs.append(None)
-            elif self._simple(t.spec):
-                Zs.append(t.spec.matrix(cache.numeric, factor_codes, n))
-            else:
-                Zs.append(matrix_from_spec(t.spec, model_frame_once(), where=f"random-effect term ({t.expr} | "
-                                                                              f"{t.group})"))
-        y = self._numeric(spec.parsed.response, cache, model_frame_once)
-        off = None
-        if d.extra.get("offset_column"):
-            off = cache.numeric(d.extra["offset_column"])
-        for expr in d.extra.get("offsets", ()):
-            values = self._numeric(expr, cache, model_frame_once)
-            off = values if off is None else off + values
-        if off is not None:
-            y = y - off
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise DataError("a batch has non-finite values in the response, an offset or a fixed-effect column "
-                            "(e.g. log of 0 or an infinite value); replace or remove them")
-        w = None
-        if spec.weights is not None:
-            w = cache.numeric(spec.weights)
-            if (w < 0).any():
-                raise DataError("weights must be non-negative")
-        return codes, Zs, X, y, w
-
-    @staticmethod
-    def _numeric(expr, cache, model_frame_once):
-        col = plain_column(expr, cache.columns)
-        if col is not None:
-            if cache.kind(col) not in ("numeric", "bool"):
-                raise DataError(f"column {col!r} must be numeric; found {cache.kind(col)} values")
-            return cache.numeric(col)
-
-        def numeric_or_none(name):
-            ok = name in cache and cache.kind(name) == "numeric"
-            return cache.numeric(name) if ok else None
-
-        values = evaluate_arithmetic(expr, numeric_or_none)
-        if values is not None:
-            return values
-        return np.asarray(evaluate_numeric(expr, model_frame_once(), "response"), dtype=np.float64)
-
-
-def _accumulate(acc: CrossprodAccumulator, frame, spec: _Spec, coder: _Coder):
-    """Add the complete rows of one batch."""
-    sub, cache, _, _ = _complete(frame, spec)
-    if cache.n == 0:
+def _accumulate(acc: CrossprodAccumulator, frame, design):
+    """Add the complete rows of one batch, encoded by the template design's spec (the encoder of the
+    in-memory fit: same rows dropped, same checks, same codes and matrices)."""
+    data = design.spec.encode(frame)
+    if data.n == 0:
         return acc
-    codes, Zs, X, y, w = coder.encode(sub, cache)
-    acc.add(codes, Zs, X, y, w)
+    y = data.y if data.offset is None else data.y - data.offset
+    acc.add(data.codes, data.Z, data.X, y, data.weights)
     return acc
 
 
-# ---------------------------------------------------------------------------------- sources of batches
-def _progress(iterable, control, total=None, desc=""):
-    flag = (control or {}).get("progress")
-    enabled = bool(flag) if flag is not None else sys.stderr.isatty()
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="batch")
-
-
-def _coalesce(tables, batch_rows: int):
-    """Join small Arrow record batches into tables of about ``batch_rows`` rows."""
-    import pyarrow as pa
-
-    buf, rows = [], 0
-    for b in tables:
-        buf.append(b)
-        rows += b.num_rows
-        if rows >= batch_rows:
-            yield pa.Table.from_batches(buf)
-            buf, rows = [], 0
-    if buf:
-        yield pa.Table.from_batches(buf)
-
-
-class _Batches:
-    """Re-iterable batches of the model's columns from a LazyFrame, a Dataset or a (spooled) reader."""
-
-    def __init__(self, data, batch_rows: int):
-        self.data, self.kind, self.batch_rows = data, _kind(data), int(batch_rows)
-        self._spool = None
-        self._read = False
-
-    def columns(self):
-        if self.kind == "polars":
-            return self.data.collect_schema().names()
-        return list(self.data.schema.names)
-
-    def like(self):
-        if self.kind == "polars":
-            import polars as pl
-
-            return pl.DataFrame({"_": [0]})
-        import pyarrow as pa
-
-        return pa.table({"_": [0]})
-
-    def __call__(self, cols):
-        if self.kind == "polars":
-            return iter(self.data.select(cols).collect_batches(chunk_size=self.batch_rows))
-        if self.kind == "dataset":
-            return _coalesce(self.data.to_batches(columns=cols, batch_size=self.batch_rows), self.batch_rows)
-        return self._reader(cols)
-
-    def _reader(self, cols):
-        """A RecordBatchReader can be read once: the first pass spools the columns to a temporary file."""
-        import pyarrow as pa
-
-        if self._spool is not None:
-            source = pa.memory_map(self._spool)
-            return _coalesce(pa.ipc.open_stream(source), self.batch_rows)
-        if self._read:
-            raise DataError("this RecordBatchReader has already been consumed")
-        self._read = True
-        fd, path = tempfile.mkstemp(suffix=".arrow", prefix="mixframe-")
-        os.close(fd)
-        self._spool = path
-
-        def spool():
-            writer = None
-            try:
-                for rb in self.data:
-                    rb = pa.RecordBatch.from_arrays([rb.column(c) for c in cols], names=list(cols))
-                    if writer is None:
-                        writer = pa.ipc.new_stream(path, rb.schema)
-                    writer.write_batch(rb)
-                    yield rb
-            finally:
-                if writer is not None:
-                    writer.close()
-        return _coalesce(spool(), self.batch_rows)
-
-    def close(self):
-        if self._spool is not None and os.path.exists(self._spool):
-            os.remove(self._spool)
-
-
+# ---------------------------------------------------------------------------------- local sources
 def _passes_local(data, spec_args, control):
     batch_rows = int((control or {}).get("batch_size", DEFAULT_BATCH_ROWS))
-    source = _Batches(data, batch_rows)
+    source = sources.Batches(data, batch_rows)
     try:
         spec = _Spec(*spec_args[:1], source.columns(), *spec_args[1:])
         scan = _Scan()
-        for frame in _progress(source(spec.columns), control, desc="levels"):
+        for frame in sources.progress(source(spec.columns), control, desc="levels"):
             scan.add(frame, spec)
-        coder = _Coder(spec, _template_frame(scan, spec))
-        acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None)
-        for frame in _progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
-            _accumulate(acc, frame, spec, coder)
+        template = _template_design(spec, scan)
+        acc = CrossprodAccumulator(template.terms, template.p, weighted=spec.weights is not None)
+        for frame in sources.progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
+            _accumulate(acc, frame, template)
     finally:
         source.close()
-    return spec, scan, coder.design, acc, source.like()
+    return spec, scan, template, acc, source.like()
 
 
 # ---------------------------------------------------------------------------------- Dask
@@ -572,10 +181,10 @@ def _merge_scans(a, b, spec):
     return a.merge(b, spec)
 
 
-def _accumulate_partition(frame, spec, coder):
-    acc = CrossprodAccumulator(coder.design.terms, coder.design.p, weighted=spec.weights is not None,
+def _accumulate_partition(frame, template):
+    acc = CrossprodAccumulator(template.terms, template.p, weighted=template.spec.weights_column is not None,
                                pairs="runs")
-    return _accumulate(acc, frame, spec, coder)
+    return _accumulate(acc, frame, template)
 
 
 def _merge_accumulators(a, b):
@@ -601,11 +210,11 @@ def _passes_dask(data, spec_args):
     parts = data[spec.columns].to_delayed()
     spec_d = dask.delayed(spec, traverse=False)          # one task holding it, shared by every partition
     scan = _tree([dask.delayed(_scan_partition)(p, spec_d) for p in parts], _merge_scans, spec_d).compute()
-    coder = _Coder(spec, _template_frame(scan, spec))
-    coder_d = dask.delayed(coder, traverse=False)
-    acc = _tree([dask.delayed(_accumulate_partition)(p, spec_d, coder_d) for p in parts],
+    template = _template_design(spec, scan)
+    template_d = dask.delayed(template, traverse=False)
+    acc = _tree([dask.delayed(_accumulate_partition)(p, template_d) for p in parts],
                 _merge_accumulators).compute()
-    return spec, scan, coder.design, acc, pd.DataFrame({"_": [0]})
+    return spec, scan, template, acc, pd.DataFrame({"_": [0]})
 
 
 # ---------------------------------------------------------------------------------- entry point
@@ -643,7 +252,7 @@ def fit_lmm_stream(formula, data, *, reml=True, weights=None, offset=None, group
     from .results.call import FitCall
 
     spec_args = (formula, groups, random, weights, offset)
-    if _kind(data) == "dask":
+    if sources.source_kind(data) == "dask":
         spec, scan, template, acc, like = _passes_dask(data, spec_args)
     else:
         spec, scan, template, acc, like = _passes_local(data, spec_args, control)

@@ -78,7 +78,7 @@ def dense_Z(design):
 def dense_lambda(design, theta):
     from scipy.linalg import block_diag
 
-    from mixframe.design.lam import theta_to_lambdas
+    from mixframe.design.terms import theta_to_lambdas
     lams = theta_to_lambdas(design.terms, theta)
     return block_diag(*[np.kron(np.eye(t.n_levels), lam) for t, lam in zip(design.terms, lams)])
 

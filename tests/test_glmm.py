@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate
 
 from mixframe.design.build import build_design
-from mixframe.design.lam import theta_to_lambdas
+from mixframe.design.terms import theta_to_lambdas
 from mixframe.design.terms import Design, RETerm
 from mixframe.errors import ConvergenceWarning, DataError
 from mixframe.families import get_family

@@ -1,6 +1,7 @@
 """Encode new rows the way a fitted :class:`~mixframe.design.terms.Design` was encoded (for predict).
 
-The fixed matrix is rebuilt from the stored formulaic ModelSpec (same columns, same factor levels,
+The rows go through the fit's own encoder (:meth:`mixframe.design.spec.DesignSpec.encode` with
+``newdata=True``): the fixed matrix is rebuilt from the stored spec (same columns, same factor levels,
 the fit's ``scale()`` centre and spread); grouping labels are looked up in the fit's levels (-1 for a
 level the fit has not seen). Rows with a missing value in a column the predictions need are marked
 in a mask and get NaN / -1 instead of raising.
@@ -11,10 +12,8 @@ import warnings
 
 import numpy as np
 
-from .. import frames
 from ..errors import DataError
-from ..formula.fixed import evaluate_numeric, expression_columns, matrix_from_spec, r_column_names
-from .build import model_frame, plain_column
+from ..formula.fixed import expression_columns
 from .terms import Design
 
 __all__ = ["needed_columns", "new_design"]
@@ -23,6 +22,11 @@ __all__ = ["needed_columns", "new_design"]
 def needed_columns(design: Design, columns=()) -> dict:
     """Columns a prediction reads, by role: ``fixed`` (fixed part and bar left sides, offsets) and
     ``grouping`` (grouping-factor components)."""
+    spec = design.spec
+    if spec is not None:
+        roles = spec.roles
+        return {"fixed": set(roles["fixed"]) | set(roles["lhs"]) | set(roles["offset"]),
+                "grouping": set(roles["grouping"])}
     rhs = design.extra.get("fixed_rhs") or design.fixed_formula.split("~", 1)[1]
     fixed = set(expression_columns(rhs, columns))
     for term in design.terms:
@@ -34,69 +38,10 @@ def needed_columns(design: Design, columns=()) -> dict:
     return {"fixed": fixed, "grouping": grouping}
 
 
-def _codes_into(cache, term, ok: np.ndarray) -> np.ndarray:
-    """Codes of the new rows into the fit's levels of ``term`` (-1: unseen level or missing row).
-
-    Labels are looked up once per distinct label (or label combination), never once per row.
-    """
-    n = ok.shape[0]
-    index = {lv: i for i, lv in enumerate(term.levels)}
-    if len(term.components) == 1:
-        codes, labels = cache.codes(term.components[0])
-        table = np.array([index.get(lv, -1) for lv in labels] + [-1], dtype=np.int32)
-        out = table[np.where(codes < 0, len(labels), codes)]
-    else:
-        key = np.zeros(n, dtype=np.int64)
-        missing = np.zeros(n, dtype=bool)
-        parts = []
-        for name in term.components:
-            codes, labels = cache.codes(name)
-            missing |= codes < 0
-            key = key * max(len(labels), 1) + np.maximum(codes, 0)
-            parts.append(labels)
-        uniq, inverse = np.unique(key, return_inverse=True)
-        found = []
-        for k in uniq.tolist():
-            names = []
-            for labels in reversed(parts):
-                k, r = divmod(k, max(len(labels), 1))
-                names.append(labels[r] if labels else "")
-            found.append(index.get(":".join(reversed(names)), -1))
-        out = np.asarray(found, dtype=np.int32)[inverse.reshape(-1)]
-        out[missing] = -1
-    out = np.array(out, dtype=np.int32).reshape(n)
-    out[~ok] = -1
-    return out
-
-
 def _scatter(values: np.ndarray, ok: np.ndarray, width: int) -> np.ndarray:
     full = np.full((ok.shape[0], width), np.nan)
     full[ok] = values
     return np.ascontiguousarray(full)
-
-
-def _offset(design: Design, cache, pdf, ok: np.ndarray):
-    has_offset = design.offset is not None
-    if not has_offset:
-        return None
-    n = ok.shape[0]
-    total = np.zeros(n)
-    col = design.extra.get("offset_column")
-    if col is not None:
-        total += cache.numeric(col)
-    elif design.extra.get("offset_array"):
-        warnings.warn("the offset= array of the fit cannot be applied to new rows; it is taken as 0 there "
-                      "(pass the offset as a column name to carry it over)", UserWarning, stacklevel=3)
-    for expr in design.extra.get("offsets", ()):
-        col_name = plain_column(expr, cache.columns)
-        if col_name is not None:
-            total += cache.numeric(col_name)
-        elif ok.any():
-            part = np.full(n, np.nan)
-            part[ok] = evaluate_numeric(expr, pdf, "offset")
-            total += part
-    total[~ok] = np.nan
-    return total
 
 
 def new_design(design: Design, newdata) -> dict:
@@ -133,37 +78,32 @@ def new_design(design: Design, newdata) -> dict:
     >>> nd["X"][0].tolist(), nd["terms"][0]["codes"].tolist(), nd["missing"].tolist()
     ([1.0, 2.0], [1, -1], [False, True])
     """
-    cache = frames.ColumnCache(newdata)
-    n = cache.n
-    cols = cache.columns
-    roles = needed_columns(design, design.extra.get("columns", ()))
-    extra_cols = {design.extra["offset_column"]} if design.extra.get("offset_column") else set()
-    needed = roles["fixed"] | roles["grouping"] | extra_cols
-    absent = sorted(c for c in needed if c not in cols)
-    if absent:
-        raise DataError(f"new data lack the column(s) {absent} used by the model")
-    missing = np.zeros(n, dtype=bool)
-    for name in sorted(roles["fixed"] | extra_cols):
-        missing |= cache.missing(name)
-    ok = ~missing
-    pdf, _, _ = model_frame(cache, roles["fixed"], ok, factor_levels=design.extra.get("factor_levels", {}))
-    names = r_column_names(design.fixed_spec)
-    if ok.any():
-        X_ok = matrix_from_spec(design.fixed_spec, pdf)
-        if design.extra.get("intercept_dropped"):
-            X_ok = X_ok[:, [i for i, nm in enumerate(names) if nm != "(Intercept)"]]
-    else:
-        X_ok = np.zeros((0, design.p))
+    spec = design.spec
+    if spec is None:
+        raise DataError("this design carries no spec to encode new rows with (build it with build_design)")
+    data = spec.encode(newdata, newdata=True)
+    ok = data.used
+    n = data.n_total
+    if spec.offset_array:
+        warnings.warn("the offset= array of the fit cannot be applied to new rows; it is taken as 0 there "
+                      "(pass the offset as a column name to carry it over)", UserWarning, stacklevel=2)
+    offset = None
+    if design.offset is not None:
+        offset = np.full(n, np.nan)
+        offset[ok] = 0.0 if data.offset is None else data.offset
     terms = []
-    for term in design.terms:
-        if term.spec is None:
-            Z = np.ones((n, term.k))
-            Z[~ok] = np.nan
-        elif ok.any():
-            Z = _scatter(matrix_from_spec(term.spec, pdf, where=f"random-effect term ({term.expr} | "
-                                                                    f"{term.group})"), ok, term.k)
+    for term, codes, Z in zip(design.terms, data.codes, data.Z):
+        full = np.array(codes if ok.all() else _scatter_codes(codes, ok), dtype=np.int32)
+        if Z is None:
+            Zn = np.ones((n, term.k))
+            Zn[~ok] = np.nan
         else:
-            Z = np.full((n, term.k), np.nan)
-        terms.append({"group": term.group, "codes": _codes_into(cache, term, ok), "Z": np.ascontiguousarray(Z)})
-    return {"X": _scatter(X_ok, ok, design.p), "offset": _offset(design, cache, pdf, ok), "terms": terms,
-            "missing": missing, "n": n}
+            Zn = _scatter(Z, ok, term.k)
+        terms.append({"group": term.group, "codes": full, "Z": np.ascontiguousarray(Zn)})
+    return {"X": _scatter(data.X, ok, design.p), "offset": offset, "terms": terms, "missing": ~ok, "n": n}
+
+
+def _scatter_codes(codes: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    full = np.full(ok.shape[0], -1, dtype=np.int32)
+    full[ok] = codes
+    return full

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from ..design.lam import theta_to_lambdas
+from ..design.terms import theta_to_lambdas
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from .clm import CLMProblem, make_cdf, newton_clm, start_thresholds, threshold_structure
 from .clmm_laplace import LaplaceObjective

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._ext.ordinal import add_zb, cumlink_working
 from .._ext.ordinal_laplace import agq_scalar, laplace_nested, laplace_scalar, laplace_scalar_grad
-from ..design.lam import split_u, theta_to_lambdas
+from ..design.terms import split_u, theta_to_lambdas
 from ..linalg.blocked import BlockedSystem
 
 INNER_TOL = 1e-5      # largest Newton step in u at which the modes count as found (one more step follows)

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from ..design.lam import theta_to_lambdas, u_to_b
+from ..design.terms import theta_to_lambdas, u_to_b
 from ..errors import ConvergenceWarning
 from ..families import Family, get_family
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity

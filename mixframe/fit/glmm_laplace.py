@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._ext.pirls import LaplacePirls
-from ..design.lam import theta_to_lambdas
+from ..design.terms import theta_to_lambdas
 from ..linalg.blocked import BlockedSystem
 
 

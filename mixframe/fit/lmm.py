@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
-from ..design.lam import theta_to_lambdas, u_to_b, z_times_b
+from ..design.terms import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..linalg.blocked import BlockedSystem
 from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient

@@ -52,7 +52,7 @@ def streamed_design(template: Design, n_used: int, n_total: int, missing_by_colu
         offset=None if template.offset is None else np.zeros(0), terms=terms,
         used=np.zeros(0, dtype=bool), n_total=int(n_total), response=template.response,
         response_levels=template.response_levels, fixed_spec=template.fixed_spec, formula=template.formula,
-        fixed_formula=template.fixed_formula, extra=extra, n_used=int(n_used))
+        fixed_formula=template.fixed_formula, extra=extra, spec=template.spec, n_used=int(n_used))
 
 
 class CrossprodAccumulator(Crossprods):

@@ -33,7 +33,7 @@ class RawFit:
         "location" (CLMM/CLM); when not given, every coefficient is in the kind's design block. A further
         linear predictor (zero inflation, dispersion, scale, nominal effects) is a further block name; see
         :meth:`block`.
-    theta : the optimizer's covariance parameters (see mixframe.design.lam)
+    theta : the optimizer's covariance parameters (see mixframe.design.terms)
     lambdas : per-term relative factor (k x k); the covariance of term t's effects is
         ``re_scale**2 * lam @ lam.T``
     re_scale : sigma for an LMM, 1.0 otherwise

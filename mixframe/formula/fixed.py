@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from ..errors import DataError, FormulaError
-from ..frames import r_number_label
+from ..io.frames import r_number_label
 from .safety import check_expression
 from .simple import SimpleSpec, _parse_simple, arithmetic_names
 

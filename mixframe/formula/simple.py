@@ -257,7 +257,7 @@ def simple_matrix(rhs: str, kinds: dict, numeric, codes, n: int | None = None):
     rhs : str
         Right-hand side, e.g. ``"Days"``, ``"temp + contact"``, ``"0 + f:x"``.
     kinds : dict of str to str
-        :func:`mixframe.frames.column_kind` of every data column the right-hand side may name.
+        :func:`mixframe.io.frames.column_kind` of every data column the right-hand side may name.
     numeric : callable
         ``numeric(name)`` → float64 values over the rows (finite).
     codes : callable

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.linalg.lapack import dtrtri
 
 from .._ext.blocked import BlockedCholesky
-from ..design.lam import theta_to_lambdas
+from ..design.terms import theta_to_lambdas
 from .system import CrossprodBlocks, FactorError
 
 __all__ = ["BlockedSystem", "CrossprodBlocks", "FactorError", "lambdas_for"]

@@ -2,7 +2,7 @@
 
 Every tidy frame is assembled here from plain columns: NumPy float arrays use NaN for "not
 defined" (a true null in polars and pyarrow output, NaN in pandas), lists of labels use None.
-The frame is built by :func:`mixframe.frames.native_frame`, so the output follows the input's
+The frame is built by :func:`mixframe.io.frames.native_frame`, so the output follows the input's
 library; label columns are then typed as strings even when empty or all null.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import narwhals as nw
 import numpy as np
 
-from mixframe.frames import as_frame, native_frame
-from mixframe.frames import n_rows as frames_n_rows
+from mixframe.io.frames import as_frame, native_frame
+from mixframe.io.frames import n_rows as frames_n_rows
 
 
 def _prepare(values):

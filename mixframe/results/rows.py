@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from .. import frames
+from ..io import frames
 from ..design.build import plain_column
 from ._frames import append_columns, check_no_clash, n_rows
 from .augment import augment_columns, augment_new_columns

@@ -2,7 +2,7 @@
 import numpy as np
 from scipy.linalg import block_diag
 
-from mixframe.design.lam import theta_to_lambdas
+from mixframe.design.terms import theta_to_lambdas
 from mixframe.design.terms import RETerm
 
 

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from scipy import special, stats
 
-from mixframe.design.lam import theta_to_lambdas, z_times_b
+from mixframe.design.terms import theta_to_lambdas, z_times_b
 from mixframe.design.terms import Design, RETerm
 from mixframe.fit.result import RawFit
 from mixframe.results import MixedModel, anova

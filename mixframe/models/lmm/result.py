@@ -53,7 +53,7 @@ class LmmDeferred:
     def conditional_sds(self) -> list:
         """σ · sqrt(diag(Λ C_u Λ')) per term and level, (n_levels, k) arrays, at the estimate."""
         if "sds" not in self._done:
-            from mixframe.design.lam import theta_to_lambdas
+            from mixframe.design.terms import theta_to_lambdas
 
             obj = self._objective()
             obj._factor(self.theta)     # the factor may have moved (Satterthwaite df evaluate elsewhere)

@@ -1,9 +1,9 @@
 """The NumPy fast path of the design builder gives exactly what the formulaic path gives.
 
-Every design is built twice, once as usual and once with ``build._FAST = False`` (every matrix and
+Every design is built twice, once as usual and once with ``encode._FAST = False`` (every matrix and
 expression through formulaic), and every array, name and level is compared for equality; so is the
 encoding of new rows by :func:`new_design`. The column cache is checked against the narwhals
-functions of :mod:`mixframe.frames`.
+functions of :mod:`mixframe.io.frames`.
 """
 import json
 import warnings
@@ -17,15 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixframe import frames
-from mixframe.design import build
+from mixframe.io import frames
+from mixframe.design import encode as build
 from mixframe.design.build import build_design, group_codes
 from mixframe.design.newdata import new_design
 from mixframe.errors import DataError, FormulaError
 from mixframe.formula import parse_formula
 from mixframe.formula.simple import SimpleSpec, parse_simple
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 REF = ROOT / "tests" / "reference"
 DATA = ROOT / "mixframe" / "datasets" / "data"
 CASES = sorted(p.stem for p in REF.glob("*.json"))

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = [
     "ColumnCache",
@@ -605,7 +605,11 @@ class ColumnCache:
                 codes, levels = _encode_strings(self._arrow_of(name))
             elif how == "pd_cat":
                 categorical = self._native_series(name).array
-                levels = _dictionary_labels(pa.array(categorical.categories.to_numpy(), from_pandas=True))
+                categories = categorical.categories
+                if categories.inferred_type == "string":   # strings as they are, without a round trip to Arrow
+                    levels = [str(x) for x in categories.tolist()]
+                else:
+                    levels = _dictionary_labels(pa.array(categories.to_numpy(), from_pandas=True))
                 codes = np.asarray(categorical.codes, dtype=np.int32)
             elif how == "pl_enum":
                 arr = self._arrow_of(name)  # a dictionary array: the Enum's categories and the indices
@@ -615,6 +619,21 @@ class ColumnCache:
                 codes, levels = encode_column(self.frame, name)
             self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))
         return self._codes[name]
+
+    def strings(self, name: str):
+        """A string column as a pyarrow large_string array (None for a column of another kind)."""
+        if self.kind(name) != "string":
+            return None
+        _, how = self._info(name)
+        try:
+            arr = self._arrow_of(name) if how == "arrow" else _arrow(self.frame[name])
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+        if pa.types.is_large_string(arr.type):
+            return arr
+        if pa.types.is_string(arr.type) or pa.types.is_string_view(arr.type):
+            return arr.cast(pa.large_string())
+        return None
 
     def _is_integer(self, name: str) -> bool:
         series = self._native_series(name)
@@ -630,6 +649,10 @@ class ColumnCache:
                 mask = missing_mask(self.frame, name)
             elif kind in ("numeric", "bool"):
                 mask = np.isnan(self.numeric(name))
+            elif how == "arrow" and name not in self._codes:
+                arr = self._arrow_of(name)     # strings: the nulls, without encoding the column
+                mask = np.zeros(len(arr), dtype=bool) if arr.null_count == 0 else \
+                    np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
             else:
                 mask = self.codes(name)[0] < 0
             self._missing[name] = _frozen(mask)
