@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg.lapack import dposv, dsyev
+from scipy.linalg.lapack import dsyev
 
 __all__ = ["CONVERGED", "FAILED", "FTOL", "GTOL", "MAXEVAL", "MAXTIME", "NOT_FINITE", "ROUNDOFF", "STATUS_MESSAGES",
            "SUCCESS", "XTOL", "OptResult", "bfgs_update", "bobyqa", "lbfgs", "minimize_1d", "penalty",
@@ -182,11 +182,12 @@ def trust_step(H, g, radius, scale=None):
     """The minimiser d of the model g'd + d'Hd/2 over ||scale * d|| <= radius, for a small symmetric H,
     positive definite or not (Moré and Sorensen).
 
-    When H is positive definite and the Newton step -H^{-1}g fits, it is the answer. Otherwise the step is
-    d(mu) = -(H + mu I)^{-1} g on the boundary, with mu > max(0, -lambda_min) found by Newton's method on
-    1/||d(mu)|| = 1/radius (concave in mu, so the iteration climbs monotonically from a mu where the step is
-    too long), from the eigen-decomposition of H (LAPACK); in the "hard case" (g without a component along the
-    lowest eigenvector) the boundary is reached along that eigenvector.
+    Everything comes from the eigen-decomposition of H (LAPACK dsyev). When H is positive definite (its least
+    eigenvalue above 1e-12 of the largest in magnitude) and the Newton step -H^{-1}g fits, it is the answer.
+    Otherwise the step is d(mu) = -(H + mu I)^{-1} g on the boundary, with mu > max(0, -lambda_min) found by
+    Newton's method on 1/||d(mu)|| = 1/radius (concave in mu, so the iteration climbs monotonically from a mu
+    where the step is too long); in the "hard case" (g without a component along the lowest eigenvector) the
+    boundary is reached along that eigenvector.
 
     Returns
     -------
@@ -196,30 +197,34 @@ def trust_step(H, g, radius, scale=None):
     if scale is not None:
         H = H / np.outer(scale, scale)
         g = g / scale
-    _, z, info = dposv(H, g)
-    if info == 0:
-        dec = float(np.dot(g, z))
-        nz = math.sqrt(np.dot(z, z))
-        if nz <= radius:
-            return (-z if scale is None else -z / scale), 0.5 * dec, dec, nz
-    else:
-        dec = math.inf
     w, V, info = dsyev(H)
     if info != 0 or not math.isfinite(w[-1] + w[0]):
         raise np.linalg.LinAlgError("the model Hessian is not finite")
-    # the secular equation in plain floats: a few parameters, where NumPy's per-call cost would dominate
+    # the rest in plain floats, in the eigenbasis: a few parameters, where NumPy's per-call cost would dominate
     wl, gl = w.tolist(), np.dot(g, V).tolist()
     top = max(abs(wl[0]), abs(wl[-1]), 1e-300)
     if wl[0] > 1e-12 * top:
+        zl = []
+        dec = s2 = 0.0
+        for wi, gi in zip(wl, gl):
+            zi = -gi / wi
+            zl.append(zi)
+            dec -= gi * zi
+            s2 += zi * zi
+        nz = math.sqrt(s2)
+        if nz <= radius:
+            d = np.dot(V, zl)
+            return (d if scale is None else d / scale), 0.5 * dec, dec, nz
         mu = 0.0
     else:
+        dec = math.inf
         mu = -wl[0] + 1e-10 * top
         zl = [-gi / (wi + mu) for wi, gi in zip(wl, gl)]
-        nz = math.sqrt(math.fsum(zi * zi for zi in zl))
+        nz = math.sqrt(math.fsum([zi * zi for zi in zl]))
         if nz < radius:                 # hard case: complete the step along the lowest eigenvector
             zl[0] -= math.copysign(math.sqrt(radius * radius - nz * nz), gl[0] if gl[0] != 0.0 else 1.0)
             return (*_from_eigenbasis(V, zl, wl, gl, scale), dec, radius)
-    for _ in range(100):
+    for _ in range(100):                # ||d(mu)|| = radius: Newton on 1/||d(mu)|| = 1/radius
         s2 = s3 = 0.0
         for wi, gi in zip(wl, gl):
             den = wi + mu
@@ -231,12 +236,14 @@ def trust_step(H, g, radius, scale=None):
             break
         mu += (nz - radius) / radius * s2 / s3
     zl = [-gi / (wi + mu) for wi, gi in zip(wl, gl)]
-    return (*_from_eigenbasis(V, zl, wl, gl, scale), dec, math.sqrt(math.fsum(zi * zi for zi in zl)))
+    return (*_from_eigenbasis(V, zl, wl, gl, scale), dec, nz)
 
 
 def _from_eigenbasis(V, zl, wl, gl, scale):
     """(step, predicted decrease) from the step zl in the eigenbasis (eigenvalues wl, gradient gl there)."""
-    pred = -sum(gi * zi + 0.5 * wi * zi * zi for wi, gi, zi in zip(wl, gl, zl))
+    pred = 0.0
+    for wi, gi, zi in zip(wl, gl, zl):
+        pred -= gi * zi + 0.5 * wi * zi * zi
     d = np.dot(V, zl)
     return (d if scale is None else d / scale), pred
 
@@ -349,6 +356,7 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
     xnorm = math.sqrt(np.dot(x, x) if scale is None else np.dot(scale * x, scale * x))
     if radius is None:
         radius = max(xnorm, 1.0)
+    bound = xnorm
     status = MAXEVAL
     free = None
     while evals < max_evals:
@@ -391,8 +399,11 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
                 d = xt - x
                 pred = -float(np.dot(g, d) + 0.5 * np.dot(d, H @ d))
                 step = math.sqrt(np.dot(d, d) if scale is None else np.dot(scale * d, scale * d))
-            if step <= xtol_rel * xnorm + xtol_abs:
-                stop = XTOL
+            if step <= xtol_rel * (xnorm if xnorm >= 0.0 else bound) + xtol_abs:
+                if xnorm < 0.0:
+                    xnorm = bound = math.sqrt(np.dot(x, x) if scale is None else np.dot(scale * x, scale * x))
+                if step <= xtol_rel * xnorm + xtol_abs:
+                    stop = XTOL
         if stop is not None:
             if settled:
                 status = stop
@@ -410,14 +421,18 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
                 radius *= 2.0
             elif actual < 0.25 * pred:
                 radius = 0.5 * step
-            _, gt, Ht = _unpack(out, derivs, xt)
+            if derivs is not None and exact:     # the common exact case, inline
+                gt, Ht = derivs(xt)
+            else:
+                _, gt, Ht = _unpack(out, derivs, xt)
             if exact:
                 H = Ht
             else:
                 H = bfgs_update(H, d, gt - g)
                 settled = refresh is None
             x, f, g = xt, float(ft), gt
-            xnorm = math.sqrt(np.dot(x, x) if scale is None else np.dot(scale * x, scale * x))
+            bound += step               # ||x|| <= bound: the exact norm is needed only for short steps
+            xnorm = -1.0
         else:
             radius = 0.25 * step
     if not settled:
