@@ -27,7 +27,7 @@
 # cython: language_level=3
 
 cimport cython
-from libc.math cimport INFINITY, M_PI, fabs, log, sqrt
+from libc.math cimport INFINITY, M_PI, log, sqrt
 
 import numpy as np
 
@@ -74,6 +74,10 @@ cdef class OneBlockDeviance:
     cdef double[::1] lam, T, M, Li, Mi, G, H, R, Hv, S, Lp, Lpi, P, v, Sv, dr2, gz
     cdef double[:, ::1] Md, Rt, RtP, HP, hz, a2, b2, W
     cdef double[:, :, ::1] dS
+    # the theta of the last deviance() call whose state the workspace holds (derivatives() there reuse it)
+    cdef double[::1] last_theta
+    cdef bint have_last
+    cdef double _last_f
 
     def __init__(self, const double[:, :, ::1] A11, const double[:, ::1] AE1, const double[:, ::1] AEE,
                  int[::1] rows, int[::1] cols, double n, bint reml, double log_w):
@@ -98,19 +102,35 @@ cdef class OneBlockDeviance:
         self.hz, self.a2, self.b2 = np.zeros((nt, nt)), np.zeros((nt, nt)), np.zeros((nt, nt))
         self.W = np.zeros((nt, p * p))
         self.dS = np.zeros((nt, ne, ne))
+        self.last_theta = np.zeros(nt)
+        self.have_last = False
 
     def deviance(self, const double[::1] theta):
         """The profiled deviance at theta (inf where the system is not positive definite)."""
         cdef double f
+        cdef Py_ssize_t i
         with nogil:
             f = self._value(theta)
+            self.have_last = f != INFINITY
+            self._last_f = f
+            if self.have_last:
+                for i in range(self.nt):
+                    self.last_theta[i] = theta[i]
         return f
 
     def derivatives(self, const double[::1] theta, double[::1] grad, double[:, ::1] hess):
-        """The profiled deviance at theta, its gradient into ``grad`` and Hessian into ``hess``."""
-        cdef double f
+        """The profiled deviance at theta, its gradient into ``grad`` and Hessian into ``hess``. Right after
+        :meth:`deviance` at the same theta the deviance is not evaluated again."""
+        cdef double f = 0.0
+        cdef Py_ssize_t i
+        cdef bint again
         with nogil:
-            f = self._value(theta)
+            again = self.have_last
+            for i in range(self.nt):
+                if self.last_theta[i] != theta[i]:
+                    again = False
+            self.have_last = False
+            f = self._last_f if again else self._value(theta)
             if f != INFINITY:
                 self._derivs(grad, hess)
         return f
@@ -434,184 +454,3 @@ cdef class OneBlockDeviance:
                             t = t - W[i * pp + a * p + b] * W[l * pp + b * p + a]
                 hess[i, l] = t
                 hess[l, i] = t
-
-    # ---------------------------------------------------------------------------------------------
-    def minimize(self, double[::1] x, double ftol_abs, double ftol_rel, double xtol_abs, double xtol_rel,
-                 int max_evals):
-        """Minimise the deviance over theta from x (updated in place), without bounds: a trust-region Newton
-        method on the exact Hessian. Each step minimises the quadratic model within the trust radius
-        (Moré and Sorensen, from the eigen-decomposition of the Hessian: the Newton step when the Hessian is
-        positive definite and the step fits; else -(H + mu I)^{-1} g on the boundary, mu > -lambda_min; in
-        the "hard case" completed along the lowest eigenvector), so a stationary point that is not a
-        minimum (such as theta = 0 of an even deviance) is left along its negative curvature.
-
-        Stops when the Hessian is positive definite and the Newton step predicts a decrease below
-        max(ftol_abs, ftol_rel |f|) (code 1), when a step falls below xtol_rel |x| + xtol_abs (code 2) or
-        after max_evals evaluations (code 0). Returns (deviance, evaluations, code); code -1 when the start
-        is not positive definite, -2 when the Hessian is not finite.
-        """
-        cdef Py_ssize_t n = self.nt, i, j
-        cdef double[::1] g = np.zeros(n), xt = np.zeros(n), d = np.zeros(n), w = np.zeros(n), gt = np.zeros(n)
-        cdef double[:, ::1] H = np.zeros((n, n)), V = np.zeros((n, n)), B = np.zeros((n, n))
-        cdef double f, ft, pred, tol, step, xnorm, radius
-        cdef int evals = 1, code = 0, status
-        with nogil:
-            f = self._value(x)
-            if f == INFINITY:
-                code = -1
-            else:
-                self._derivs(g, H)
-                xnorm = 0.0
-                for i in range(n):
-                    xnorm += x[i] * x[i]
-                radius = sqrt(xnorm) if xnorm > 1.0 else 1.0
-                while evals < max_evals:
-                    for i in range(n):
-                        for j in range(n):
-                            if H[i, j] != H[i, j]:
-                                code = -2
-                            B[i, j] = H[i, j]
-                    if code != 0:
-                        break
-                    _jacobi_eigen(B, w, V, n)
-                    for i in range(n):                   # g in the eigenbasis
-                        gt[i] = 0.0
-                        for j in range(n):
-                            gt[i] += V[j, i] * g[j]
-                    tol = ftol_rel * (f if f > 0 else -f)
-                    if ftol_abs > tol:
-                        tol = ftol_abs
-                    status = _trust_step(w, gt, radius, d, n)   # d in the eigenbasis; 1: the Newton step
-                    pred = 0.0
-                    for i in range(n):
-                        pred -= gt[i] * d[i] + 0.5 * w[i] * d[i] * d[i]
-                    if status == 1 and pred <= tol:
-                        code = 1
-                        break
-                    step = 0.0
-                    xnorm = 0.0
-                    for i in range(n):
-                        xt[i] = x[i]
-                        for j in range(n):
-                            xt[i] += V[i, j] * d[j]
-                        step += (xt[i] - x[i]) * (xt[i] - x[i])
-                        xnorm += x[i] * x[i]
-                    step = sqrt(step)
-                    if step <= xtol_rel * sqrt(xnorm) + xtol_abs:
-                        code = 2
-                        break
-                    ft = self._value(xt)
-                    evals += 1
-                    if ft < f and pred > 0.0:
-                        for i in range(n):
-                            x[i] = xt[i]
-                        if (f - ft) > 0.75 * pred and step > 0.8 * radius:
-                            radius = 2.0 * radius
-                        elif (f - ft) < 0.25 * pred:
-                            radius = 0.5 * step
-                        f = ft
-                        self._derivs(g, H)
-                    else:
-                        radius = 0.25 * step
-        return f, evals, code
-
-
-cdef void _jacobi_eigen(double[:, ::1] B, double[::1] w, double[:, ::1] V, Py_ssize_t n) noexcept nogil:
-    """Eigen-decomposition of a small symmetric B (destroyed) by cyclic Jacobi rotations: eigenvalues w in
-    increasing order, eigenvectors the columns of V."""
-    cdef Py_ssize_t i, j, p, q, sweep
-    cdef double off, theta, t, c, s, bpp, bqq, bpq, tmp, scale
-    for i in range(n):
-        for j in range(n):
-            V[i, j] = 1.0 if i == j else 0.0
-    for sweep in range(100):
-        off = 0.0
-        scale = 0.0
-        for p in range(n):
-            scale += B[p, p] * B[p, p]
-            for q in range(p + 1, n):
-                off += B[p, q] * B[p, q]
-        if off <= 1e-30 * scale or off == 0.0:
-            break
-        for p in range(n):
-            for q in range(p + 1, n):
-                bpq = B[p, q]
-                if bpq == 0.0:
-                    continue
-                bpp = B[p, p]
-                bqq = B[q, q]
-                theta = (bqq - bpp) / (2.0 * bpq)
-                t = (1.0 if theta >= 0 else -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0))
-                c = 1.0 / sqrt(t * t + 1.0)
-                s = t * c
-                for i in range(n):               # B <- J'B J on rows/columns p, q
-                    tmp = B[i, p]
-                    B[i, p] = c * tmp - s * B[i, q]
-                    B[i, q] = s * tmp + c * B[i, q]
-                for i in range(n):
-                    tmp = B[p, i]
-                    B[p, i] = c * tmp - s * B[q, i]
-                    B[q, i] = s * tmp + c * B[q, i]
-                for i in range(n):
-                    tmp = V[i, p]
-                    V[i, p] = c * tmp - s * V[i, q]
-                    V[i, q] = s * tmp + c * V[i, q]
-    for i in range(n):
-        w[i] = B[i, i]
-    for i in range(1, n):                        # insertion sort of the eigenpairs
-        j = i
-        while j > 0 and w[j - 1] > w[j]:
-            tmp = w[j]
-            w[j] = w[j - 1]
-            w[j - 1] = tmp
-            for p in range(n):
-                tmp = V[p, j]
-                V[p, j] = V[p, j - 1]
-                V[p, j - 1] = tmp
-            j -= 1
-
-
-cdef int _trust_step(double[::1] w, double[::1] gt, double radius, double[::1] d,
-                     Py_ssize_t n) noexcept nogil:
-    """The minimiser d of gt'd + sum w d^2 / 2 over ||d|| <= radius, in the eigenbasis (w increasing).
-    Returns 1 when it is the Newton step (positive definite, inside the radius), else 0."""
-    cdef Py_ssize_t i, it
-    cdef double scale = 0.0, mu, nd, slope, lo
-    for i in range(n):
-        if fabs(w[i]) > scale:
-            scale = fabs(w[i])
-    if scale == 0.0:
-        scale = 1.0
-    if w[0] > 1e-12 * scale:
-        nd = 0.0
-        for i in range(n):
-            d[i] = -gt[i] / w[i]
-            nd += d[i] * d[i]
-        if sqrt(nd) <= radius:
-            return 1
-        mu = 0.0
-    else:
-        lo = -w[0] + 1e-10 * scale
-        mu = lo
-        nd = 0.0
-        for i in range(n):
-            d[i] = -gt[i] / (w[i] + mu)
-            nd += d[i] * d[i]
-        nd = sqrt(nd)
-        if nd < radius:                          # hard case: reach the boundary along the lowest eigenvector
-            d[0] += -sqrt(radius * radius - nd * nd) if gt[0] >= 0.0 else sqrt(radius * radius - nd * nd)
-            return 0
-    for it in range(100):                        # ||d(mu)|| = radius: Newton on 1/||d|| = 1/radius
-        nd = 0.0
-        slope = 0.0
-        for i in range(n):
-            d[i] = -gt[i] / (w[i] + mu)
-            nd += d[i] * d[i]
-            slope += gt[i] * gt[i] / ((w[i] + mu) * (w[i] + mu) * (w[i] + mu))
-        nd = sqrt(nd)
-        if fabs(nd - radius) <= 1e-6 * radius:
-            break
-        mu += (nd - radius) / radius * nd * nd / slope
-    for i in range(n):
-        d[i] = -gt[i] / (w[i] + mu)
-    return 0

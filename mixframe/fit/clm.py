@@ -101,34 +101,26 @@ class CLMProblem:
 
 
 def newton_clm(problem: CLMProblem, par0, maxiter: int = 100, gtol: float = 1e-9):
-    """Maximise the log-likelihood by Newton-Raphson with step halving.
+    """Maximise the log-likelihood by Newton's method on its exact Hessian, in the trust region of
+    :func:`mixframe.numerics.optim.trust_region`, to max |gradient| below ``gtol``.
 
     Returns (par, loglik, gradient, Hessian, iterations, converged).
     """
-    par = np.asarray(par0, dtype=float).copy()
-    ll, g, H = problem.derivatives(par)
-    if not np.isfinite(ll):
+    from ..numerics.optim import trust_region
+
+    def negll(par):
+        ll, g, H = problem.derivatives(par)
+        if not np.isfinite(ll):
+            return np.inf, None, None
+        return -ll, -g, -H
+
+    start = negll(np.asarray(par0, dtype=float))
+    if not np.isfinite(start[0]):
         raise DataError("the starting thresholds give a zero probability to some observation")
-    for it in range(1, maxiter + 1):
-        try:
-            step = np.linalg.solve(-H, g)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(-H, g, rcond=None)[0]
-        if not np.all(np.isfinite(step)) or step @ g <= 0:   # not an ascent direction: gradient step
-            step = g / max(1.0, np.max(np.abs(g)))
-        t = 1.0
-        while True:
-            ll_new, g_new, H_new = problem.derivatives(par + t * step)
-            if np.isfinite(ll_new) and ll_new >= ll - 1e-10 * (1.0 + abs(ll)):
-                break
-            t *= 0.5
-            if t < 1e-10:
-                return par, ll, g, H, it, bool(np.max(np.abs(g)) < 1e-6)
-        par = par + t * step
-        ll, g, H = ll_new, g_new, H_new
-        if np.max(np.abs(g)) < gtol or np.max(np.abs(t * step)) < 1e-12:
-            return par, ll, g, H, it, True
-    return par, ll, g, H, maxiter, bool(np.max(np.abs(g)) < 1e-6)
+    res = trust_region(negll, par0, start=start, gtol=gtol, ftol_abs=0.0, ftol_rel=0.0, xtol_abs=1e-12,
+                       xtol_rel=0.0, max_evals=maxiter)
+    g, H = -res.gradient, -res.hessian
+    return res.x, -res.fun, g, H, res.evaluations, bool(res.converged or np.max(np.abs(g)) < 1e-6)
 
 
 def fit_clm(design, link: str = "logit", threshold: str = "flexible", control: dict | None = None) -> RawFit:

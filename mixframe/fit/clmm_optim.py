@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics import fdiff
+from ..numerics.optim import lbfgs
 from .optimize import minimize_bounded
 
 
@@ -66,53 +68,19 @@ def rho_jacobian(rho, threshold: str, n_thr: int):
 
 # ---------------------------------------------------------------------- finite differences
 def fd_hessian(f, x, rel_step: float = 1e-4):
-    """Central-difference gradient and Hessian of a scalar function in n^2 + n + 1 evaluations.
-
-    The diagonal uses f(x +- h_i e_i); an off-diagonal entry the symmetric second-order formula
-    [f(x+ei+ej) - f(x+ei) - f(x+ej) + 2 f(x) - f(x-ei) - f(x-ej) + f(x-ei-ej)] / (2 h_i h_j).
-    """
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    h = rel_step * np.maximum(1.0, np.abs(x))
-    E = np.diag(h)
-    f0 = f(x)
-    fp = np.array([f(x + E[i]) for i in range(n)])
-    fm = np.array([f(x - E[i]) for i in range(n)])
-    g = (fp - fm) / (2 * h)
-    H = np.diag((fp - 2 * f0 + fm) / h ** 2)
-    for i in range(n):
-        for j in range(i):
-            fpp = f(x + E[i] + E[j])
-            fmm = f(x - E[i] - E[j])
-            H[i, j] = H[j, i] = (fpp - fp[i] - fp[j] + 2 * f0 - fm[i] - fm[j] + fmm) / (2 * h[i] * h[j])
-    return f0, g, H
+    """(f, gradient, Hessian) by central differences with relative steps (:func:`mixframe.numerics.fdiff.hessian`)."""
+    return fdiff.hessian(f, x, rel_step, floor=1.0)
 
 
 def fd_gradient(f, x, rel_step: float = 1e-5):
-    """Central-difference gradient (2 n evaluations)."""
-    x = np.asarray(x, dtype=float)
-    h = rel_step * np.maximum(1.0, np.abs(x))
-    g = np.empty(x.size)
-    for i in range(x.size):
-        e = np.zeros(x.size)
-        e[i] = h[i]
-        g[i] = (f(x + e) - f(x - e)) / (2 * h[i])
-    return g
+    """Central-difference gradient with relative steps (:func:`mixframe.numerics.fdiff.gradient`)."""
+    return fdiff.gradient(f, x, rel_step, floor=1.0)
 
 
 def fd_jacobian_of_gradient(fg, x, rel_step: float = 1e-5):
-    """(f, g, H): H by central differences of an analytic gradient (2 n gradient evaluations), symmetrized."""
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    h = rel_step * np.maximum(1.0, np.abs(x))
+    """(f, g, H): H by central differences of an analytic gradient, relative steps, symmetrized."""
     f0, g0 = fg(x)
-    H = np.empty((n, n))
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h[i]
-        gp, gm = fg(x + e)[1], fg(x - e)[1]
-        H[:, i] = (gp - gm) / (2 * h[i])
-    return f0, g0, 0.5 * (H + H.T)
+    return f0, g0, fdiff.hessian_from_gradient(lambda z: fg(z)[1], x, rel_step, floor=1.0)
 
 
 # ---------------------------------------------------------------------- coordinates
@@ -155,33 +123,25 @@ def optimize_lbfgs(objective, layout: Params, x0, lower, control=None):
     Returns (x, converged, message). ``lower`` is accepted for symmetry with ``optimize_bobyqa``;
     the one SD needs no bound (see below).
     """
-    from scipy.optimize import minimize  # imported on first use: only this path needs it
-
     ctl = dict(control or {})
     a = layout.n_xi
-
-    best = [np.inf, None]
 
     def fun(x):
         xi, beta, theta = layout.split_opt(x)
         val, g = objective.value_and_grad(xi, beta, theta)
         if g is None:
-            return 1e300, np.zeros_like(x)
-        if val < best[0]:
-            best[0], best[1] = val, x.copy()
+            return np.inf, None
         g_rho = rho_jacobian(x[:a], layout.threshold, layout.n_thr).T @ g[:a]
         return val, np.concatenate([g_rho, g[a:]])
 
     # -log L is even in the SD of a single scalar term (u -> -u), so the SD is left unbounded and its
     # absolute value taken: the optimizer cannot stall at 0, where the gradient vanishes by symmetry.
-    options = {"maxiter": int(ctl.get("maxiter", 2000)), "ftol": float(ctl.get("tol", 1e-11)), "gtol": 1e-6,
-               "maxcor": 20}
-
     def run(start):
-        res = minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
-        x = res.x.copy() if res.fun < 1e300 or best[1] is None else best[1].copy()
+        res = lbfgs(fun, start, ftol=float(ctl.get("tol", 1e-11)), gtol=1e-6,
+                    max_iter=int(ctl.get("maxiter", 2000)), memory=20)
+        x = res.x.copy()
         x[a + layout.p:] = np.abs(x[a + layout.p:])
-        return x, bool(res.success), str(res.message)
+        return x, res.converged, res.message
 
     x, ok, msg = run(x0)
     if x[-1] < 1e-2:   # at (or near) zero: make sure it is a minimum in the SD, not a saddle

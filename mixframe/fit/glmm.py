@@ -14,6 +14,7 @@ differences of the analytic gradient — gives the standard errors. Stage 1 is n
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -23,8 +24,13 @@ from ..errors import ConvergenceWarning
 from ..families import Family, get_family
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
-from .glmm_opt import bobyqa, fd_hessian, glm_start, initial_dispersion, newton_bounded
+from ..numerics.fdiff import hessian as hessian_fd
+from ..numerics.fdiff import jacobian
+from .glmm_opt import glm_start, initial_dispersion
 from .result import RawFit
+
+#: the gradient path stops when the Newton decrement g'H^{-1}g (twice the predicted decrease) is below this
+NEWTON_DECREMENT_TOL = 1e-9
 
 
 def _control(control) -> dict:
@@ -37,6 +43,17 @@ def _control(control) -> dict:
         if "tol" in c:
             c["ftol_rel"] = float(c["tol"])
     return c
+
+
+def _bobyqa(f, x0, lower, step, ctl):
+    """BOBYQA (:func:`mixframe.numerics.optim.bobyqa`) under the GLMM settings, with a progress bar."""
+    from ..numerics.optim import bobyqa
+    from ..progress import progress_bar, progress_enabled
+
+    with progress_bar(total=None, desc=ctl.get("desc", "GLMM"), enabled=progress_enabled(ctl)) as bar:
+        return bobyqa(f, x0, lower, step=step, ftol_rel=ctl["ftol_rel"], ftol_abs=ctl["ftol_abs"],
+                      xtol_rel=ctl["xtol_rel"], xtol_abs=ctl["xtol_abs"], max_evals=int(ctl["maxeval"]),
+                      progress=bar.update)
 
 
 def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) -> RawFit:
@@ -120,7 +137,7 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
         try:
             dev, st = obj.stage1(x[:n_theta], cache["beta"], dp)
         except PirlsError:
-            return 1e10
+            return math.inf
         cache["beta"] = st["beta"].copy()
         return dev
 
@@ -129,13 +146,14 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
     # stage 1 only provides the start of stage 2: a looser tolerance saves evaluations, not accuracy
     ctl1 = dict(ctl, ftol_rel=max(ctl["ftol_rel"], 1e-8), xtol_rel=max(ctl["xtol_rel"], 1e-6),
                 ftol_abs=max(ctl["ftol_abs"], 1e-6), xtol_abs=max(ctl["xtol_abs"], 1e-6))
-    x1, _, ev1, code1 = bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl1)
-    n_evals += ev1
+    res1 = _bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl1)
+    x1 = res1.x
+    n_evals += res1.evaluations
     th1 = x1[:n_theta]
     disp0 = float(np.exp(x1[-1])) if disp_free else 1.0
     _, st1 = obj.stage1(th1, cache["beta"], disp0)
     beta1 = st1["beta"].copy()
-    conv = code1 > 0
+    conv = res1.converged
 
     nodes = weights = None
     if nagq == 0:
@@ -158,18 +176,19 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
             try:
                 return dev_fun(x)
             except PirlsError:
-                return 1e10
+                return math.inf
 
         x0 = np.concatenate([th1, beta1] + ([[np.log(disp0)]] if disp_free else []))
         se1 = _fixed_se(obj)
         step = np.concatenate([np.full(n_theta, 0.05), np.where(np.isfinite(se1), 0.5 * se1, 0.1)]
                               + ([[0.1]] if disp_free else []))
         lower = np.concatenate([lower_theta, np.full(p + disp_free, -np.inf)])
-        x_opt, _, ev2, code2 = bobyqa(f2, x0, lower, step, ctl)
-        n_evals += ev2
-        conv = conv and code2 > 0
-        if code2 <= 0 or code2 == 5:
-            messages.append(f"optimizer (BOBYQA) stopped with code {code2}")
+        res2 = _bobyqa(f2, x0, lower, step, ctl)
+        x_opt = res2.x
+        n_evals += res2.evaluations
+        conv = conv and res2.converged
+        if not res2.converged:
+            messages.append(f"optimizer (BOBYQA) stopped: {res2.message}")
         method = "Laplace" if nagq <= 1 else f"AGQ({nagq})"
 
     return _finish(obj, fam, design, x_opt, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl,
@@ -212,12 +231,20 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
     def dev_fun(x):
         return obj.laplace(x[:n_theta], x[n_theta:])[0]
 
+    from ..numerics.fdiff import hessian_from_gradient
+    from ..numerics.optim import trust_region
     from ..progress import progress_bar, progress_enabled
 
     # Each scalar term's deviance is even in its theta (u -> -u), so the search runs unconstrained and reports
     # |theta|: a variance at 0 is a stationary point, which a bound would turn into a false stop.
+    #
+    # Quasi-Newton from the forward-difference Hessian of the gradient at the start (step ``hessian_step``),
+    # in the trust-region norm scaled by the square roots of that Hessian's diagonal; convergence only under a
+    # freshly differenced Hessian (steps ``hessian_step`` in the scaled coordinates, so every parameter moves
+    # by the same fraction of its curvature scale), which is returned for the standard errors.
     x0 = np.concatenate([theta0, beta0])
-    lower = np.full(n_theta + p, -np.inf)
+    h = ctl["hessian_step"]
+    count = [0]
     with progress_bar(total=None, desc=ctl.get("desc", "GLMM"), enabled=progress_enabled(ctl)) as bar:
         def counted(x):
             bar.update(1)
@@ -225,10 +252,19 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
 
         def counted_probe(x):
             bar.update(1)
+            count[0] += 1
             return probe(x)
 
-        x, _, H, n_evals, conv = newton_bounded(counted, x0, lower, h=ctl["hessian_step"],
-                                                max_iter=int(min(ctl["maxeval"], 1000)), probe=counted_probe)
+        f0, g0 = counted(x0)
+        H0 = hessian_from_gradient(counted_probe, x0, h, g0=g0)
+        curv = np.abs(np.diag(H0))
+        dscale = np.sqrt(np.maximum(curv, 1e-8 * max(float(np.max(curv)), 1e-300)))
+        res = trust_region(counted, x0, hess0=H0, scale=dscale, start=(f0, g0),
+                           refresh=lambda z, gz: hessian_from_gradient(counted_probe, z, h / dscale, g0=gz),
+                           radius=2.0 * math.sqrt(x0.size), ftol_abs=0.5 * NEWTON_DECREMENT_TOL, ftol_rel=0.0,
+                           xtol_abs=1e-12, xtol_rel=0.0, max_evals=int(min(ctl["maxeval"], 1000)))
+    x, H, conv = res.x, res.hessian, res.converged
+    n_evals = 1 + res.evaluations + count[0]
     flip = np.concatenate([np.where(x[:n_theta] < 0, -1.0, 1.0), np.ones(p)])
     x, H = x * flip, H * np.outer(flip, flip)
     messages = [] if conv else ["the quasi-Newton search did not converge"]
@@ -268,7 +304,7 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     # covariance of the fixed effects
     vcov = cov_all = None
     if dev_fun is not None and ctl["calc_hessian"]:
-        H = hessian if hessian is not None else fd_hessian(dev_fun, np.asarray(x, float), ctl["hessian_step"])
+        H = hessian if hessian is not None else hessian_fd(dev_fun, np.asarray(x, float), ctl["hessian_step"])[2]
         try:
             cov_all = 2.0 * np.linalg.inv(H)
             V = cov_all[n_theta:n_theta + p, n_theta:n_theta + p]
@@ -326,11 +362,7 @@ def _add_parameter_uncertainty(obj, design, x, cov_all, b_sd, u_hat, h):
         st = obj.pirls_u(z[:n_theta], z[n_theta:n_theta + p], disp_of(z), u0=u_hat)
         return np.concatenate([bt.ravel() for bt in u_to_b(design.terms, z[:n_theta], st["u"])])
 
-    J = np.empty((sum(t.q for t in design.terms), len(x)))
-    for j in range(len(x)):
-        e = np.zeros(len(x))
-        e[j] = h
-        J[:, j] = (modes(x + e) - modes(x - e)) / (2.0 * h)
+    J = jacobian(modes, x, h)
     extra = np.einsum("ij,jk,ik->i", J, cov_all, J)
     obj.pirls_u(x[:n_theta], x[n_theta:n_theta + p], disp_of(x), u0=u_hat)
     out, pos = [], 0

@@ -17,6 +17,9 @@ import math
 
 import numpy as np
 
+from ..numerics import fdiff
+from ..numerics.optim import minimize_1d
+
 #: theta_t below this uses a one-sided difference for its gradient component (the analytic form is 0/0 at 0)
 SMALL_THETA = 1e-5
 #: starting values from the one-term fits are at least this (theta_t = 0 is a stationary point of every
@@ -44,23 +47,6 @@ def one_term_deviance(objective, a, C, theta) -> float:
                                float(d[p] ** 2))
 
 
-def _golden_section(f, a, b, tol):
-    """(x, f(x)) at a minimum of f on [a, b] by golden-section search to an interval of width tol."""
-    r = (math.sqrt(5.0) - 1.0) / 2.0
-    c, d = b - r * (b - a), a + r * (b - a)
-    fc, fd = f(c), f(d)
-    while b - a > tol:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - r * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + r * (b - a)
-            fd = f(d)
-    return (c, fc) if fc <= fd else (d, fd)
-
-
 def one_term_start(objective):
     """Starting theta and a diagonal Hessian model for an LMM whose terms are all scalar: each term fitted
     alone (from the cross-products already built, O(levels) per evaluation).
@@ -75,11 +61,9 @@ def one_term_start(objective):
         def dev(th, a=a, C=C):
             return one_term_deviance(objective, a, C, abs(th))   # even in theta
 
-        u, fu = _golden_section(lambda u: dev(math.exp(u)), math.log(1e-4), math.log(1e4), 1e-4)
-        th = max(math.exp(u), START_FLOOR) if np.isfinite(fu) else 1.0
-        h = 1e-3 * max(th, 0.1)
-        f0 = dev(th)
-        c2 = (dev(th + h) - 2.0 * f0 + dev(th - h)) / (h * h)
+        search = minimize_1d(lambda u: dev(math.exp(u)), math.log(1e-4), math.log(1e4), 1e-4)
+        th = max(math.exp(search.x[0]), START_FLOOR) if np.isfinite(search.fun) else 1.0
+        c2 = fdiff.hessian(lambda z: dev(z[0]), np.array([th]), 1e-3, floor=0.1)[2][0, 0]
         theta.append(th)
         curv.append(c2 if np.isfinite(c2) and c2 > 0 else math.nan)
     return np.array(theta), np.array(curv)
@@ -120,13 +104,17 @@ def _gradient(objective, theta) -> np.ndarray:
         else:
             dm = 2.0 * (q_t - tr_m) / theta[t]
             grad[t] = dm + n * (dfull - dp)
-    for t in np.flatnonzero(np.isnan(grad)):
-        h = 1e-7
-        e = np.zeros(theta.size)
-        e[t] = h
+    small = np.flatnonzero(np.isnan(grad))
+    if small.size:
         if f0 is None:
             f0 = objective(theta)
-        grad[t] = (objective(theta + e) - f0) / h
+
+        def partial(z):
+            at = theta.copy()
+            at[small] = z
+            return objective(at)
+
+        grad[small] = fdiff.gradient(partial, theta[small], 1e-7, f0=f0)
         objective(theta)
     return grad
 
@@ -137,15 +125,6 @@ def _gradient(objective, theta) -> np.ndarray:
 def one_block(objective) -> bool:
     """True when the random effects are one term (the system has no dense block)."""
     return objective.system.q2 == 0 and len(objective.system.terms) == 1
-
-
-_NEWTON_MESSAGES = {
-    1: "Newton decrement below tolerance",
-    2: "step below tolerance",
-    0: "maximum number of evaluations reached",
-    -1: "the system is not positive definite at the start",
-    -2: "the Hessian is not finite",
-}
 
 
 class OneBlockDerivatives:
@@ -174,27 +153,33 @@ class OneBlockDerivatives:
         return self._dev.deviance(np.ascontiguousarray(theta, dtype=np.float64))
 
     def minimize(self, x0, control=None):
-        """Newton's method on the exact Hessian, compiled (:meth:`OneBlockDeviance.minimize`), with the
-        tolerances of :func:`mixframe.fit.optimize.minimize_trust_region`. Returns an OptSummary.
+        """Newton's method on the exact Hessian (:func:`mixframe.numerics.optim.trust_region`), with the
+        tolerances of :func:`mixframe.fit.optimize.minimize_trust_region`. Returns an OptResult.
 
         No bounds are needed: changing the sign of a column of Lambda leaves Lambda Lambda' and so the
         deviance unchanged, so the search runs over all of theta and a column whose diagonal element ends
         negative is negated (lme4's parameterization keeps the diagonal non-negative). A projection onto
         the bound instead would stop at diagonal 0, where every column's gradient vanishes by that symmetry
         even when 0 is a maximum."""
-        from .optimize import OptSummary, control_settings
+        from ..numerics.optim import trust_region
+        from .optimize import control_settings, trust_region_tolerances
 
-        ctl = control_settings(control)
-        x0 = np.asarray(x0, dtype=np.float64)
-        x = x0.copy()
-        f, evals, code = self._dev.minimize(x, 0.1 * ctl["ftol_abs"], 0.01 * ctl["ftol_rel"], ctl["xtol_abs"],
-                                            ctl["xtol_rel"], int(ctl["maxiter"]))
+        dev, nt = self._dev, self.n_theta
+        empty = np.empty
+
+        def derivs(theta):          # right after dev.deviance(theta): the kernel reuses that evaluation
+            grad, hess = empty(nt), empty((nt, nt))
+            dev.derivatives(theta, grad, hess)
+            return grad, hess
+
+        opt = trust_region(dev.deviance, np.asarray(x0, dtype=np.float64), derivs,
+                           **trust_region_tolerances(control_settings(control)))
+        x = opt.x
         for c in range(self._k):
             column = self._cols == c
             if x[np.flatnonzero(column & (self._rows == c))[0]] < 0.0:
                 x[column] = -x[column]
-        return OptSummary(x0=x0, x=x, fmin=float(f), evaluations=int(evals), return_code=int(code),
-                          message=_NEWTON_MESSAGES.get(code, f"code {code}"), converged=code > 0)
+        return opt
 
     def __call__(self, theta):
         grad = np.empty(self.n_theta)

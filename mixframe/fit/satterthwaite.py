@@ -12,43 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _richardson(f, x, i, h):
-    """d f / d x_i by central differences at steps h and h/2, extrapolated."""
-    def central(step):
-        e = np.zeros_like(x)
-        e[i] = step
-        return (f(x + e) - f(x - e)) / (2.0 * step)
-    d1, d2 = central(h), central(h / 2.0)
-    return (4.0 * d2 - d1) / 3.0
-
-
-def _second(f, x, fx, i, s):
-    e = np.zeros(x.size)
-    e[i] = s
-    return (f(x + e) - 2.0 * fx + f(x - e)) / (s * s)
-
-
-def _mixed(f, x, i, j, si, sj):
-    ei = np.zeros(x.size)
-    ej = np.zeros(x.size)
-    ei[i], ej[j] = si, sj
-    return (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4.0 * si * sj)
-
-
-def _hessian(f, x, rel=1e-3):
-    n = x.size
-    h = rel * np.maximum(np.abs(x), 0.1)
-    H = np.zeros((n, n))
-    fx = f(x)
-    for i in range(n):
-        for j in range(i, n):
-            if i == j:
-                H[i, i] = (4.0 * _second(f, x, fx, i, h[i] / 2.0) - _second(f, x, fx, i, h[i])) / 3.0
-            else:
-                H[i, j] = H[j, i] = (4.0 * _mixed(f, x, i, j, h[i] / 2.0, h[j] / 2.0)
-                                     - _mixed(f, x, i, j, h[i], h[j])) / 3.0
-    return H
+from ..numerics import fdiff
 
 
 def satterthwaite_df(objective, theta, sigma) -> np.ndarray | None:
@@ -67,18 +31,17 @@ def satterthwaite_df(objective, theta, sigma) -> np.ndarray | None:
         return objective.vcov_beta(x[:nt], x[nt])
 
     try:
-        H = _hessian(dev, v)
+        H = fdiff.hessian(dev, v, 1e-3, floor=0.1, richardson=True)[2]
         A = 2.0 * np.linalg.inv(H)
     except np.linalg.LinAlgError:
         return None
-    h = 1e-4 * np.maximum(np.abs(v), 0.1)
-    jac = [_richardson(vcov, v, i, h[i]) for i in range(v.size)]
+    jac = fdiff.jacobian(vcov, v, 1e-4, floor=0.1, richardson=True)      # (p, p, len(v))
     V = vcov(v)
     objective.deviance_at(theta, sigma)  # leave the factor at the estimate
     p = V.shape[0]
     out = np.empty(p)
     for k in range(p):
-        g = np.array([J[k, k] for J in jac])
+        g = jac[k, k]
         denom = float(g @ A @ g)
         out[k] = 2.0 * V[k, k] ** 2 / denom if denom > 0 else np.nan
     return out
