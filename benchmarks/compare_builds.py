@@ -139,6 +139,37 @@ def _built_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in (root / "mixframe").rglob("*") if p.suffix in EXT_SUFFIXES)
 
 
+def run_build(src: Path, spec: str, python: str, nice: bool, notes: list[str]) -> None:
+    """``python setup.py build_ext --inplace`` in the exported tree ``src``.
+
+    A setuptools older than the project metadata in pyproject.toml (for
+    instance one that rejects a PEP 639 ``license`` string) fails before it
+    builds anything; the extensions are defined in setup.py alone, so the
+    build is then repeated with pyproject.toml set aside in the export."""
+    cmd = [python, "setup.py", "build_ext", "--inplace"]
+    if nice and shutil.which("nice"):
+        cmd = ["nice", "-n", "5", *cmd]
+    log = src / "build.log"
+    with open(log, "w") as fh:
+        rc = subprocess.call(cmd, cwd=str(src), stdout=fh, stderr=subprocess.STDOUT)
+    text = log.read_text()
+    pyproject = src / "pyproject.toml"
+    if rc != 0 and "pyproject.toml" in text and pyproject.exists():
+        aside = src / "pyproject.toml.aside"
+        pyproject.rename(aside)
+        try:
+            with open(log, "a") as fh:
+                fh.write("\n--- again with pyproject.toml set aside ---\n")
+                fh.flush()
+                rc = subprocess.call(cmd, cwd=str(src), stdout=fh, stderr=subprocess.STDOUT)
+        finally:
+            aside.rename(pyproject)
+        notes.append("built with pyproject.toml set aside (this setuptools rejects its metadata)")
+    if rc != 0:
+        tail = log.read_text().splitlines()[-20:]
+        raise SystemExit(f"build of {spec} failed (exit {rc}), see {log}:\n" + "\n".join(tail))
+
+
 def build_revision(spec: str, commit: str, label: str, build_dir: Path, python: str, nice: bool) -> Build:
     """Export ``commit`` and give it built extensions (from the extension store when
     an earlier build had the same inputs)."""
@@ -159,17 +190,9 @@ def build_revision(spec: str, commit: str, label: str, build_dir: Path, python: 
             shutil.copy2(store / rel, src / rel)
         b.notes.append(f"extensions reused (inputs {key})")
     else:
-        cmd = [python, "setup.py", "build_ext", "--inplace"]
-        if nice and shutil.which("nice"):
-            cmd = ["nice", "-n", "5", *cmd]
         print(f"building {spec} ({commit[:12]}) in {src} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        log = src / "build.log"
-        with open(log, "w") as fh:
-            rc = subprocess.call(cmd, cwd=str(src), stdout=fh, stderr=subprocess.STDOUT)
-        if rc != 0:
-            tail = log.read_text().splitlines()[-20:]
-            raise SystemExit(f"build of {spec} failed (exit {rc}), see {log}:\n" + "\n".join(tail))
+        run_build(src, spec, python, nice, b.notes)
         built = _built_files(src)
         if not built:
             raise SystemExit(f"build of {spec} produced no extension modules under {src / 'mixframe'}")
