@@ -139,14 +139,14 @@ def _built_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in (root / "mixframe").rglob("*") if p.suffix in EXT_SUFFIXES)
 
 
-def run_build(src: Path, spec: str, python: str, nice: bool, notes: list[str]) -> None:
+def run_build(src: Path, spec: str, python: str, nice: bool, notes: list[str], jobs: int = 1) -> None:
     """``python setup.py build_ext --inplace`` in the exported tree ``src``.
 
     A setuptools older than the project metadata in pyproject.toml (for
     instance one that rejects a PEP 639 ``license`` string) fails before it
     builds anything; the extensions are defined in setup.py alone, so the
     build is then repeated with pyproject.toml set aside in the export."""
-    cmd = [python, "setup.py", "build_ext", "--inplace"]
+    cmd = [python, "setup.py", "build_ext", "--inplace"] + (["-j", str(jobs)] if jobs > 1 else [])
     if nice and shutil.which("nice"):
         cmd = ["nice", "-n", "5", *cmd]
     log = src / "build.log"
@@ -170,7 +170,8 @@ def run_build(src: Path, spec: str, python: str, nice: bool, notes: list[str]) -
         raise SystemExit(f"build of {spec} failed (exit {rc}), see {log}:\n" + "\n".join(tail))
 
 
-def build_revision(spec: str, commit: str, label: str, build_dir: Path, python: str, nice: bool) -> Build:
+def build_revision(spec: str, commit: str, label: str, build_dir: Path, python: str, nice: bool,
+                   jobs: int = 1) -> Build:
     """Export ``commit`` and give it built extensions (from the extension store when
     an earlier build had the same inputs)."""
     src = build_dir / f"src-{commit[:12]}"
@@ -192,7 +193,7 @@ def build_revision(spec: str, commit: str, label: str, build_dir: Path, python: 
     else:
         print(f"building {spec} ({commit[:12]}) in {src} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        run_build(src, spec, python, nice, b.notes)
+        run_build(src, spec, python, nice, b.notes, jobs)
         built = _built_files(src)
         if not built:
             raise SystemExit(f"build of {spec} produced no extension modules under {src / 'mixframe'}")
@@ -206,14 +207,14 @@ def build_revision(spec: str, commit: str, label: str, build_dir: Path, python: 
     return b
 
 
-def prepare_builds(specs: list[str], build_dir: Path, python: str, nice: bool) -> list[Build]:
+def prepare_builds(specs: list[str], build_dir: Path, python: str, nice: bool, jobs: int = 1) -> list[Build]:
     builds = []
     for label, spec in zip(("old", "new"), specs):
         kind, value = resolve_spec(spec)
         if kind == "path":
             builds.append(Build(label=label, spec=spec, path=Path(value)))
         else:
-            builds.append(build_revision(spec, value, label, build_dir, python, nice))
+            builds.append(build_revision(spec, value, label, build_dir, python, nice, jobs))
     return builds
 
 
@@ -558,7 +559,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="fit-time budget per task, both builds together (default 60)")
     ap.add_argument("--min-rounds", type=int, default=8,
                     help="rounds (one fit of each build) at least, all sessions together (default 8)")
-    ap.add_argument("--max-rounds", type=int, default=100, help="rounds at most, all sessions together (default 100)")
+    ap.add_argument("--max-rounds", type=int, default=400, help="rounds at most, all sessions together (default 400)")
     ap.add_argument("--threshold", type=float, default=0.05,
                     help="flag a task whose new ÷ old ratio exceeds 1 + this (default 0.05)")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per fit (default: the task's limit)")
@@ -567,6 +568,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--build-dir", type=Path, default=None,
                     help="where revisions are exported and built, kept for reuse (default: CACHE/builds)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the builds and the fits")
+    ap.add_argument("--build-jobs", type=int, default=1, help="parallel compile jobs of a build (default 1)")
     ap.add_argument("--out", type=Path, default=None, help="also write the records as JSON here")
     ap.add_argument("--report", type=Path, default=None, help="also write the markdown table here")
     ap.add_argument("--sessions", type=int, default=8,
@@ -610,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     if not suite.is_prepared(a.cache, needed):
         suite.prepare(a.cache, needed)
 
-    builds = prepare_builds(a.builds.split(","), build_dir, a.python, nice)
+    builds = prepare_builds(a.builds.split(","), build_dir, a.python, nice, a.build_jobs)
     info = [{"label": b.label, "spec": b.spec, "path": str(b.path), "revision": b.revision,
              "describe": b.describe(), "notes": b.notes} for b in builds]
     for b in builds:
@@ -623,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
             rec = measure(task, system, builds, a)
             records.append(rec)
             if rec["status"] == "ok":
-                print(f"old {rec['old_s']:.4g} s  new {rec['new_s']:.4g} s  new/old {rec['ratio']:.3f}"
+                print(f"old {rec['old_s']:.4g} s  new {rec['new_s']:.4g} s  paired new/old {rec['paired_ratio']:.3f}"
                       f"  ({rec['rounds']} rounds)" + ("  SLOWER" if rec["slower"] else ""), file=sys.stderr)
             else:
                 print("error: " + rec["error"][:300], file=sys.stderr)
