@@ -1,9 +1,9 @@
 """Benchmark adapter: fits every benchmark task with mixframe's public API.
 
-Loaded by the benchmark runner (``run_python_peers.py --adapter
-benchmarks/mixframe_adapter.py``), which imports this file, times
-``fit(task, data)`` in a worker process of its own and compares the returned
-log-likelihood and fixed effects with R's.
+Loaded by the benchmark runner ``run_python_peers.py`` (always, next to the
+peers' adapters) and by ``compare_builds.py``, which import this file, time
+``fit(task, data)`` in a worker process of their own and compare the returned
+log-likelihood and fixed effects with R's (or, for two builds, with each other).
 
 Two systems are defined:
 
@@ -18,6 +18,7 @@ the timed call is the fit itself plus reading a few scalars off the result.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from run_python_peers import Adapter, Unsupported
@@ -94,6 +95,7 @@ def fit(task, data) -> dict:
         # the runner looks the version up in the installed metadata, which a
         # source checkout on PYTHONPATH does not have: record it here as well
         "mixframe_version": getattr(mf, "__version__", None),
+        "mixframe_path": os.path.dirname(mf.__file__),
     }
     theta = getattr(m, "theta", None)
     if theta is not None:
