@@ -6,7 +6,7 @@
 
 cimport cython
 import numpy as np
-from libc.math cimport exp, fabs, INFINITY, log, M_PI, sqrt
+from libc.math cimport exp, fabs, INFINITY, log, sqrt
 
 from cumlink cimport bounds, obs_terms, obs_third
 
@@ -20,7 +20,8 @@ DEF MIN_CURV = 0.05
 @cython.wraparound(False)
 def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha, const double[::1] wts,
                    const int[::1] codes, const double[::1] z, double lam, int link, double[::1] u,
-                   double[::1] h_out, double[::1] ll_out, int maxit, double tol):
+                   double[::1] h_out, double[::1] ll_out, int maxit, double tol, int max_halvings=40,
+                   double slack=1e-10):
     """Conditional modes of one scalar random-effect term by Newton's method, group by group.
 
     The linear predictor is eta_fix + lam * z * u[codes]; each group's penalized log-likelihood
@@ -31,7 +32,11 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
     u : (m,) starting values, overwritten with the modes
     h_out : (m,) the negative second derivative of the penalized log-likelihood at the modes
     ll_out : (m,) each group's conditional log-likelihood at the modes
-    maxit, tol : iteration limit and the largest step |du| at which the modes count as found
+    maxit, tol : Newton steps at most and the largest step |du| at which the modes count as found (that step
+        is taken, and the iteration ends after it)
+    max_halvings, slack : a step that raises a group's penalized deviance by more than slack (|value| + 1) is
+        halved, at most max_halvings times; then that group stops at its point before the step. These limits
+        are those of mixframe.laplace.modes.ModeSettings.
 
     Returns
     -------
@@ -51,8 +56,7 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
         if not (alpha[j] > alpha[j - 1]):
             return 3, 0, -INFINITY, 0.0, 0.0
     with nogil:
-        while it < maxit:
-            it += 1
+        while True:
             ll_out[:] = 0.0
             h_out[:] = 0.0
             g[:] = 0.0
@@ -75,9 +79,13 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
             else:
                 for j in range(m):
                     obj = -ll_out[j] + 0.5 * u[j] * u[j]
-                    if not (obj <= obj_prev[j] + 1e-10 * (1.0 + fabs(obj_prev[j]))) and nhalf < 40:
-                        u[j] = 0.5 * (u[j] + u_prev[j])
+                    if not (obj <= obj_prev[j] + slack * (1.0 + fabs(obj_prev[j]))):
                         halved = True
+                        if nhalf < max_halvings:
+                            u[j] = 0.5 * (u[j] + u_prev[j])
+                        else:
+                            u[j] = u_prev[j]
+                            final = True
             if bad_start > 0.0:
                 status = 1
                 break
@@ -87,6 +95,9 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
             if final:
                 status = 0
                 break
+            if it >= maxit:
+                break
+            it += 1
             maxstep = 0.0
             for j in range(m):
                 hj = h_out[j] + 1.0
@@ -119,9 +130,11 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
     """Adaptive Gauss-Hermite log-likelihood of one scalar random-effect term.
 
     Group j's integral over u ~ N(0, 1) is centred at its mode u[j] and scaled by h[j]^(-1/2), the
-    curvature of its penalized log-likelihood there: with Gauss-Hermite nodes x_k and log weights,
-    log L_j = -log(h_j)/2 - log(pi)/2 + logsumexp_k(log w_k + x_k^2 + l_j(u_jk) - u_jk^2 / 2),
-    u_jk = u_j + sqrt(2 / h_j) x_k. ``work`` is an (m, n_nodes) scratch array.
+    curvature of its penalized log-likelihood there: with the nodes z_k and log weights of the rule for the
+    standard normal density (mixframe.numerics.quadrature),
+    log L_j = -log(h_j)/2 + logsumexp_k(log w_k + z_k^2 / 2 + l_j(u_jk) - u_jk^2 / 2),
+    u_jk = u_j + z_k / sqrt(h_j) (the formula of mixframe.laplace.agq). ``work`` is an (m, n_nodes) scratch
+    array.
 
     Returns
     -------
@@ -138,15 +151,15 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
             c = y[i]
             w = wts[i] if weighted else 1.0
             for k in range(nq):
-                ujk = u[j] + sqrt(2.0 / h[j]) * nodes[k]
+                ujk = u[j] + nodes[k] / sqrt(h[j])
                 bounds(alpha, eta_fix[i] + lam * z[i] * ujk, c, nthr, &x1, &x0, &has1, &has0)
                 lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
                 work[j, k] += w * lp
         for j in range(m):
             mx = -INFINITY
             for k in range(nq):
-                ujk = u[j] + sqrt(2.0 / h[j]) * nodes[k]
-                work[j, k] += log_weights[k] + nodes[k] * nodes[k] - 0.5 * ujk * ujk
+                ujk = u[j] + nodes[k] / sqrt(h[j])
+                work[j, k] += log_weights[k] + 0.5 * nodes[k] * nodes[k] - 0.5 * ujk * ujk
                 if work[j, k] > mx:
                     mx = work[j, k]
             if mx == -INFINITY:
@@ -156,7 +169,7 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
             s = 0.0
             for k in range(nq):
                 s += exp(work[j, k] - mx)
-            total += mx + log(s) - 0.5 * log(h[j]) - 0.5 * log(M_PI)
+            total += mx + log(s) - 0.5 * log(h[j])
     return status, total
 
 
@@ -217,7 +230,7 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
                    const int[::1] codes_in, const int[::1] codes_out, const int[::1] parent,
                    const double[::1] z_in, const double[::1] z_out, double lam_in, double lam_out, int link,
                    double[::1] u_in, double[::1] u_out, double[::1] h_in, double[::1] c_in, double[::1] schur,
-                   int maxit, double tol):
+                   int maxit, double tol, int max_halvings=40, double slack=1e-10):
     """Conditional modes of two nested scalar terms by Newton's method, outer group by outer group.
 
     The inner term's level j lies in the outer level parent[j]; the linear predictor is
@@ -230,6 +243,7 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
     u_in, u_out : starting values, overwritten with the modes
     h_in, c_in : (m_in,) outputs: each inner effect's curvature and its coupling with its outer effect
     schur : (m_out,) output: the Schur complement of each outer group
+    maxit, tol, max_halvings, slack : as ``laplace_scalar`` takes them, the halving per outer group
 
     Returns
     -------
@@ -255,8 +269,7 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
         if not (alpha[j] > alpha[j - 1]):
             return 3, 0, -INFINITY, 0.0, 0.0
     with nogil:
-        while it < maxit:
-            it += 1
+        while True:
             ll_o[:] = 0.0
             g_in[:] = 0.0
             g_out[:] = 0.0
@@ -295,14 +308,21 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
                 for k in range(mo):
                     halve[k] = 0.0
                     obj = -ll_o[k] + 0.5 * uu_o[k]
-                    if not (obj <= obj_prev[k] + 1e-10 * (1.0 + fabs(obj_prev[k]))) and nhalf < 40:
-                        halve[k] = 1.0
+                    if not (obj <= obj_prev[k] + slack * (1.0 + fabs(obj_prev[k]))):
                         halved = True
-                        u_out[k] = 0.5 * (u_out[k] + prev_out[k])
+                        if nhalf < max_halvings:
+                            halve[k] = 1.0
+                            u_out[k] = 0.5 * (u_out[k] + prev_out[k])
+                        else:
+                            halve[k] = 2.0
+                            u_out[k] = prev_out[k]
+                            final = True
                 if halved:
                     for j in range(mi):
-                        if halve[parent[j]] > 0.0:
+                        if halve[parent[j]] == 1.0:
                             u_in[j] = 0.5 * (u_in[j] + prev_in[j])
+                        elif halve[parent[j]] == 2.0:
+                            u_in[j] = prev_in[j]
             if bad:
                 status = 1
                 break
@@ -312,6 +332,9 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
             if final:
                 status = 0
                 break
+            if it >= maxit:
+                break
+            it += 1
             # Newton step through each outer group's Schur complement
             for k in range(mo):
                 schur[k] = 1.0 + h_out[k]
