@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..design.lam import theta_to_lambdas, u_to_b, z_times_b
+from ..design.lam import theta_to_lambdas, z_times_b
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,14 @@ class ModeProblem:
         self.terms = terms
         self.system = system
         self.theta = np.asarray(theta, dtype=float)
-        self.q = sum(t.q for t in terms)
+        # Lambda per term and each term's slice of u, once per theta (u_to_b's work, without its per-call setup)
+        self._blocks = []
+        pos = 0
+        for t, lam in zip(terms, theta_to_lambdas(terms, self.theta)):
+            m, k = t.n_levels, t.k
+            self._blocks.append((pos, pos + m * k, m, k, lam[0, 0] if k == 1 else lam.T))
+            pos += m * k
+        self.q = pos
         self.eta_f = eta_f
         self.X = X
         self.offset = offset
@@ -164,25 +171,33 @@ class ModeProblem:
             E = np.zeros((X.shape[0], X.shape[1] + 1))
             E[:, :X.shape[1]] = X
         self.E = E
+        self._ones = None
+
+    def b(self, u):
+        """b = Lambda u per term, (n_levels, k) each (``design.lam.u_to_b`` at this problem's theta)."""
+        return [u[a:e].reshape(m, 1) * lam if k == 1 else u[a:e].reshape(m, k) @ lam
+                for a, e, m, k, lam in self._blocks]
 
     def state(self, x, model):
-        """The row model's terms at x plus x, u, eta, pdev (and beta); None when invalid."""
+        """The row model's terms at x plus x, u, eta, eta_r = Z Lambda u, pdev (and beta); None when invalid."""
         u = x[:self.q]
         if self.X is None:
             eta_f, beta = self.eta_f, None
         else:
             beta = x[self.q:]
             eta_f = self.offset + self.X @ beta
-        eta = eta_f + z_times_b(self.terms, u_to_b(self.terms, self.theta, u))
+        eta_r = z_times_b(self.terms, self.b(u))
+        eta = eta_f + eta_r
         st = model.evaluate(eta)
         if st is None:
             return None
-        st.update(x=x, u=u, beta=beta, eta=eta, factored=False, pdev=-2.0 * st["loglik"] + float(u @ u))
+        st.update(x=x, u=u, beta=beta, eta=eta, eta_r=eta_r, factored=False,
+                  pdev=-2.0 * st["loglik"] + float(u @ u))
         return st
 
     def _crossprod(self, st, w, r):
         if self.X is None:
-            self.system.crossprod((st["eta"] - self.eta_f + r)[:, None], w)
+            self.system.crossprod((st["eta_r"] + r)[:, None], w)
         else:
             self.E[:, self.X.shape[1]] = st["eta"] - self.offset + r
             self.system.crossprod(self.E, w)
@@ -204,7 +219,9 @@ class ModeProblem:
 
     def refactor(self, w):
         """Factor the u-part at curvatures w (for the log-determinant); nonzero when not positive definite."""
-        self.system.crossprod(np.ones((w.shape[0], 1)), w)     # any column: only the Z block is used
+        if self._ones is None or self._ones.shape[0] != w.shape[0]:
+            self._ones = np.ones((w.shape[0], 1))
+        self.system.crossprod(self._ones, w)     # any column: only the Z block is used
         return self.system.factor(self.theta)
 
 
