@@ -15,6 +15,10 @@ from cumlink cimport bounds, obs_terms, obs_third
 # the conditional log-likelihood is locally convex, so the iteration climbs towards a true maximum.
 DEF MIN_CURV = 0.05
 
+# the absent inner term of the one-term iteration
+cdef int[::1] _NO_CODES = np.zeros(0, dtype=np.int32)
+cdef double[::1] _NO_VALUES = np.zeros(0)
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
@@ -44,81 +48,8 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
         convergence; 3 the thresholds do not increase. loglik is the conditional log-likelihood at the
         modes, logdet the sum of log h, uu the sum of squared modes.
     """
-    cdef Py_ssize_t n = y.shape[0], m = u.shape[0], nthr = alpha.shape[0], i, j, c
-    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, zi, hj, step, maxstep, obj, bad_start = 0.0
-    cdef bint has1, has0, weighted = wts.shape[0] > 0, final = False, first = True, halved
-    cdef int it = 0, nhalf = 0, status = 2
-    cdef double[::1] g = np.zeros(m)
-    cdef double[::1] u_prev = np.zeros(m)
-    cdef double[::1] obj_prev = np.zeros(m)
-    cdef double ll_tot = 0.0, logdet = 0.0, uu = 0.0
-    for j in range(1, nthr):
-        if not (alpha[j] > alpha[j - 1]):
-            return 3, 0, -INFINITY, 0.0, 0.0
-    with nogil:
-        while True:
-            ll_out[:] = 0.0
-            h_out[:] = 0.0
-            g[:] = 0.0
-            for i in range(n):
-                j = codes[i]
-                c = y[i]
-                zi = z[i]
-                w = wts[i] if weighted else 1.0
-                bounds(alpha, eta_fix[i] + lam * zi * u[j], c, nthr, &x1, &x0, &has1, &has0)
-                lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
-                d = r1 - r0
-                ll_out[j] += w * lp
-                g[j] -= lam * zi * w * d
-                h_out[j] -= lam * lam * zi * zi * w * (r1 * g1 - r0 * g0 - d * d)
-            halved = False
-            if first:
-                for j in range(m):
-                    if ll_out[j] == -INFINITY:
-                        bad_start = 1.0
-            else:
-                for j in range(m):
-                    obj = -ll_out[j] + 0.5 * u[j] * u[j]
-                    if not (obj <= obj_prev[j] + slack * (1.0 + fabs(obj_prev[j]))):
-                        halved = True
-                        if nhalf < max_halvings:
-                            u[j] = 0.5 * (u[j] + u_prev[j])
-                        else:
-                            u[j] = u_prev[j]
-                            final = True
-            if bad_start > 0.0:
-                status = 1
-                break
-            if halved:
-                nhalf += 1
-                continue
-            if final:
-                status = 0
-                break
-            if it >= maxit:
-                break
-            it += 1
-            maxstep = 0.0
-            for j in range(m):
-                hj = h_out[j] + 1.0
-                if hj < MIN_CURV:
-                    hj = MIN_CURV
-                step = (g[j] - u[j]) / hj
-                u_prev[j] = u[j]
-                obj_prev[j] = -ll_out[j] + 0.5 * u[j] * u[j]
-                u[j] += step
-                if fabs(step) > maxstep:
-                    maxstep = fabs(step)
-            first = False
-            nhalf = 0
-            if maxstep < tol:
-                final = True
-        for j in range(m):
-            h_out[j] += 1.0
-            ll_tot += ll_out[j]
-            logdet += log(h_out[j])
-            uu += u[j] * u[j]
-    return status, it, ll_tot, logdet, uu
+    return _arrow_modes(y, eta_fix, alpha, wts, _NO_CODES, codes, _NO_CODES, _NO_VALUES, z, 0.0, lam, link,
+                        _NO_VALUES, u, _NO_VALUES, _NO_VALUES, h_out, ll_out, maxit, tol, max_halvings, slack)
 
 
 @cython.boundscheck(False)
@@ -249,25 +180,42 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
     -------
     (status, iterations, loglik, logdet, uu) as ``laplace_scalar`` returns them
     """
+    return _arrow_modes(y, eta_fix, alpha, wts, codes_in, codes_out, parent, z_in, z_out, lam_in, lam_out, link,
+                        u_in, u_out, h_in, c_in, schur, np.zeros(u_out.shape[0]), maxit, tol, max_halvings, slack)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef tuple _arrow_modes(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha,
+                        const double[::1] wts, const int[::1] codes_in, const int[::1] codes_out,
+                        const int[::1] parent, const double[::1] z_in, const double[::1] z_out, double lam_in,
+                        double lam_out, int link, double[::1] u_in, double[::1] u_out, double[::1] h_in,
+                        double[::1] c_in, double[::1] schur, double[::1] ll_o, int maxit, double tol,
+                        int max_halvings, double slack):
+    """The Newton iteration of ``laplace_nested``, outer group by outer group; with no inner term
+    (``u_in`` empty) it is the group-by-group iteration of ``laplace_scalar`` (each group's curvature then
+    is its Schur complement). ll_o (m_out,) receives each outer group's conditional log-likelihood."""
     cdef Py_ssize_t n = y.shape[0], mi = u_in.shape[0], mo = u_out.shape[0], nthr = alpha.shape[0]
-    cdef Py_ssize_t i, j, k, c
-    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, s, cv, zi, zo, hj, dk, maxstep, obj
+    cdef Py_ssize_t i, j = 0, k, c
+    cdef bint inner = mi > 0
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, s, cv, zi = 0.0, zo, hj, dk, maxstep, obj, e
     cdef double ll_tot = 0.0, logdet = 0.0, uu = 0.0
     cdef bint has1, has0, weighted = wts.shape[0] > 0, final = False, first = True, halved, bad = False
     cdef int it = 0, nhalf = 0, status = 2
-    cdef double[::1] ll_o = np.zeros(mo)
-    cdef double[::1] g_in = np.zeros(mi)
-    cdef double[::1] g_out = np.zeros(mo)
-    cdef double[::1] h_out = np.zeros(mo)
-    cdef double[::1] rhs = np.zeros(mo)
-    cdef double[::1] uu_o = np.zeros(mo)
-    cdef double[::1] obj_prev = np.zeros(mo)
-    cdef double[::1] halve = np.zeros(mo)
-    cdef double[::1] prev_in = np.zeros(mi)
-    cdef double[::1] prev_out = np.zeros(mo)
     for j in range(1, nthr):
         if not (alpha[j] > alpha[j - 1]):
             return 3, 0, -INFINITY, 0.0, 0.0
+    # one workspace, cut into the per-group vectors
+    cdef double[::1] ws = np.zeros(7 * mo + 2 * mi)
+    cdef double[::1] g_out = ws[:mo]
+    cdef double[::1] h_out = ws[mo:2 * mo]
+    cdef double[::1] rhs = ws[2 * mo:3 * mo]
+    cdef double[::1] uu_o = ws[3 * mo:4 * mo]
+    cdef double[::1] obj_prev = ws[4 * mo:5 * mo]
+    cdef double[::1] halve = ws[5 * mo:6 * mo]
+    cdef double[::1] prev_out = ws[6 * mo:7 * mo]
+    cdef double[::1] g_in = ws[7 * mo:7 * mo + mi]
+    cdef double[::1] prev_in = ws[7 * mo + mi:]
     with nogil:
         while True:
             ll_o[:] = 0.0
@@ -277,24 +225,27 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
             h_out[:] = 0.0
             c_in[:] = 0.0
             for i in range(n):
-                j = codes_in[i]
                 k = codes_out[i]
                 c = y[i]
-                zi = z_in[i]
                 zo = z_out[i]
                 w = wts[i] if weighted else 1.0
-                bounds(alpha, eta_fix[i] + lam_in * zi * u_in[j] + lam_out * zo * u_out[k], c, nthr,
-                       &x1, &x0, &has1, &has0)
+                e = eta_fix[i] + lam_out * zo * u_out[k]
+                if inner:
+                    j = codes_in[i]
+                    zi = z_in[i]
+                    e = e + lam_in * zi * u_in[j]
+                bounds(alpha, e, c, nthr, &x1, &x0, &has1, &has0)
                 lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
                 d = r1 - r0
                 s = -w * d
                 cv = -w * (r1 * g1 - r0 * g0 - d * d)
                 ll_o[k] += w * lp
-                g_in[j] += lam_in * zi * s
                 g_out[k] += lam_out * zo * s
-                h_in[j] += lam_in * lam_in * zi * zi * cv
                 h_out[k] += lam_out * lam_out * zo * zo * cv
-                c_in[j] += lam_in * lam_out * zi * zo * cv
+                if inner:
+                    g_in[j] += lam_in * zi * s
+                    h_in[j] += lam_in * lam_in * zi * zi * cv
+                    c_in[j] += lam_in * lam_out * zi * zo * cv
             for k in range(mo):
                 uu_o[k] = u_out[k] * u_out[k]
             for j in range(mi):

@@ -15,7 +15,6 @@ from mixframe.design.build import build_design
 from mixframe.design.terms import Design, RETerm
 from mixframe.fit.clm import CLMProblem, fit_clm, make_cdf, threshold_structure
 from mixframe.fit.clmm import fit_clmm, rho_to_xi, xi_to_rho
-from mixframe.fit.clmm_laplace import LaplaceObjective
 
 ROOT = Path(__file__).resolve().parent
 REF = ROOT / "reference"

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate
 
 from mixframe.design.build import build_design
 from mixframe.design.lam import theta_to_lambdas

@@ -1,11 +1,8 @@
 """The analytic Laplace gradient (canonical links, scalar terms) and the trust-region quasi-Newton search."""
 import numpy as np
-import pytest
-from scipy.linalg import cho_factor, cho_solve
 
-from mixframe.design.terms import Design, RETerm
 from mixframe.families import get_family
-from mixframe.fit.glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
+from mixframe.fit.glmm_grad import laplace_gradient
 from mixframe.fit.glmm_laplace import GLMMObjective
 from mixframe.fit.glmm_opt import fd_hessian_from_gradient, newton_bounded
 

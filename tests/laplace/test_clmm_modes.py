@@ -3,7 +3,6 @@ against the generic solver on the blocked system, and the scalar Laplace gradien
 import numpy as np
 import pytest
 
-from mixframe.design.build import build_design
 from mixframe.design.terms import Design
 from mixframe.fit.clm import CLMProblem
 from mixframe.fit.clmm_laplace import LaplaceObjective

@@ -3,7 +3,6 @@ and the compiled PIRLS driver against the generic solver of ``mixframe.laplace.m
 import numpy as np
 import pytest
 
-from mixframe.design.build import build_design
 from mixframe.design.lam import u_to_b, z_times_b
 from mixframe.design.terms import Design
 from mixframe.families import get_family
