@@ -81,6 +81,7 @@ class LaplaceObjective:
         if self.nested:
             self.parent = self.fast.parent
         self.sys = BlockedSystem(self.terms, 1) if path is None else None
+        self._problem = None
         self.u = np.zeros(self.q)
         self.n_eval = 0
         self._flexible = J.shape[0] == J.shape[1] and np.array_equal(J, np.eye(J.shape[0]))
@@ -176,7 +177,9 @@ class LaplaceObjective:
         """The generic penalized Newton solver for u on the blocked system; returns (l(u_hat), log det H) and
         keeps u_hat."""
         self.model.alpha = alpha
-        problem = ModeProblem(self.terms, self.sys, theta, eta_f=eta0)
+        if self._problem is None:
+            self._problem = ModeProblem(self.terms, self.sys, theta, eta_f=eta0)
+        problem = self._problem.at(theta, eta0)
         try:
             st = find_modes(problem, self.model, self.u, self.settings)
             if not st["converged"]:

@@ -84,6 +84,7 @@ class GLMMObjective:
                                      curvature_floor=GLMM_MODES.curvature_floor)
         self.model = GLMRowModel(family, self.y, self.wt)
         self.compiled = compiled
+        self._problem_u = self._problem_j = None
         self.sys_u = BlockedSystem(self.terms, 1)
         self.sys_j = BlockedSystem(self.terms, self.p + 1)
         self._E = np.zeros((n, self.p + 1))
@@ -115,12 +116,16 @@ class GLMMObjective:
         -------
         dict with u, eta, mu, w, wf (Fisher weights at the mode), ll (terms), pdev, iterations.
         """
-        problem = ModeProblem(self.terms, self.sys_u, theta, eta_f=self.off + self.X @ beta)
-        return self._solve(problem, self.u if u0 is None else u0, disp)
+        eta_f = self.off + self.X @ beta
+        if self._problem_u is None:
+            self._problem_u = ModeProblem(self.terms, self.sys_u, theta, eta_f=eta_f)
+        return self._solve(self._problem_u.at(theta, eta_f), self.u if u0 is None else u0, disp)
 
     def pirls_joint(self, theta, beta0, disp=1.0, u0=None):
         """Joint penalized IRLS over (u, beta) at fixed theta (lme4's nAGQ = 0 stage)."""
-        problem = ModeProblem(self.terms, self.sys_j, theta, X=self.X, offset=self.off, E=self._E)
+        if self._problem_j is None:
+            self._problem_j = ModeProblem(self.terms, self.sys_j, theta, X=self.X, offset=self.off, E=self._E)
+        problem = self._problem_j.at(theta)
         x0 = np.concatenate([self.u if u0 is None else u0, np.asarray(beta0, dtype=float)])
         return self._solve(problem, x0, disp)
 
@@ -132,7 +137,9 @@ class GLMMObjective:
         if observed:
             w = self.family.observed_weights(self.y, state["eta"], self.wt, disp)
         try:
-            return laplace_logdet(ModeProblem(self.terms, self.sys_u, theta), state, w)
+            if self._problem_u is None:
+                self._problem_u = ModeProblem(self.terms, self.sys_u, theta)
+            return laplace_logdet(self._problem_u.at(theta, self._problem_u.eta_f), state, w)
         except ModeError as e:
             raise PirlsError(str(e)) from None
 

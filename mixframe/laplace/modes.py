@@ -19,6 +19,7 @@ The Laplace deviance is pdev(u_hat) + log det(Lambda'Z'WZ Lambda + I), W at the 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,7 +133,7 @@ class CumulativeRowModel:
         n = eta.shape[0]
         r, w = np.empty(n), np.empty(n)
         status, ll = self._working(self.y, eta, self._zero, self.alpha, self.wts, self.code, r, w)
-        if status or not np.isfinite(ll):
+        if status or not math.isfinite(ll):
             return None
         return {"w": w, "r": r, "loglik": float(ll)}
 
@@ -155,16 +156,13 @@ class ModeProblem:
     def __init__(self, terms, system, theta, eta_f=None, X=None, offset=None, E=None):
         self.terms = terms
         self.system = system
-        self.theta = np.asarray(theta, dtype=float)
-        # Lambda per term and each term's slice of u, once per theta (u_to_b's work, without its per-call setup)
-        self._blocks = []
+        self._layout = []          # each term's slice of u and its shape
         pos = 0
-        for t, lam in zip(terms, theta_to_lambdas(terms, self.theta)):
+        for t in terms:
             m, k = t.n_levels, t.k
-            self._blocks.append((pos, pos + m * k, m, k, lam[0, 0] if k == 1 else lam.T))
+            self._layout.append((pos, pos + m * k, m, k))
             pos += m * k
         self.q = pos
-        self.eta_f = eta_f
         self.X = X
         self.offset = offset
         if X is not None and E is None:
@@ -172,6 +170,16 @@ class ModeProblem:
             E[:, :X.shape[1]] = X
         self.E = E
         self._ones = None
+        self.at(theta, eta_f)
+
+    def at(self, theta, eta_f=None):
+        """The same problem at another theta (and eta_f); returns self."""
+        self.theta = np.asarray(theta, dtype=float)
+        self.eta_f = eta_f
+        # Lambda per term, once per theta (u_to_b's work, without its per-call setup)
+        self._blocks = [(a, e, m, k, lam[0, 0] if k == 1 else lam.T)
+                        for (a, e, m, k), lam in zip(self._layout, theta_to_lambdas(self.terms, self.theta))]
+        return self
 
     def b(self, u):
         """b = Lambda u per term, (n_levels, k) each (``design.lam.u_to_b`` at this problem's theta)."""
