@@ -229,11 +229,12 @@ cdef tuple _arrow_modes(const int[::1] y, const double[::1] eta_fix, const doubl
                 c = y[i]
                 zo = z_out[i]
                 w = wts[i] if weighted else 1.0
-                e = eta_fix[i] + lam_out * zo * u_out[k]
+                e = eta_fix[i]
                 if inner:
                     j = codes_in[i]
                     zi = z_in[i]
                     e = e + lam_in * zi * u_in[j]
+                e = e + lam_out * zo * u_out[k]
                 bounds(alpha, e, c, nthr, &x1, &x0, &has1, &has0)
                 lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
                 d = r1 - r0
