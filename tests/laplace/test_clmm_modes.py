@@ -94,3 +94,22 @@ def test_compiled_modes_match_generic_solver_on_reference_data(case, nested):
     for x1, x2, y1, y2 in zip(b1, b2, s1, s2):
         np.testing.assert_allclose(x1, x2, atol=1e-7)
         np.testing.assert_allclose(y1, y2, rtol=1e-7)
+
+
+def test_compiled_clmm_driver_takes_the_settings_record():
+    """An iteration limit from ModeSettings reaches the compiled driver (no convergence in one step)."""
+    from mixframe.laplace.modes import CLMM_MODES, CumulativeRowModel, ModeSettings, compiled_path
+
+    d = simulate(np.random.default_rng(21))
+    prob = CLMProblem(d, "logit", "flexible")
+    model = CumulativeRowModel(prob.y, np.empty(0), prob.code)
+    model.alpha = np.array([-1.0, 0.1, 1.2])
+    eta = np.ascontiguousarray(d.X @ np.array([0.7]))
+    one = compiled_path(model, d.terms, None, ModeSettings(maxit=1, utol=CLMM_MODES.utol, ftol=0.0, polish=True))
+    full = compiled_path(model, d.terms, None, CLMM_MODES)
+    u1, u2 = np.zeros(d.terms[0].n_levels), np.zeros(d.terms[0].n_levels)
+    assert one.run(eta, np.array([0.9]), u1)[0] == 2
+    status, ll, logdet, uu = full.run(eta, np.array([0.9]), u2)
+    assert status == 0 and not np.allclose(u1, u2, atol=1e-6)
+    assert -(ll - 0.5 * uu - 0.5 * logdet) == pytest.approx(dense_laplace(d, model.alpha, np.array([0.7]),
+                                                                          np.array([0.9])), rel=1e-10)

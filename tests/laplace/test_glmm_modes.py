@@ -123,3 +123,21 @@ def test_generic_solver_on_its_own():
     ZL = dense_z_lambda(design, theta)
     np.testing.assert_allclose(ZL.T @ score, u, atol=1e-8)
     assert st["pdev"] == pytest.approx(-2 * get_family(family).loglik(obj.y, mu) + u @ u, rel=1e-12)
+
+
+@pytest.mark.parametrize("maxit", [1, 2, 3])
+def test_compiled_and_generic_share_the_iteration_limit(maxit):
+    """Stopped after the same number of Newton steps, both paths are at the same point and both count the
+    failure to converge."""
+    design, family, theta, beta = CASES["grouseticks"]
+    fam = get_family(family)
+    fast = GLMMObjective(design, fam, maxit=maxit)
+    slow = GLMMObjective(design, fam, maxit=maxit, compiled=False)
+    assert fast._fast().maxit == maxit == slow.settings.maxit
+    assert fast._fast().max_halvings == slow.settings.max_halvings == GLMM_MODES.max_halvings
+    d1, s1 = fast.laplace(theta, beta)
+    d2, s2 = slow.laplace(theta, beta)
+    assert s1["iterations"] == s2["iterations"] == maxit
+    assert fast.n_pirls_fail == slow.n_pirls_fail == 1
+    np.testing.assert_allclose(s1["u"], s2["u"], atol=1e-9)
+    assert d1 == pytest.approx(d2, rel=1e-10)
