@@ -6,7 +6,7 @@
 
 cimport cython
 import numpy as np
-from libc.math cimport exp, fabs, INFINITY, log, M_PI, sqrt
+from libc.math cimport exp, fabs, INFINITY, log, sqrt
 
 from cumlink cimport bounds, obs_terms, obs_third
 
@@ -15,12 +15,17 @@ from cumlink cimport bounds, obs_terms, obs_third
 # the conditional log-likelihood is locally convex, so the iteration climbs towards a true maximum.
 DEF MIN_CURV = 0.05
 
+# the absent inner term of the one-term iteration
+cdef int[::1] _NO_CODES = np.zeros(0, dtype=np.int32)
+cdef double[::1] _NO_VALUES = np.zeros(0)
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha, const double[::1] wts,
                    const int[::1] codes, const double[::1] z, double lam, int link, double[::1] u,
-                   double[::1] h_out, double[::1] ll_out, int maxit, double tol):
+                   double[::1] h_out, double[::1] ll_out, int maxit, double tol, int max_halvings=40,
+                   double slack=1e-10):
     """Conditional modes of one scalar random-effect term by Newton's method, group by group.
 
     The linear predictor is eta_fix + lam * z * u[codes]; each group's penalized log-likelihood
@@ -31,7 +36,11 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
     u : (m,) starting values, overwritten with the modes
     h_out : (m,) the negative second derivative of the penalized log-likelihood at the modes
     ll_out : (m,) each group's conditional log-likelihood at the modes
-    maxit, tol : iteration limit and the largest step |du| at which the modes count as found
+    maxit, tol : Newton steps at most and the largest step |du| at which the modes count as found (that step
+        is taken, and the iteration ends after it)
+    max_halvings, slack : a step that raises a group's penalized deviance by more than slack (|value| + 1) is
+        halved, at most max_halvings times; then that group stops at its point before the step. These limits
+        are those of mixframe.laplace.modes.ModeSettings.
 
     Returns
     -------
@@ -39,75 +48,8 @@ def laplace_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1
         convergence; 3 the thresholds do not increase. loglik is the conditional log-likelihood at the
         modes, logdet the sum of log h, uu the sum of squared modes.
     """
-    cdef Py_ssize_t n = y.shape[0], m = u.shape[0], nthr = alpha.shape[0], i, j, c
-    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, zi, hj, step, maxstep, obj, bad_start = 0.0
-    cdef bint has1, has0, weighted = wts.shape[0] > 0, final = False, first = True, halved
-    cdef int it = 0, nhalf = 0, status = 2
-    cdef double[::1] g = np.zeros(m)
-    cdef double[::1] u_prev = np.zeros(m)
-    cdef double[::1] obj_prev = np.zeros(m)
-    cdef double ll_tot = 0.0, logdet = 0.0, uu = 0.0
-    for j in range(1, nthr):
-        if not (alpha[j] > alpha[j - 1]):
-            return 3, 0, -INFINITY, 0.0, 0.0
-    with nogil:
-        while it < maxit:
-            it += 1
-            ll_out[:] = 0.0
-            h_out[:] = 0.0
-            g[:] = 0.0
-            for i in range(n):
-                j = codes[i]
-                c = y[i]
-                zi = z[i]
-                w = wts[i] if weighted else 1.0
-                bounds(alpha, eta_fix[i] + lam * zi * u[j], c, nthr, &x1, &x0, &has1, &has0)
-                lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
-                d = r1 - r0
-                ll_out[j] += w * lp
-                g[j] -= lam * zi * w * d
-                h_out[j] -= lam * lam * zi * zi * w * (r1 * g1 - r0 * g0 - d * d)
-            halved = False
-            if first:
-                for j in range(m):
-                    if ll_out[j] == -INFINITY:
-                        bad_start = 1.0
-            else:
-                for j in range(m):
-                    obj = -ll_out[j] + 0.5 * u[j] * u[j]
-                    if not (obj <= obj_prev[j] + 1e-10 * (1.0 + fabs(obj_prev[j]))) and nhalf < 40:
-                        u[j] = 0.5 * (u[j] + u_prev[j])
-                        halved = True
-            if bad_start > 0.0:
-                status = 1
-                break
-            if halved:
-                nhalf += 1
-                continue
-            if final:
-                status = 0
-                break
-            maxstep = 0.0
-            for j in range(m):
-                hj = h_out[j] + 1.0
-                if hj < MIN_CURV:
-                    hj = MIN_CURV
-                step = (g[j] - u[j]) / hj
-                u_prev[j] = u[j]
-                obj_prev[j] = -ll_out[j] + 0.5 * u[j] * u[j]
-                u[j] += step
-                if fabs(step) > maxstep:
-                    maxstep = fabs(step)
-            first = False
-            nhalf = 0
-            if maxstep < tol:
-                final = True
-        for j in range(m):
-            h_out[j] += 1.0
-            ll_tot += ll_out[j]
-            logdet += log(h_out[j])
-            uu += u[j] * u[j]
-    return status, it, ll_tot, logdet, uu
+    return _arrow_modes(y, eta_fix, alpha, wts, _NO_CODES, codes, _NO_CODES, _NO_VALUES, z, 0.0, lam, link,
+                        _NO_VALUES, u, _NO_VALUES, _NO_VALUES, h_out, ll_out, maxit, tol, max_halvings, slack)
 
 
 @cython.boundscheck(False)
@@ -119,9 +61,11 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
     """Adaptive Gauss-Hermite log-likelihood of one scalar random-effect term.
 
     Group j's integral over u ~ N(0, 1) is centred at its mode u[j] and scaled by h[j]^(-1/2), the
-    curvature of its penalized log-likelihood there: with Gauss-Hermite nodes x_k and log weights,
-    log L_j = -log(h_j)/2 - log(pi)/2 + logsumexp_k(log w_k + x_k^2 + l_j(u_jk) - u_jk^2 / 2),
-    u_jk = u_j + sqrt(2 / h_j) x_k. ``work`` is an (m, n_nodes) scratch array.
+    curvature of its penalized log-likelihood there: with the nodes z_k and log weights of the rule for the
+    standard normal density (mixframe.numerics.quadrature),
+    log L_j = -log(h_j)/2 + logsumexp_k(log w_k + z_k^2 / 2 + l_j(u_jk) - u_jk^2 / 2),
+    u_jk = u_j + z_k / sqrt(h_j) (the formula of mixframe.laplace.agq). ``work`` is an (m, n_nodes) scratch
+    array.
 
     Returns
     -------
@@ -138,15 +82,15 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
             c = y[i]
             w = wts[i] if weighted else 1.0
             for k in range(nq):
-                ujk = u[j] + sqrt(2.0 / h[j]) * nodes[k]
+                ujk = u[j] + nodes[k] / sqrt(h[j])
                 bounds(alpha, eta_fix[i] + lam * z[i] * ujk, c, nthr, &x1, &x0, &has1, &has0)
                 lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
                 work[j, k] += w * lp
         for j in range(m):
             mx = -INFINITY
             for k in range(nq):
-                ujk = u[j] + sqrt(2.0 / h[j]) * nodes[k]
-                work[j, k] += log_weights[k] + nodes[k] * nodes[k] - 0.5 * ujk * ujk
+                ujk = u[j] + nodes[k] / sqrt(h[j])
+                work[j, k] += log_weights[k] + 0.5 * nodes[k] * nodes[k] - 0.5 * ujk * ujk
                 if work[j, k] > mx:
                     mx = work[j, k]
             if mx == -INFINITY:
@@ -156,7 +100,7 @@ def agq_scalar(const int[::1] y, const double[::1] eta_fix, const double[::1] al
             s = 0.0
             for k in range(nq):
                 s += exp(work[j, k] - mx)
-            total += mx + log(s) - 0.5 * log(h[j]) - 0.5 * log(M_PI)
+            total += mx + log(s) - 0.5 * log(h[j])
     return status, total
 
 
@@ -217,7 +161,7 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
                    const int[::1] codes_in, const int[::1] codes_out, const int[::1] parent,
                    const double[::1] z_in, const double[::1] z_out, double lam_in, double lam_out, int link,
                    double[::1] u_in, double[::1] u_out, double[::1] h_in, double[::1] c_in, double[::1] schur,
-                   int maxit, double tol):
+                   int maxit, double tol, int max_halvings=40, double slack=1e-10):
     """Conditional modes of two nested scalar terms by Newton's method, outer group by outer group.
 
     The inner term's level j lies in the outer level parent[j]; the linear predictor is
@@ -230,33 +174,50 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
     u_in, u_out : starting values, overwritten with the modes
     h_in, c_in : (m_in,) outputs: each inner effect's curvature and its coupling with its outer effect
     schur : (m_out,) output: the Schur complement of each outer group
+    maxit, tol, max_halvings, slack : as ``laplace_scalar`` takes them, the halving per outer group
 
     Returns
     -------
     (status, iterations, loglik, logdet, uu) as ``laplace_scalar`` returns them
     """
+    return _arrow_modes(y, eta_fix, alpha, wts, codes_in, codes_out, parent, z_in, z_out, lam_in, lam_out, link,
+                        u_in, u_out, h_in, c_in, schur, np.zeros(u_out.shape[0]), maxit, tol, max_halvings, slack)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef tuple _arrow_modes(const int[::1] y, const double[::1] eta_fix, const double[::1] alpha,
+                        const double[::1] wts, const int[::1] codes_in, const int[::1] codes_out,
+                        const int[::1] parent, const double[::1] z_in, const double[::1] z_out, double lam_in,
+                        double lam_out, int link, double[::1] u_in, double[::1] u_out, double[::1] h_in,
+                        double[::1] c_in, double[::1] schur, double[::1] ll_o, int maxit, double tol,
+                        int max_halvings, double slack):
+    """The Newton iteration of ``laplace_nested``, outer group by outer group; with no inner term
+    (``u_in`` empty) it is the group-by-group iteration of ``laplace_scalar`` (each group's curvature then
+    is its Schur complement). ll_o (m_out,) receives each outer group's conditional log-likelihood."""
     cdef Py_ssize_t n = y.shape[0], mi = u_in.shape[0], mo = u_out.shape[0], nthr = alpha.shape[0]
-    cdef Py_ssize_t i, j, k, c
-    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, s, cv, zi, zo, hj, dk, maxstep, obj
+    cdef Py_ssize_t i, j = 0, k, c
+    cdef bint inner = mi > 0
+    cdef double x1, x0, r1, r0, g1, g0, lp, w, d, s, cv, zi = 0.0, zo, hj, dk, maxstep, obj, e
     cdef double ll_tot = 0.0, logdet = 0.0, uu = 0.0
     cdef bint has1, has0, weighted = wts.shape[0] > 0, final = False, first = True, halved, bad = False
     cdef int it = 0, nhalf = 0, status = 2
-    cdef double[::1] ll_o = np.zeros(mo)
-    cdef double[::1] g_in = np.zeros(mi)
-    cdef double[::1] g_out = np.zeros(mo)
-    cdef double[::1] h_out = np.zeros(mo)
-    cdef double[::1] rhs = np.zeros(mo)
-    cdef double[::1] uu_o = np.zeros(mo)
-    cdef double[::1] obj_prev = np.zeros(mo)
-    cdef double[::1] halve = np.zeros(mo)
-    cdef double[::1] prev_in = np.zeros(mi)
-    cdef double[::1] prev_out = np.zeros(mo)
     for j in range(1, nthr):
         if not (alpha[j] > alpha[j - 1]):
             return 3, 0, -INFINITY, 0.0, 0.0
+    # one workspace, cut into the per-group vectors
+    cdef double[::1] ws = np.zeros(7 * mo + 2 * mi)
+    cdef double[::1] g_out = ws[:mo]
+    cdef double[::1] h_out = ws[mo:2 * mo]
+    cdef double[::1] rhs = ws[2 * mo:3 * mo]
+    cdef double[::1] uu_o = ws[3 * mo:4 * mo]
+    cdef double[::1] obj_prev = ws[4 * mo:5 * mo]
+    cdef double[::1] halve = ws[5 * mo:6 * mo]
+    cdef double[::1] prev_out = ws[6 * mo:7 * mo]
+    cdef double[::1] g_in = ws[7 * mo:7 * mo + mi]
+    cdef double[::1] prev_in = ws[7 * mo + mi:]
     with nogil:
-        while it < maxit:
-            it += 1
+        while True:
             ll_o[:] = 0.0
             g_in[:] = 0.0
             g_out[:] = 0.0
@@ -264,24 +225,28 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
             h_out[:] = 0.0
             c_in[:] = 0.0
             for i in range(n):
-                j = codes_in[i]
                 k = codes_out[i]
                 c = y[i]
-                zi = z_in[i]
                 zo = z_out[i]
                 w = wts[i] if weighted else 1.0
-                bounds(alpha, eta_fix[i] + lam_in * zi * u_in[j] + lam_out * zo * u_out[k], c, nthr,
-                       &x1, &x0, &has1, &has0)
+                e = eta_fix[i]
+                if inner:
+                    j = codes_in[i]
+                    zi = z_in[i]
+                    e = e + lam_in * zi * u_in[j]
+                e = e + lam_out * zo * u_out[k]
+                bounds(alpha, e, c, nthr, &x1, &x0, &has1, &has0)
                 lp = obs_terms(link, x1, x0, has1, has0, &r1, &r0, &g1, &g0)
                 d = r1 - r0
                 s = -w * d
                 cv = -w * (r1 * g1 - r0 * g0 - d * d)
                 ll_o[k] += w * lp
-                g_in[j] += lam_in * zi * s
                 g_out[k] += lam_out * zo * s
-                h_in[j] += lam_in * lam_in * zi * zi * cv
                 h_out[k] += lam_out * lam_out * zo * zo * cv
-                c_in[j] += lam_in * lam_out * zi * zo * cv
+                if inner:
+                    g_in[j] += lam_in * zi * s
+                    h_in[j] += lam_in * lam_in * zi * zi * cv
+                    c_in[j] += lam_in * lam_out * zi * zo * cv
             for k in range(mo):
                 uu_o[k] = u_out[k] * u_out[k]
             for j in range(mi):
@@ -295,14 +260,21 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
                 for k in range(mo):
                     halve[k] = 0.0
                     obj = -ll_o[k] + 0.5 * uu_o[k]
-                    if not (obj <= obj_prev[k] + 1e-10 * (1.0 + fabs(obj_prev[k]))) and nhalf < 40:
-                        halve[k] = 1.0
+                    if not (obj <= obj_prev[k] + slack * (1.0 + fabs(obj_prev[k]))):
                         halved = True
-                        u_out[k] = 0.5 * (u_out[k] + prev_out[k])
+                        if nhalf < max_halvings:
+                            halve[k] = 1.0
+                            u_out[k] = 0.5 * (u_out[k] + prev_out[k])
+                        else:
+                            halve[k] = 2.0
+                            u_out[k] = prev_out[k]
+                            final = True
                 if halved:
                     for j in range(mi):
-                        if halve[parent[j]] > 0.0:
+                        if halve[parent[j]] == 1.0:
                             u_in[j] = 0.5 * (u_in[j] + prev_in[j])
+                        elif halve[parent[j]] == 2.0:
+                            u_in[j] = prev_in[j]
             if bad:
                 status = 1
                 break
@@ -312,6 +284,9 @@ def laplace_nested(const int[::1] y, const double[::1] eta_fix, const double[::1
             if final:
                 status = 0
                 break
+            if it >= maxit:
+                break
+            it += 1
             # Newton step through each outer group's Schur complement
             for k in range(mo):
                 schur[k] = 1.0 + h_out[k]

@@ -43,11 +43,12 @@ cdef class LaplacePirls:
     cdef object head, E_obj, w_obj, lam0_obj, lamR_obj, u_new_obj, beta_obj
     cdef public double const_ll
     cdef public int iterations, halvings
-    cdef public double tol, utol
-    cdef public int maxit
+    cdef public double tol, utol, slack
+    cdef public int maxit, max_halvings
 
     def __init__(self, system, int fam, int link, const double[::1] y, const double[::1] wt,
-                 double tol=1e-14, double utol=1e-10, int maxit=200):
+                 double tol=1e-14, double utol=1e-10, int maxit=100, int max_halvings=40, double slack=1e-10):
+        # the limits are those of mixframe.laplace.modes.ModeSettings (the generic solver's rule)
         cdef Py_ssize_t i, t
         cdef double s = 0.0
         self.sys = system
@@ -85,6 +86,7 @@ cdef class LaplacePirls:
         self.lam0_obj, self.lamR_obj = np.asarray(self.lam0), np.asarray(self.lamR)
         self.u_new_obj, self.beta_obj = np.asarray(self.u_new), np.asarray(self.empty_beta)
         self.tol, self.utol, self.maxit = tol, utol, maxit
+        self.max_halvings, self.slack = max_halvings, slack
         # all terms scalar: the cross-products are accumulated here, in one specialised pass
         self.scalar = (self.k0 == 1 and self.nr <= 64 and all(self.r_k[t] == 1 for t in range(self.nr))
                        and system.chol.ne == 1)
@@ -189,7 +191,7 @@ cdef class LaplacePirls:
         """Run PIRLS from u0 (updated in place to the mode). Returns (status, penalized deviance incl. the
         saturated constant, log det). status: 0 ok, 1 invalid start, 2 factor failed, 3 no convergence."""
         cdef Py_ssize_t i, a, it, h
-        cdef double pdev, pnew, step, dmax, ld, change
+        cdef double pdev, pnew, step, dmax, ld, change, bound
         cdef bint factor_current = False
         cdef int st
         self.eta_f[:] = eta_f
@@ -226,15 +228,16 @@ cdef class LaplacePirls:
                 break
             step = 1.0
             pnew = 1e300
-            for h in range(40):
+            bound = pdev + self.slack * (fabs(pdev + self.const_ll) + 1.0)
+            for h in range(self.max_halvings):
                 for a in range(self.q):
                     self.u_try[a] = self.u[a] + step * (self.u_new[a] - self.u[a])
                 pnew = self._state(self.u_try, disp)
-                if pnew <= pdev + 1e-10 * (fabs(pdev + self.const_ll) + 1.0):
+                if pnew <= bound:
                     break
                 step *= 0.5
                 self.halvings += 1
-            if pnew > pdev + 1e-10 * (fabs(pdev + self.const_ll) + 1.0):
+            if not (pnew <= bound):
                 pdev = self._state(self.u, disp)     # restore the state of the current u
                 st = 0
                 break

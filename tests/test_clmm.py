@@ -15,7 +15,6 @@ from mixframe.design.build import build_design
 from mixframe.design.terms import Design, RETerm
 from mixframe.fit.clm import CLMProblem, fit_clm, make_cdf, threshold_structure
 from mixframe.fit.clmm import fit_clmm, rho_to_xi, xi_to_rho
-from mixframe.fit.clmm_laplace import LaplaceObjective
 
 ROOT = Path(__file__).resolve().parent
 REF = ROOT / "reference"
@@ -246,81 +245,6 @@ def test_clm_structured_thresholds_match_direct_optimisation(threshold, link):
 
 
 # ---------------------------------------------------------------------------- likelihood oracles
-def test_laplace_matches_dense_oracle_for_every_structure():
-    rng = np.random.default_rng(7)
-    cases = [({}, [0.9]), ({"crossed": True}, [0.8, 0.5]), ({"slope": True}, [0.9, 0.2, 0.4]),
-             ({"nested": True}, [0.6, 0.8])]
-    for kw, theta in cases:
-        d = simulate(rng, **kw)
-        prob = CLMProblem(d, "logit", "flexible")
-        obj = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
-        assert obj.nested == bool(kw.get("nested"))
-        alpha, beta = np.array([-1.0, 0.1, 1.2]), np.array([0.7])
-        got = obj(alpha, beta, np.array(theta))
-        assert got == pytest.approx(dense_laplace(d, alpha, beta, np.array(theta)), rel=1e-10)
-
-
-def test_scalar_path_matches_blocked_path():
-    d = simulate(np.random.default_rng(13))
-    prob = CLMProblem(d, "cloglog", "flexible")
-    fast = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
-    slow = LaplaceObjective(d, prob.y, prob.code, prob.J, 1, general=True)
-    alpha, beta, theta = np.array([-0.8, 0.0, 0.9]), np.array([0.4]), np.array([0.7])
-    assert fast(alpha, beta, theta) == pytest.approx(slow(alpha, beta, theta), rel=1e-11)
-    b1, s1, e1 = fast.conditional(alpha, beta, theta)
-    b2, s2, e2 = slow.conditional(alpha, beta, theta)
-    np.testing.assert_allclose(b1[0], b2[0], atol=1e-9)
-    np.testing.assert_allclose(s1[0], s2[0], rtol=1e-9)
-    np.testing.assert_allclose(e1, e2, atol=1e-9)
-
-
-def test_nested_path_matches_blocked_path():
-    d = simulate(np.random.default_rng(12), nested=True)
-    prob = CLMProblem(d, "probit", "flexible")
-    fast = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
-    slow = LaplaceObjective(d, prob.y, prob.code, prob.J, 1, general=True)
-    assert fast.nested and not slow.nested
-    alpha, beta, theta = np.array([-0.8, 0.0, 0.9]), np.array([0.4]), np.array([0.7, 0.5])
-    assert fast(alpha, beta, theta) == pytest.approx(slow(alpha, beta, theta), rel=1e-11)
-    for (b1, s1), (b2, s2) in zip(zip(*fast.conditional(alpha, beta, theta)[:2]),
-                                  zip(*slow.conditional(alpha, beta, theta)[:2])):
-        np.testing.assert_allclose(b1, b2, atol=1e-9)
-        np.testing.assert_allclose(s1, s2, rtol=1e-9)
-
-
-@pytest.mark.parametrize("link", LINKS)
-def test_agq_converges_to_the_exact_integral(link):
-    d = simulate(np.random.default_rng(2), n_groups=6, per=10)
-    prob = CLMProblem(d, link, "flexible")
-    alpha, beta, sd = np.array([-1.0, 0.1, 1.2]), np.array([0.7]), 1.1
-    exact = exact_marginal(d, alpha, beta, sd, link)
-    agq = LaplaceObjective(d, prob.y, prob.code, prob.J, 25)(alpha, beta, np.array([sd]))
-    assert agq == pytest.approx(exact, abs=1e-7)
-    laplace = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)(alpha, beta, np.array([sd]))
-    assert laplace == pytest.approx(exact, abs=0.05 * d.terms[0].n_levels)
-
-
-@pytest.mark.parametrize("link", LINKS)
-def test_laplace_gradient_against_finite_differences(link):
-    d = simulate(np.random.default_rng(3))
-    d = Design(X=d.X, x_names=d.x_names, y=d.y, weights=np.linspace(0.5, 1.5, d.n_obs),
-               offset=np.linspace(-0.3, 0.3, d.n_obs), terms=d.terms, used=d.used, n_total=d.n_total,
-               response="y", response_levels=d.response_levels)
-    prob = CLMProblem(d, link, "flexible")
-    obj = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
-    assert obj.has_gradient
-    v = np.array([-1.0, 0.1, 1.2, 0.7, 0.9])
-
-    def f(v):
-        return obj(v[:3], v[3:4], v[4:])
-
-    value, grad = obj.value_and_grad(v[:3], v[3:4], v[4:])
-    assert value == pytest.approx(f(v), rel=1e-12)
-    h = 1e-6
-    g_fd = np.array([(f(v + e) - f(v - e)) / (2 * h) for e in np.eye(v.size) * h])
-    np.testing.assert_allclose(grad, g_fd, rtol=1e-6, atol=1e-5)
-
-
 def test_threshold_map_jacobian():
     from mixframe.fit.clmm_optim import rho_jacobian
     for thr, K in [("flexible", 5), ("equidistant", 5), ("symmetric", 6), ("symmetric", 5)]:
@@ -330,25 +254,6 @@ def test_threshold_map_jacobian():
         fd = np.column_stack([(rho_to_xi(rho + e, thr, K - 1) - rho_to_xi(rho - e, thr, K - 1)) / (2 * h)
                               for e in np.eye(rho.size) * h])
         np.testing.assert_allclose(rho_jacobian(rho, thr, K - 1), fd, atol=1e-8)
-
-
-def test_one_node_quadrature_is_laplace():
-    from mixframe._ext.ordinal_laplace import agq_scalar
-    d = simulate(np.random.default_rng(4))
-    prob = CLMProblem(d, "probit", "flexible")
-    obj = LaplaceObjective(d, prob.y, prob.code, prob.J, 1)
-    alpha, beta, theta = np.array([-0.6, 0.0, 0.7]), np.array([0.5]), np.array([0.8])
-    lap = obj(alpha, beta, theta)
-    x, w = np.polynomial.hermite.hermgauss(1)
-    status, ll = agq_scalar(prob.y, obj.eta_fixed(beta), alpha, obj.wts, obj.codes, obj.z, 0.8, prob.code,
-                            obj.u, obj.h, x, np.log(w), np.zeros((d.terms[0].n_levels, 1)))
-    assert status == 0 and -ll == pytest.approx(lap, rel=1e-12)
-
-
-def test_nagq_needs_a_single_scalar_term():
-    d = simulate(np.random.default_rng(1), crossed=True)
-    with pytest.raises(ValueError, match="single scalar"):
-        fit_clmm(d, nagq=5)
 
 
 @pytest.mark.parametrize("link", LINKS)

@@ -7,8 +7,8 @@ import it (tests excepted):
 ===============  ============================================  ==============================================
 module           built from (includes, cimports)               imported only by
 ===============  ============================================  ==============================================
-blocked          blocked.pyx (small_dense.pxi)                 mixframe.fit.blocked
-crossprod        crossprod.pyx                                 mixframe.fit.crossprod, mixframe.fit.blocked
+blocked          blocked.pyx (small_dense.pxi)                 mixframe.linalg.blocked
+crossprod        crossprod.pyx                                 mixframe.linalg.crossprod, mixframe.linalg.blocked
 lmm_derivs       lmm_derivs.pyx (small_dense.pxi)              mixframe.fit.lmm_grad
 family           family.pyx (family_core.pxi, codes.pxi)       mixframe.families.glm
 pirls            pirls.pyx (family_core.pxi, codes.pxi)        mixframe.fit.glmm_laplace

@@ -2,42 +2,31 @@
 
 With spherical random effects u ~ N(0, I), b = Lambda(theta) u and the location
 eta = x'beta + offset + z'b, the conditional log-likelihood l(u) = sum_i log P(Y_i = y_i | u) is
-maximised in u by Newton's method: the curvature of the penalized log-likelihood l(u) - |u|^2 / 2 is
-H = Lambda'Z'WZ Lambda + I with W diagonal, so each step is the penalized weighted least-squares
-solve u_new = H^{-1} Lambda'Z'W (Z Lambda u + s / w) with per-row score s and curvature w — the
-blocked Cholesky of ``BlockedSystem`` for any random-effect structure, a group-by-group scalar Newton
-(compiled) for one scalar term, or an outer-group-by-outer-group Newton (compiled; the curvature of
-each outer group is an arrowhead matrix) for two nested scalar terms such as ``(1 | a) + (1 | a:b)``.
-The Laplace approximation is then
+maximised in u by the penalized Newton solver of ``mixframe.laplace.modes`` with the cumulative-link row
+model (per-row score and curvature): on the blocked Cholesky of ``BlockedSystem`` for any random-effect
+structure, or by a registered compiled driver — a group-by-group scalar Newton for one scalar term, an
+outer-group-by-outer-group Newton (the curvature of each outer group is an arrowhead matrix) for two nested
+scalar terms such as ``(1 | a) + (1 | a:b)``. The Laplace approximation is then
 
     log L = l(u_hat) - |u_hat|^2 / 2 - log det(H) / 2,
 
-and adaptive Gauss-Hermite quadrature refines it for one scalar term.
+and adaptive Gauss-Hermite quadrature (``mixframe.laplace.agq``) refines it for one scalar term.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._ext.ordinal import add_zb, cumlink_working
-from .._ext.ordinal_laplace import agq_scalar, laplace_nested, laplace_scalar, laplace_scalar_grad
-from ..design.terms import split_u, theta_to_lambdas
+from .._ext.ordinal_laplace import agq_scalar, laplace_scalar_grad
+from ..design.terms import u_to_b, z_times_b
+from ..laplace.modes import (CLMM_MODES, CumulativeRowModel, ModeError, ModeProblem, compiled_name,
+                             compiled_path, conditional_sds, find_modes, laplace_logdet, nested_parent)
 from ..linalg.blocked import BlockedSystem
+from ..numerics.quadrature import gauss_hermite_log
 
-INNER_TOL = 1e-5      # largest Newton step in u at which the modes count as found (one more step follows)
-INNER_MAXIT = 60
+INNER_TOL = CLMM_MODES.utol       # largest Newton step in u at which the modes count as found (one more step follows)
+INNER_MAXIT = CLMM_MODES.maxit
 
-
-def nested_parent(terms):
-    """For two scalar terms whose first (larger) grouping is nested in the second, the outer level of
-    every inner level (int32); None for any other structure."""
-    if len(terms) != 2 or terms[0].k != 1 or terms[1].k != 1:
-        return None
-    t_in, t_out = terms
-    parent = np.full(t_in.n_levels, -1, dtype=np.int64)
-    parent[t_in.codes] = t_out.codes
-    if np.any(parent < 0) or not np.array_equal(parent[t_in.codes], t_out.codes):
-        return None
-    return np.ascontiguousarray(parent, dtype=np.int32)
+__all__ = ["LaplaceObjective", "InnerError", "nested_parent", "INNER_TOL", "INNER_MAXIT"]
 
 
 class InnerError(ArithmeticError):
@@ -74,36 +63,25 @@ class LaplaceObjective:
         self.wts = (np.empty(0) if design.weights is None
                     else np.ascontiguousarray(design.weights, dtype=float))
         self.q = sum(t.q for t in self.terms)
-        self.scalar = len(self.terms) == 1 and self.terms[0].k == 1 and not general
+        self.settings = CLMM_MODES
+        self.model = CumulativeRowModel(y, self.wts, link_code)
+        path = None if general else compiled_name(self.model, self.terms)
+        self.scalar = path == "cumulative-scalar"
+        self.nested = path == "cumulative-nested"
         self.nagq = int(nagq)
         if self.nagq > 1 and not self.scalar:
             raise ValueError("adaptive Gauss-Hermite quadrature (nagq > 1) needs a single scalar "
                              "random-effect term such as (1 | g); use nagq=1 (Laplace) for this model")
+        self.fast = None if path is None else compiled_path(self.model, self.terms, None, self.settings)
         if self.scalar:
-            t = self.terms[0]
-            self.codes = np.ascontiguousarray(t.codes, dtype=np.int32)
-            self.z = np.ascontiguousarray(t.Z[:, 0], dtype=float)
-            self.h = np.ones(t.n_levels)
-            self.ll_groups = np.zeros(t.n_levels)
+            self.codes, self.z, self.h = self.fast.codes, self.fast.z, self.fast.h
             if self.nagq > 1:
-                x, w = np.polynomial.hermite.hermgauss(self.nagq)
-                self.nodes, self.log_weights = x, np.log(w)
-                self.work = np.zeros((t.n_levels, self.nagq))
-        self.parent = None if self.scalar or general else nested_parent(self.terms)
-        self.nested = self.parent is not None
+                self.nodes, self.log_weights = gauss_hermite_log(self.nagq)
+                self.work = np.zeros((self.terms[0].n_levels, self.nagq))
         if self.nested:
-            t_in, t_out = self.terms
-            self.codes_in = np.ascontiguousarray(t_in.codes, dtype=np.int32)
-            self.codes_out = np.ascontiguousarray(t_out.codes, dtype=np.int32)
-            self.z_in = np.ascontiguousarray(t_in.Z[:, 0], dtype=float)
-            self.z_out = np.ascontiguousarray(t_out.Z[:, 0], dtype=float)
-            self.h_in = np.ones(t_in.n_levels)
-            self.c_in = np.zeros(t_in.n_levels)
-            self.schur = np.ones(t_out.n_levels)
-        if not self.scalar:
-            self.sys = None if self.nested else BlockedSystem(self.terms, 1)
-            self._codes = [np.ascontiguousarray(t.codes, dtype=np.int32) for t in self.terms]
-            self._Z = [np.ascontiguousarray(t.Z, dtype=float) for t in self.terms]
+            self.parent = self.fast.parent
+        self.sys = BlockedSystem(self.terms, 1) if path is None else None
+        self._problem = None
         self.u = np.zeros(self.q)
         self.n_eval = 0
         self._flexible = J.shape[0] == J.shape[1] and np.array_equal(J, np.eye(J.shape[0]))
@@ -123,17 +101,7 @@ class LaplaceObjective:
 
     def eta_random(self, theta, u):
         """Z Lambda(theta) u on the used rows."""
-        out = np.zeros(self.design.n_obs)
-        lams = theta_to_lambdas(self.terms, theta)
-        for ut, lam, codes, Z in zip(split_u(self.terms, u), lams, self._codes_list(), self._Z_list()):
-            add_zb(codes, Z, np.ascontiguousarray(ut @ lam.T), out)
-        return out
-
-    def _codes_list(self):
-        return [self.codes] if self.scalar else self._codes
-
-    def _Z_list(self):
-        return [np.ascontiguousarray(self.z[:, None])] if self.scalar else self._Z
+        return z_times_b(self.terms, u_to_b(self.terms, theta, u))
 
     # ------------------------------------------------------------------
     def __call__(self, xi, beta, theta) -> float:
@@ -147,44 +115,33 @@ class LaplaceObjective:
         except InnerError:
             return np.inf
 
-    def _nested(self, alpha, beta, theta) -> float:
-        eta0 = self.eta_fixed(beta)
-        n_in = self.terms[0].n_levels
-        u_in, u_out = self.u[:n_in], self.u[n_in:]
-        args = (self.y, eta0, alpha, self.wts, self.codes_in, self.codes_out, self.parent, self.z_in,
-                self.z_out, float(theta[0]), float(theta[1]), self.code)
-        out = (self.h_in, self.c_in, self.schur, INNER_MAXIT, INNER_TOL)
-        status, _, ll, logdet, uu = laplace_nested(*args, u_in, u_out, *out)
+    def _compiled(self, alpha, eta0, theta) -> float:
+        """-log L from the registered compiled driver (warm start from the last modes, else from 0)."""
+        self.model.alpha = alpha
+        status, ll, logdet, uu = self.fast.run(eta0, theta, self.u)
         if status == 3:
             return np.inf
         if status != 0:           # a poor warm start: begin again from u = 0
             self.u[:] = 0.0
-            status, _, ll, logdet, uu = laplace_nested(*args, u_in, u_out, *out)
+            status, ll, logdet, uu = self.fast.run(eta0, theta, self.u)
         if status != 0 or not np.isfinite(ll) or not np.isfinite(logdet):
             self.u[:] = 0.0
             raise InnerError("the conditional modes could not be found")
         return -(ll - 0.5 * uu - 0.5 * logdet)
 
+    def _nested(self, alpha, beta, theta) -> float:
+        return self._compiled(alpha, self.eta_fixed(beta), theta)
+
     def _scalar(self, alpha, beta, theta) -> float:
         eta0 = self._eta0 = self.eta_fixed(beta)
-        lam = float(theta[0])
-        args = (self.y, eta0, alpha, self.wts, self.codes, self.z, lam, self.code)
-        out = (self.h, self.ll_groups, INNER_MAXIT, INNER_TOL)
-        status, _, ll, logdet, uu = laplace_scalar(*args, self.u, *out)
-        if status == 3:
-            return np.inf
-        if status != 0:           # a poor warm start: begin again from u = 0
-            self.u[:] = 0.0
-            status, _, ll, logdet, uu = laplace_scalar(*args, self.u, *out)
-        if status != 0 or not np.isfinite(ll) or not np.isfinite(logdet):
-            self.u[:] = 0.0
-            raise InnerError("the conditional modes could not be found")
-        if self.nagq > 1:
-            status, ll = agq_scalar(*args, self.u, self.h, self.nodes, self.log_weights, self.work)
+        value = self._compiled(alpha, eta0, theta)
+        if self.nagq > 1 and np.isfinite(value):
+            status, ll = agq_scalar(self.y, eta0, alpha, self.wts, self.codes, self.z, float(theta[0]), self.code,
+                                    self.u, self.h, self.nodes, self.log_weights, self.work)
             if status:
                 raise InnerError("zero probability at a quadrature node")
             return -ll
-        return -(ll - 0.5 * uu - 0.5 * logdet)
+        return value
 
     @property
     def has_gradient(self) -> bool:
@@ -217,59 +174,25 @@ class LaplaceObjective:
         return -(ll - 0.5 * self.u @ self.u - 0.5 * logdet)
 
     def solve_modes(self, alpha, eta0, theta):
-        """Newton's method for u on the blocked system; returns (l(u_hat), log det H) and keeps u_hat."""
-        n = eta0.size
-        z = np.empty(n)
-        w = np.empty(n)
-        u = self.u.copy()
-        u_prev = obj_prev = None
-        final = False
-        nhalf = 0
-        lams = theta_to_lambdas(self.terms, theta)
-        for _ in range(INNER_MAXIT * 2):
-            eta_r = self._eta_random(lams, u)
-            status, ll = cumlink_working(self.y, eta0, eta_r, alpha, self.wts, self.code, z, w)
-            obj = -ll + 0.5 * u @ u
-            if u_prev is not None and not (obj <= obj_prev + 1e-10 * (1.0 + abs(obj_prev))) and nhalf < 40:
-                u = 0.5 * (u + u_prev)
-                nhalf += 1
-                continue
-            if status or not np.isfinite(obj):
-                if u_prev is None and np.any(u != 0):
-                    u = np.zeros_like(u)      # the warm start was poor: begin again from 0
-                    continue
-                self.u[:] = 0.0
-                raise InnerError("zero probability at the conditional modes")
-            self.sys.crossprod(z, w)
-            if self.sys.factor(theta) != 0:
-                # negative curvatures (cauchit) made H indefinite: no Laplace approximation at a final
-                # point, and a step on the curvature floored at 0 (H >= I) elsewhere
-                if final:
-                    self.u[:] = 0.0
-                    raise InnerError("the penalized system is not positive definite at the modes")
-                w_floor = np.maximum(w, 1e-10)
-                self.sys.crossprod(eta_r + (z - eta_r) * (w / w_floor), w_floor)
-                if self.sys.factor(theta) != 0:
-                    self.u[:] = 0.0
-                    raise InnerError("the penalized system is not positive definite")
-            elif final:
-                self.u[:] = u
-                return ll, self.sys.logdets()[0]
-            _, u_new = self.sys.solve()
-            if np.max(np.abs(u_new - u), initial=0.0) < INNER_TOL:
-                final = True
-            u_prev, obj_prev, u, nhalf = u, obj, u_new, 0
-        self.u[:] = 0.0
-        raise InnerError("Newton's method for the conditional modes did not converge")
-
-    def _eta_random(self, lams, u):
-        out = np.zeros(self.design.n_obs)
-        pos = 0
-        for t, lam, codes, Z in zip(self.terms, lams, self._codes, self._Z):
-            ut = u[pos:pos + t.q].reshape(t.n_levels, t.k)
-            pos += t.q
-            add_zb(codes, Z, ut * lam[0, 0] if t.k == 1 else np.ascontiguousarray(ut @ lam.T), out)
-        return out
+        """The generic penalized Newton solver for u on the blocked system; returns (l(u_hat), log det H) and
+        keeps u_hat."""
+        self.model.alpha = alpha
+        if self._problem is None:
+            self._problem = ModeProblem(self.terms, self.sys, theta, eta_f=eta0)
+        problem = self._problem.at(theta, eta0)
+        try:
+            st = find_modes(problem, self.model, self.u, self.settings)
+            if not st["converged"]:
+                raise InnerError("Newton's method for the conditional modes did not converge")
+            logdet = laplace_logdet(problem, st)
+        except ModeError as e:
+            self.u[:] = 0.0
+            raise InnerError(str(e)) from None
+        except InnerError:
+            self.u[:] = 0.0
+            raise
+        self.u[:] = st["u"]
+        return st["loglik"], logdet
 
     # ------------------------------------------------------------------
     def conditional(self, xi, beta, theta):
@@ -281,20 +204,8 @@ class LaplaceObjective:
         value = self(xi, beta, theta)
         if not np.isfinite(value):
             raise InnerError("the conditional modes could not be found at the estimates")
-        lams = theta_to_lambdas(self.terms, theta)
-        us = split_u(self.terms, self.u)
-        if self.scalar:
-            covs = [(1.0 / self.h)[:, None, None]]
-        elif self.nested:     # inverse of the arrowhead blocks, diagonal entries
-            s_par = self.schur[self.parent]
-            var_in = 1.0 / self.h_in + self.c_in ** 2 / (self.h_in ** 2 * s_par)
-            covs = [var_in[:, None, None], (1.0 / self.schur)[:, None, None]]
-        else:
-            covs = self.sys.cond_cov_u()
-        b, b_sd = [], []
-        for ut, lam, cov in zip(us, lams, covs):
-            b.append(ut @ lam.T)
-            cb = np.einsum("ab,jbc,dc->jad", lam, cov, lam)
-            b_sd.append(np.sqrt(np.maximum(np.einsum("jaa->ja", cb), 0.0)))
+        covs = self.sys.cond_cov_u() if self.fast is None else self.fast.cond_cov()
+        b = u_to_b(self.terms, theta, self.u)
+        b_sd = conditional_sds(self.terms, theta, covs)
         eta = self.eta_fixed(beta) + self.eta_random(theta, self.u)
         return b, b_sd, eta

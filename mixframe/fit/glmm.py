@@ -22,6 +22,8 @@ import numpy as np
 from ..design.terms import theta_to_lambdas, u_to_b
 from ..errors import ConvergenceWarning
 from ..families import Family, get_family
+from ..laplace.modes import conditional_sds
+from ..numerics.quadrature import gauss_hermite
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
 from ..numerics.fdiff import hessian as hessian_fd
@@ -162,8 +164,7 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
     else:
         # ---- stage 2: (theta, beta[, log dispersion]) jointly ------------------------------------
         if nagq > 1:
-            nodes, weights = np.polynomial.hermite_e.hermegauss(nagq)
-            weights = weights / np.sqrt(2.0 * np.pi)
+            nodes, weights = gauss_hermite(nagq)
 
         def dev_fun(x):
             th, be = x[:n_theta], x[n_theta:n_theta + p]
@@ -293,11 +294,9 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     else:
         dev, st = obj.laplace(theta, beta, disp)
     # conditional modes and SDs from the factor at the mode
-    cond = obj.sys_u.cond_cov_u()
     lams = theta_to_lambdas(design.terms, theta)
     b = u_to_b(design.terms, theta, st["u"])
-    b_sd = [np.sqrt(np.maximum(np.einsum("ab,mbc,dc->mad", lam, c, lam).diagonal(axis1=1, axis2=2), 0.0))
-            for lam, c in zip(lams, cond)]
+    b_sd = conditional_sds(design.terms, theta, obj.sys_u.cond_cov_u())
     eta = st["eta"]
     eta_fixed = obj.off + design.X @ beta
     mu = st["mu"]

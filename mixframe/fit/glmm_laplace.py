@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._ext.pirls import LaplacePirls
-from ..design.terms import theta_to_lambdas
+from ..design.terms import u_to_b, z_times_b
+from ..laplace.agq import agq_loglik
+from ..laplace.modes import (GLMM_MODES, GLMRowModel, ModeError, ModeProblem, ModeSettings, compiled_path,
+                             find_modes, laplace_logdet)
 from ..linalg.blocked import BlockedSystem
 
 
@@ -42,6 +44,9 @@ class GLMMObjective:
         Maximum PIRLS iterations.
     utol : float
         PIRLS stops when the largest update of u (and beta) is below this.
+    compiled : bool
+        Use the registered compiled PIRLS driver where it applies (``laplace.modes.compiled_path``); False runs
+        the generic solver ``laplace.modes.find_modes`` everywhere (for checks).
 
     Examples
     --------
@@ -58,7 +63,7 @@ class GLMMObjective:
     """
 
     def __init__(self, design, family, obs_info: bool = False, tol: float = 1e-14, maxit: int = 100,
-                 utol: float = 1e-10):
+                 utol: float = 1e-10, compiled: bool = True):
         self.design = design
         self.family = family
         self.terms = list(design.terms)
@@ -74,6 +79,12 @@ class GLMMObjective:
         self.tol = tol
         self.utol = utol
         self.maxit = maxit
+        self.settings = ModeSettings(maxit=maxit, utol=utol, ftol=tol, polish=GLMM_MODES.polish,
+                                     max_halvings=GLMM_MODES.max_halvings, slack=GLMM_MODES.slack,
+                                     curvature_floor=GLMM_MODES.curvature_floor)
+        self.model = GLMRowModel(family, self.y, self.wt)
+        self.compiled = compiled
+        self._problem_u = self._problem_j = None
         self.sys_u = BlockedSystem(self.terms, 1)
         self.sys_j = BlockedSystem(self.terms, self.p + 1)
         self._E = np.zeros((n, self.p + 1))
@@ -84,129 +95,39 @@ class GLMMObjective:
     # ------------------------------------------------------------------
     def z_lambda_u(self, theta, u) -> np.ndarray:
         """Z Lambda(theta) u on the used rows."""
-        out = np.zeros(self.n)
-        pos = 0
-        for t, lam in zip(self.terms, theta_to_lambdas(self.terms, theta)):
-            b = u[pos:pos + t.q].reshape(t.n_levels, t.k) @ lam.T
-            pos += t.q
-            if t.k == 1:
-                out += t.Z[:, 0] * b[t.codes, 0]
-            else:
-                out += np.einsum("ij,ij->i", t.Z, b[t.codes])
-        return out
+        return z_times_b(self.terms, u_to_b(self.terms, theta, u))
 
-    def _eval(self, eta, disp, newton=True):
-        """Means, PIRLS weights and working residuals, log-likelihood terms and a status at eta.
+    def _solve(self, problem, x0, disp):
+        self.model.disp = disp
+        try:
+            state = find_modes(problem, self.model, x0, self.settings)
+        except ModeError as e:
+            raise PirlsError(str(e)) from None
+        if not state["converged"]:
+            # no convergence (e.g. separation drives beta or u to infinity): keep the best point, record it
+            self.n_pirls_fail += 1
+        self.u = state["u"].copy()
+        return state
 
-        With a non-canonical link the weights are the observed information (a Newton step, quadratic
-        convergence) wherever that is positive everywhere, else the Fisher weights (scoring).
-        The Fisher weights are returned as well.
-        """
-        mu, wf, r, ll, status = self.family.working(self.y, eta, self.wt, disp)
-        w = wf
-        if newton and status == 0 and not self.family.canonical:
-            wo = self.family.observed_weights(self.y, eta, self.wt, disp)
-            if np.all(wo > 0):
-                r = wf * r / wo
-                w = wo
-        return mu, w, r, ll, status, wf
-
-    # ------------------------------------------------------------------
     def pirls_u(self, theta, beta, disp=1.0, u0=None):
         """Conditional mode of u at fixed (theta, beta) by penalized IRLS with step halving.
 
         Returns
         -------
-        dict with u, eta, mu, w (Fisher weights at the mode), ll (terms), pdev, iterations.
+        dict with u, eta, mu, w, wf (Fisher weights at the mode), ll (terms), pdev, iterations.
         """
         eta_f = self.off + self.X @ beta
-        u = (self.u if u0 is None else u0).copy()
-        state = self._state(theta, eta_f, u, disp)
-        if state is None:
-            u = np.zeros(self.q)
-            state = self._state(theta, eta_f, u, disp)
-            if state is None:
-                raise PirlsError("the linear predictor gives invalid means at the starting values")
-        def step(state):
-            self.sys_u.crossprod((state["eta"] - eta_f + state["r"])[:, None], state["w"])
-            if self.sys_u.factor(theta) != 0:
-                raise PirlsError("penalized system not positive definite")
-            _, u_new = self.sys_u.solve()
-            delta = u_new - state["u"]
-            return np.max(np.abs(delta)), lambda: self._halve(theta, eta_f, state, delta, disp, None, None)
-
-        return self._iterate(state, step)
-
-    def _iterate(self, state, step):
-        """The PIRLS loop shared by the u-only and the joint (u, beta) iterations.
-
-        ``step(state)`` refactors at the state's weights and returns (largest change of the solution, a
-        callable giving the step-halved next state or None). Stops on a negligible change of the solution or
-        of the penalized deviance; the factor left in the system belongs to the returned state when
-        ``state["factored"]`` is True.
-        """
-        for it in range(1, self.maxit + 1):
-            dmax, halve = step(state)
-            state["factored"] = True          # the system holds the factor at this state's weights
-            if dmax < self.utol:
-                break
-            new = halve()
-            if new is None:
-                break
-            change = state["pdev"] - new["pdev"]
-            state = new
-            if abs(change) <= self.tol * (abs(new["pdev"]) + 1.0):
-                break
-        else:
-            # no convergence (e.g. separation drives beta or u to infinity): keep the best point, record it
-            self.n_pirls_fail += 1
-        state["iterations"] = it
-        self.u = state["u"].copy()
-        return state
-
-    def _state(self, theta, eta_f, u, disp, beta=None):
-        eta = eta_f + self.z_lambda_u(theta, u)
-        mu, w, r, ll, status, wf = self._eval(eta, disp)
-        if status != 0:
-            return None
-        return {"u": u, "eta": eta, "mu": mu, "w": w, "wf": wf, "r": r, "ll": ll, "beta": beta,
-                "newton": w is not wf, "factored": False,
-                "pdev": -2.0 * float(np.sum(ll)) + float(u @ u)}
-
-    def _halve(self, theta, eta_f, state, delta, disp, beta, dbeta):
-        """Step-halving along (delta, dbeta) until the penalized deviance does not increase."""
-        step = 1.0
-        for _ in range(40):
-            u = state["u"] + step * delta
-            if beta is None:
-                new = self._state(theta, eta_f, u, disp)
-            else:
-                b = beta + step * dbeta
-                new = self._state(theta, self.off + self.X @ b, u, disp, beta=b)
-            if new is not None and new["pdev"] <= state["pdev"] + 1e-10 * (abs(state["pdev"]) + 1.0):
-                return new
-            step *= 0.5
-        return None
+        if self._problem_u is None:
+            self._problem_u = ModeProblem(self.terms, self.sys_u, theta, eta_f=eta_f)
+        return self._solve(self._problem_u.at(theta, eta_f), self.u if u0 is None else u0, disp)
 
     def pirls_joint(self, theta, beta0, disp=1.0, u0=None):
         """Joint penalized IRLS over (u, beta) at fixed theta (lme4's nAGQ = 0 stage)."""
-        beta = np.asarray(beta0, dtype=float).copy()
-        u = (self.u if u0 is None else u0).copy()
-        state = self._state(theta, self.off + self.X @ beta, u, disp, beta=beta)
-        if state is None:
-            raise PirlsError("the linear predictor gives invalid means at the starting values")
-        def step(state):
-            E = self._E
-            E[:, self.p] = state["eta"] - self.off + state["r"]
-            self.sys_j.crossprod(E, state["w"])
-            if self.sys_j.factor(theta) != 0:
-                raise PirlsError("penalized system not positive definite")
-            b_new, u_new = self.sys_j.solve()
-            du, db = u_new - state["u"], b_new - state["beta"]
-            dmax = max(np.max(np.abs(du)), np.max(np.abs(db)))
-            return dmax, lambda: self._halve(theta, None, state, du, disp, state["beta"], db)
-
-        return self._iterate(state, step)
+        if self._problem_j is None:
+            self._problem_j = ModeProblem(self.terms, self.sys_j, theta, X=self.X, offset=self.off, E=self._E)
+        problem = self._problem_j.at(theta)
+        x0 = np.concatenate([self.u if u0 is None else u0, np.asarray(beta0, dtype=float)])
+        return self._solve(problem, x0, disp)
 
     # ------------------------------------------------------------------
     def refactor(self, theta, state, disp=1.0, observed=None):
@@ -215,11 +136,12 @@ class GLMMObjective:
         w = state["wf"]
         if observed:
             w = self.family.observed_weights(self.y, state["eta"], self.wt, disp)
-        sys = self.sys_u
-        sys.crossprod(np.ones((self.n, 1)), w)   # any non-zero column: only the Z block is used
-        if sys.factor(theta) != 0:
-            raise PirlsError("the Hessian of the conditional log-density is not positive definite at the mode")
-        return sys.logdets()[0]
+        try:
+            if self._problem_u is None:
+                self._problem_u = ModeProblem(self.terms, self.sys_u, theta)
+            return laplace_logdet(self._problem_u.at(theta, self._problem_u.eta_f), state, w)
+        except ModeError as e:
+            raise PirlsError(str(e)) from None
 
     def _factor_usable(self, state) -> bool:
         """True when the last factor was taken at the weights the log-determinant needs."""
@@ -228,12 +150,10 @@ class GLMMObjective:
         return self.family.canonical or state["newton"] == self.obs_info
 
     def _fast(self):
-        """The compiled PIRLS driver, for canonical links without a dispersion parameter (else None)."""
+        """The registered compiled PIRLS driver (canonical binomial/Poisson links), else None."""
         if not hasattr(self, "_fast_pirls"):
-            fam = self.family
-            ok = fam.canonical and not fam.has_dispersion and fam.name in ("binomial", "poisson")
-            self._fast_pirls = (LaplacePirls(self.sys_u, fam.fcode, fam.lcode, self.y, self.wt, self.tol,
-                                             self.utol, self.maxit) if ok else None)
+            self._fast_pirls = (compiled_path(self.model, self.terms, self.sys_u, self.settings)
+                                if self.compiled else None)
         return self._fast_pirls
 
     def laplace(self, theta, beta, disp=1.0):
@@ -275,35 +195,17 @@ class GLMMObjective:
     def agq(self, theta, beta, nodes, weights, disp=1.0):
         """Adaptive Gauss-Hermite deviance (-2 log marginal likelihood) for one scalar random-effect term.
 
-        Each group's integral over its spherical effect u_j is evaluated at u_j_hat + s_j z_k, with s_j the
-        conditional SD of u_j at the mode, nodes z_k and weights w_k of the standard normal density.
+        ``nodes`` and ``weights``: the rule for the standard normal density (``numerics.quadrature``). Each
+        group's integral is centred at the mode and scaled by the conditional SD of u_j there (Fisher weights),
+        see ``laplace.agq``.
         """
         t = self.terms[0]
         state = self.pirls_u(theta, beta, disp)
         lam = float(theta[0])
         zcol = t.Z[:, 0]
-        codes = t.codes
-        m = t.n_levels
-        hsum = np.bincount(codes, weights=state["wf"] * zcol * zcol, minlength=m)
-        s = 1.0 / np.sqrt(1.0 + lam * lam * hsum)
+        hsum = np.bincount(t.codes, weights=state["wf"] * zcol * zcol, minlength=t.n_levels)
         uhat = state["u"]
-        eta0 = state["eta"] - lam * zcol * uhat[codes]
-        nodes = np.asarray(nodes, dtype=float)
-        K = len(nodes)
-        U = uhat[None, :] + s[None, :] * nodes[:, None]                     # (K, m) effects at the nodes
-        eta = eta0[None, :] + lam * zcol[None, :] * U[:, codes]              # (K, n), all nodes at once
-        _, _, _, ll, status = self.family.working(np.tile(self.y, K), eta.ravel(), np.tile(self.wt, K), disp)
-        if status == 0:
-            keys = (np.arange(K)[:, None] * m + codes[None, :]).ravel()
-            llg = np.bincount(keys, weights=ll, minlength=K * m).reshape(K, m)
-        else:
-            # some node gives an invalid mean: evaluate node by node, an invalid node contributing nothing
-            llg = np.empty((K, m))
-            for k in range(K):
-                _, _, _, llk, st = self.family.working(self.y, eta[k], self.wt, disp)
-                llg[k] = np.bincount(codes, weights=llk, minlength=m) if st == 0 else -np.inf
-        terms = (np.log(np.asarray(weights, dtype=float))[:, None] + 0.5 * nodes[:, None] ** 2 + llg
-                 - 0.5 * U * U)
-        mx = np.max(terms, axis=0)
-        logint = mx + np.log(np.sum(np.exp(terms - mx), axis=0)) + np.log(s)
-        return -2.0 * float(np.sum(logint)), state
+        eta0 = state["eta"] - lam * zcol * uhat[t.codes]
+        ll = agq_loglik(self.model, t, lam, eta0, uhat, 1.0 + lam * lam * hsum, nodes=nodes,
+                        log_weights=np.log(np.asarray(weights, dtype=float)))
+        return -2.0 * ll, state

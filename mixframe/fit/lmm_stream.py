@@ -3,7 +3,7 @@
 The profiled deviance of an LMM touches the data only through the blocked cross-product
 A = [Z X y]' W [Z X y], the number of rows, the number of fixed effects and the sum of the log prior
 weights.  :class:`CrossprodAccumulator` builds A batch by batch with exact sums
-(:mod:`mixframe.fit.crossprod`): the pairs of levels of two terms (the block-sparse part Z_R' W Z_0)
+(:mod:`mixframe.linalg.crossprod`): the pairs of levels of two terms (the block-sparse part Z_R' W Z_0)
 in a dense grid or as sorted runs merged as they grow, the per-level blocks in dense arrays.
 Accumulators of different partitions merge exactly, so a tree reduction over partitions gives bitwise
 the system of one pass, and the system the in-memory fit builds from the same rows.
@@ -59,7 +59,7 @@ class CrossprodAccumulator(Crossprods):
     """Running exact sums of the blocked LMM cross-products over batches of complete rows.
 
     The sums do not depend on how the rows are split into batches or partitions, nor on their order
-    (:mod:`mixframe.fit.crossprod`): the finished system is bitwise the one the in-memory fit builds.
+    (:mod:`mixframe.linalg.crossprod`): the finished system is bitwise the one the in-memory fit builds.
 
     Parameters
     ----------

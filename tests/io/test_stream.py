@@ -1,6 +1,6 @@
 """Streamed LMM fits (LazyFrame, pyarrow Dataset / RecordBatchReader, Dask) against in-memory fits.
 
-The cross-products are summed exactly (``mixframe.fit.crossprod``), so the same rows give the same system
+The cross-products are summed exactly (``mixframe.linalg.crossprod``), so the same rows give the same system
 whatever the batching, the partitioning or the row order, and the streamed fit equals the in-memory fit of
 the same data: coefficients, variance components, BLUPs and glance are compared at 1e-8 relative (with an
 absolute floor of 1e-12 of each quantity's scale for values at zero).

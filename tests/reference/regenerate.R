@@ -5,7 +5,7 @@
 #
 # Each fixture names its data set (`data`, read from mixframe/datasets/data; its `data_prep` code is already
 # applied there) and the exact call (`call`). This script reads those, evaluates the call again and rewrites the
-# quantities the suite compares (tests/reference/compare.py): estimates, standard errors, variance components,
+# quantities the suite compares (tests/reference/reference_check.py): estimates, standard errors, variance components,
 # log-likelihood, conditional modes and SDs, predictions of the first rows, Satterthwaite df (LMMs, with lmerTest)
 # and the exact marginal log-likelihood of adaptive-quadrature fits. Every other field is kept as it is.
 # Needs: lme4, ordinal, glmmTMB, jsonlite; lmerTest for the Satterthwaite df (skipped without it).

@@ -1,13 +1,13 @@
 """Every reference case from R, fitted through the public API on pandas and polars, against R's answer.
 
 This is the suite's one check of the R references; it uses the comparison and tolerances of the project's
-reference check (see ``compare.py`` beside this file). ``regenerate.R`` rewrites the JSON fixtures from R.
+reference check (see ``reference_check.py`` beside this file). ``regenerate.R`` rewrites the JSON fixtures from R.
 """
 import warnings
 
 import pytest
 
-from compare import FORMULA_OVERRIDE, compare, fit_case
+from reference_check import FORMULA_OVERRIDE, compare, fit_case
 from conftest import REF_DIR, case_frame, load_case
 
 CASES = sorted(p.stem for p in REF_DIR.glob("*.json"))

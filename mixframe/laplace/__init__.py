@@ -1,0 +1,1 @@
+"""Conditional modes of the random effects and the Laplace / adaptive Gauss-Hermite marginal likelihoods."""
