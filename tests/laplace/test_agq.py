@@ -12,8 +12,8 @@ from mixframe.fit.glmm_laplace import GLMMObjective
 from mixframe.laplace.agq import agq_loglik
 from mixframe.numerics.quadrature import gauss_hermite, gauss_hermite_log
 
-from test_clmm import LINKS, exact_marginal, simulate
-from test_glmm import load_case
+from fit.test_clmm import LINKS, exact_marginal, simulate
+from fit.test_glmm import load_case
 
 
 def test_agq_against_brute_force_integration():

@@ -7,7 +7,7 @@ from mixframe.design.terms import Design
 from mixframe.fit.clm import CLMProblem
 from mixframe.fit.clmm_laplace import LaplaceObjective
 
-from test_clmm import LINKS, dense_laplace, reference_fit, simulate
+from fit.test_clmm import LINKS, dense_laplace, reference_fit, simulate
 
 
 def test_laplace_matches_dense_oracle_for_every_structure():

@@ -8,7 +8,7 @@ from mixframe.families import get_family
 from mixframe.fit.glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from mixframe.fit.glmm_laplace import GLMMObjective
 
-from test_glmm import load_case
+from fit.test_glmm import load_case
 
 
 def crossed_design(family, seed=5, n=400, offset=False, n_terms=3):

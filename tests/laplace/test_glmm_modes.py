@@ -9,7 +9,7 @@ from mixframe.families import get_family
 from mixframe.fit.glmm_laplace import GLMMObjective
 from mixframe.laplace.modes import GLMM_MODES, GLMRowModel, ModeProblem, compiled_name, find_modes
 
-from test_glmm import dense_z_lambda, load_case, small_design
+from fit.test_glmm import dense_z_lambda, load_case, small_design
 
 
 @pytest.mark.parametrize("name", ["verbagg", "grouseticks", "cbpp_laplace", "salamanders_nb2", "gamma_sim"])

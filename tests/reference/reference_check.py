@@ -2,7 +2,8 @@
 check (``../shared/tools/check_reference.py``): the suite and that tool judge a fit by the same rules.
 
 ``compare(case, kind, fit, formula)`` returns a list of failures, ``(quantity, ours, R's, tolerance)``; an empty
-list is a pass.
+list is a pass. Beyond the reference check's quantities it also holds the fit to R's deviance (as each package
+defines it), its number of parameters, its singular flag and its convergence.
 """
 from __future__ import annotations
 
@@ -156,7 +157,23 @@ def compare(case: dict, kind: str, fit, formula: str) -> list:
     if case.get("ranef"):
         _blups(case, fit, factors, out)
     _predictions(case, kind, fit, out)
+    _record(case, kind, fit, out)
     return list(out)
+
+
+def _record(case, kind, fit, out):
+    """The deviance (lme4's GLMM deviance is the sum of squared deviance residuals; otherwise -2 logLik, and for
+    REML fits the ML deviance at the REML estimates), the number of parameters, the singular flag, convergence."""
+    ref = case.get("deviance")
+    if ref is not None and not case["method"].startswith("AGQ"):
+        tol = 1e-4 * abs(ref) if kind == "glmm" and case["package"] == "lme4" else 2e-3
+        out.check(_close(float(fit.deviance), ref, tol), "deviance", fit.deviance, ref, tol)
+    if case.get("df") is not None:
+        n_params = fit.raw.n_params
+        out.check(n_params == case["df"], "number of parameters", n_params, case["df"], 0)
+    if case.get("singular") is not None:
+        out.check(bool(fit.singular) == bool(case["singular"]), "singular", fit.singular, case["singular"], 0)
+    out.check(bool(fit.converged), "converged", fit.converged, True, 0)
 
 
 def _coefficients(case, kind, fit, out):

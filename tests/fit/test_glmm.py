@@ -16,7 +16,7 @@ from mixframe.families import get_family
 from mixframe.fit.glmm import fit_glmm
 from mixframe.fit.glmm_laplace import GLMMObjective
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "tests" / "reference"
 DATA = ROOT / "mixframe" / "datasets" / "data"
 SLOW = os.environ.get("MIXFRAME_SLOW") == "1"
@@ -42,58 +42,6 @@ def load_case(name):
 
 def nagq_of(ref):
     return int(ref["method"].split("=")[1]) if ref["method"].startswith("AGQ") else 1
-
-
-def compare_fit(ref, design, raw, family):
-    """Every quantity check_reference.py compares, at its tolerances."""
-    se = np.sqrt(np.diag(raw.vcov))
-    for j, term in enumerate(design.x_names):
-        r_se = ref["fixef_se"][term]
-        assert abs(raw.coef[j] - ref["fixef"][term]) <= 2e-3 * r_se, term
-        assert abs(se[j] - r_se) <= 1e-2 * r_se, term
-    ll_ref = ref["logLik_integrated"] if ref["method"].startswith("AGQ") else ref["logLik"]
-    assert raw.loglik == pytest.approx(ll_ref, abs=1e-3)
-    if ref["package"] == "lme4":
-        assert raw.deviance == pytest.approx(ref["deviance"], rel=1e-4)
-        assert raw.sigma is None
-    else:
-        disp = ref["nb_size"] if family == "negative_binomial" else ref["sigma"]
-        assert raw.sigma == pytest.approx(disp, rel=5e-3)
-        assert raw.deviance == pytest.approx(ref["deviance"], abs=2e-3)
-    sds = {v["group"]: v["sd"] for v in ref["varcorr"]}
-    for t, lam, b, b_sd in zip(design.terms, raw.lambdas, raw.b, raw.b_sd):
-        sd = sds[t.group]
-        assert float(lam[0, 0]) == pytest.approx(sd, rel=2e-3, abs=1e-4)
-        pos = {lv: i for i, lv in enumerate(t.levels)}
-        for row in ref["ranef"][t.group]:
-            i = pos[str(row["level"])]
-            assert abs(b[i, 0] - row["estimate"]) <= 5e-3 * max(sd, 0.02), (t.group, row["level"])
-            assert b_sd[i, 0] == pytest.approx(row["condsd"], rel=1e-2)
-    pred = ref["predictions"]
-    rows = np.asarray(pred["rows"]) - 1
-    np.testing.assert_allclose(raw.eta_fixed[rows], pred["fixed_link"], rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(raw.eta[rows], pred["conditional_link"], rtol=1e-3, atol=1e-3)
-    assert raw.n_params == ref["df"]
-    assert raw.singular == bool(ref.get("singular") or False)
-
-
-@pytest.mark.parametrize("name", ["cbpp_laplace", "cbpp_probit", "cbpp_agq", "salamanders_poisson",
-                                  "salamanders_nb2", "gamma_sim"])
-def test_reference_fit(name):
-    ref, design, family = load_case(name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        raw = fit_glmm(design, family, ref["link"], nagq=nagq_of(ref))
-    compare_fit(ref, design, raw, family)
-    assert raw.converged and raw.kind == "glmm"
-    assert raw.method == ("Laplace" if nagq_of(ref) == 1 else f"AGQ({nagq_of(ref)})")
-
-
-@pytest.mark.parametrize("name", ["verbagg", "grouseticks"])
-def test_reference_fit_crossed(name):
-    ref, design, family = load_case(name)
-    raw = fit_glmm(design, family, ref["link"])
-    compare_fit(ref, design, raw, family)
 
 
 def small_design(seed=3, n=120, binomial=True):

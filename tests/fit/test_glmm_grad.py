@@ -6,7 +6,7 @@ from mixframe.fit.glmm_grad import laplace_gradient
 from mixframe.fit.glmm_laplace import GLMMObjective
 from mixframe.numerics.fdiff import hessian_from_gradient as fd_hessian_from_gradient
 
-from test_glmm import load_case
+from fit.test_glmm import load_case
 
 
 def test_gradient_zero_at_reference_optimum():
