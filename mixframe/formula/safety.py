@@ -19,6 +19,7 @@ import keyword
 import re
 
 from ..errors import FormulaError
+from .bars import matching_close
 
 __all__ = ["FUNCTIONS", "check_expression", "check_formula_text", "r_idioms"]
 
@@ -202,31 +203,15 @@ def check_formula_text(text: str, where: str = "the formula") -> None:
             while j < n and text[j].isspace():
                 j += 1
             if j < n and text[j] == "(":
-                close = _matching(text, j, where)
+                close = matching_close(text, j)
+                if close < 0:
+                    raise FormulaError(f"unbalanced parentheses in {where}: {text[j:]!r}")
                 check_expression(to_python(text[m.start():close + 1]), where)
                 i = close + 1
                 continue
         elif kind == "backtick" and "__" in token:
             _reject(token, "a name with a double underscore", where)
         i = m.end()
-
-
-def _matching(text: str, open_index: int, where: str) -> int:
-    depth, quote = 0, None
-    for j in range(open_index, len(text)):
-        ch = text[j]
-        if quote:
-            quote = None if ch == quote else quote
-            continue
-        if ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    raise FormulaError(f"unbalanced parentheses in {where}: {text[open_index:]!r}")
 
 
 def to_python(text: str) -> str:
