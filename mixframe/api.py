@@ -51,8 +51,7 @@ def _reissue(pending) -> None:
             continue
         registry = frame.f_globals.setdefault("__warningregistry__", {})
         warnings.warn_explicit(w.message, w.category, frame.f_code.co_filename, frame.f_lineno,
-                               module=frame.f_globals.get("__name__"), registry=registry,
-                               module_globals=frame.f_globals)
+                               module=frame.f_globals.get("__name__"), registry=registry)
 
 
 def _announce_dropped(design) -> None:

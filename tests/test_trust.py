@@ -80,3 +80,21 @@ def test_warnings_point_at_the_callers_line(sleep):
         warnings.simplefilter("error")          # the user's filters decide: here, a warning is an error
         with pytest.raises(UserWarning, match="rows dropped"):
             mf.lmm("Reaction ~ Days + (1 | Subject)", sleep)
+
+
+# A computed factor whose level a streamed batch or new data shows for the first time is an error, never NaN
+# columns silently dropped from the fit.
+
+def test_unseen_level_of_a_computed_factor_is_an_error(sleep):
+    formula = "Reaction ~ log(Days + 1) + I(Days > 3) + (1 | Subject)"
+    lazy = pl.from_pandas(sleep).lazy()
+    try:
+        fit = mf.lmm(formula, lazy)
+    except mf.DataError as err:
+        assert "did not see" in str(err)
+    else:  # a streamed fit that can learn the levels must give the in-memory answer
+        ref = mf.lmm(formula, sleep)
+        assert fit.fixef == pytest.approx(ref.fixef, rel=1e-8)
+    small = mf.lmm(formula, sleep[sleep["Days"] <= 3])
+    with pytest.raises(mf.DataError, match="did not see"):
+        small.predict(sleep[sleep["Days"] > 5])

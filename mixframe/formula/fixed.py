@@ -326,11 +326,23 @@ def matrix_from_spec(spec, frame, where: str = "the fixed effects") -> np.ndarra
             return spec.matrix_from_frame(frame)
         except (AttributeError, KeyError, ValueError, TypeError) as exc:
             raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
+    import warnings
+
+    from formulaic.errors import DataMismatchWarning
+
     _r_materializer()  # registers the materializers a stored spec names (a fresh process, a Dask worker)
-    try:
-        mm = spec.get_model_matrix(frame, context=EVAL_CONTEXT)
-    except Exception as exc:  # formulaic raises several unrelated exception types
-        raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
+    with warnings.catch_warnings():
+        # a categorical term with a value the fit did not see would become NaN columns: an error instead
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            mm = spec.get_model_matrix(frame, context=EVAL_CONTEXT)
+        except DataMismatchWarning as exc:
+            raise DataError(f"cannot build {where} for these rows: a categorical term has a value the fit did "
+                            f"not see ({plain_message(exc)}); a fixed-effect factor needs every level among the "
+                            "fitted rows (for a streamed fit, whose levels of computed factors come from its "
+                            "first rows: write a factor such as I(x > 3) as a column of the data)") from None
+        except Exception as exc:  # formulaic raises several unrelated exception types
+            raise DataError(f"cannot build {where} for the new data: {plain_message(exc)}") from exc
     return np.ascontiguousarray(np.asarray(mm, dtype=np.float64))
 
 
