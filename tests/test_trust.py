@@ -98,3 +98,19 @@ def test_unseen_level_of_a_computed_factor_is_an_error(sleep):
     small = mf.lmm(formula, sleep[sleep["Days"] <= 3])
     with pytest.raises(mf.DataError, match="did not see"):
         small.predict(sleep[sleep["Days"] > 5])
+
+
+# Dask clusters of processes: formulas through formulaic work on the workers, and the model ships to them.
+
+def test_dask_process_cluster():
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    sleep = mf.datasets.sleepstudy()
+    formula = "Reaction ~ log(Days + 1) + I(Days ** 2) + (1 | Subject)"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  death_timeout=60) as cluster, distributed.Client(cluster, timeout=60):
+        fit = mf.lmm(formula, dd.from_pandas(sleep, npartitions=3))
+        augmented = fit.augment().compute()
+    ref = mf.lmm(formula, sleep)
+    assert fit.loglik == pytest.approx(ref.loglik, rel=1e-10)
+    np.testing.assert_allclose(augmented[".fitted"].to_numpy(), ref.augment()[".fitted"].to_numpy(), rtol=1e-9)
