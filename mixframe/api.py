@@ -237,6 +237,7 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
     """
     from .design.build import build_design
     from .fit.clmm import fit_clmm
+    from .linalg.blocked import _one_blas_thread
     from .results import MixedModel
 
     control = parse_control("clmm", control)
@@ -244,7 +245,8 @@ def clmm(formula, data, *, link="logit", threshold="flexible", nagq=1, levels=No
     design = build_design(formula, data, kind="clmm", groups=groups, random=random, weights=weights,
                           levels=levels)
     _announce_dropped(design)
-    raw = fit_clmm(design, link=link, threshold=threshold, nagq=nagq, control=control.options())
+    with _one_blas_thread():  # its dense algebra is small: threads would only cost (far more on busy cores)
+        raw = fit_clmm(design, link=link, threshold=threshold, nagq=nagq, control=control.options())
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, groups, random, threshold=threshold, nagq=nagq))
 
 
@@ -279,10 +281,12 @@ def clm(formula, data, *, link="logit", threshold="flexible", levels=None, weigh
     """
     from .design.build import build_design
     from .fit.clm import fit_clm
+    from .linalg.blocked import _one_blas_thread
     from .results import MixedModel
 
     control = parse_control("clm", control)
     design = build_design(formula, data, kind="clm", weights=weights, levels=levels)
     _announce_dropped(design)
-    raw = fit_clm(design, link=link, threshold=threshold, control=control.options())
+    with _one_blas_thread():
+        raw = fit_clm(design, link=link, threshold=threshold, control=control.options())
     return MixedModel(raw, data=data, call_info=_call_info(formula, data, threshold=threshold))
