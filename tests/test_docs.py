@@ -1,8 +1,11 @@
-"""Every ```python block in docs/ runs, so the documentation cannot drift from the library.
+"""Every ```python block in docs/ runs, and prints what the page shows, so the documentation cannot drift from
+the library.
 
 Blocks in one page run in order in one namespace. A page whose blocks use a ``backend`` variable
 runs twice: as written (``backend = "pandas"``) and with that line changed to ``"polars"``. Blocks fenced as
-```python no-run are skipped (shell sessions, sketches of user code).
+```python no-run are skipped (shell sessions, sketches of user code). A ```text block that directly follows a
+python block is that block's output: the run as written must print exactly it (trailing spaces aside).
+``python tests/test_docs.py --update`` rewrites those text blocks from what the code prints now.
 """
 from __future__ import annotations
 
@@ -20,12 +23,53 @@ FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 def code_blocks(text: str) -> list[str]:
     """The runnable python blocks of a Markdown page, in order."""
-    blocks = []
-    for info, body in FENCE.findall(text):
-        words = info.strip().split()
-        if words and words[0] == "python" and "no-run" not in words[1:]:
-            blocks.append(body)
-    return blocks
+    return [body for body, _ in runnable_blocks(text)]
+
+
+def runnable_blocks(text: str) -> list[tuple[str, tuple | None]]:
+    """(code, output) per runnable python block: output is the (start, end, body) of the ```text block that
+    directly follows it (only blank lines between), or None."""
+    fences = list(FENCE.finditer(text))
+    out = []
+    for i, m in enumerate(fences):
+        words = m.group(1).strip().split()
+        if not (words and words[0] == "python" and "no-run" not in words[1:]):
+            continue
+        shown = None
+        if i + 1 < len(fences):
+            nxt = fences[i + 1]
+            if nxt.group(1).strip() == "text" and not text[m.end():nxt.start()].strip():
+                shown = (nxt.start(2), nxt.end(2), nxt.group(2))
+        out.append((m.group(2), shown))
+    return out
+
+
+def _normalise(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+def run_page(page: Path, backend: str | None):
+    """Run a page's blocks in order; (code, printed output, shown output span) per block."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    namespace = {"__name__": f"docs_{page.stem}"}
+    if backend is not None:
+        namespace["backend"] = backend
+    results = []
+    for number, (block, shown) in enumerate(runnable_blocks(page.read_text(encoding="utf-8")), start=1):
+        if backend is not None:  # the page's `backend = "pandas"  # or "polars"` line
+            block = re.sub(r'^backend\s*=\s*"pandas"', f'backend = "{backend}"', block, flags=re.MULTILINE)
+        code = compile(block, f"{page.name}[block {number}]", "exec")
+        printed = io.StringIO()
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+            warnings.simplefilter("ignore")
+            exec(code, namespace)  # noqa: S102 - the documentation's own examples
+        results.append((number, printed.getvalue(), shown))
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return results
 
 
 def _cases():
@@ -59,19 +103,25 @@ def test_docs_have_code_and_a_site_map():
 
 @pytest.mark.parametrize(("page", "backend"), _cases())
 def test_page_runs(page, backend):
-    import matplotlib
+    for number, printed, shown in run_page(page, backend):
+        if shown is not None and backend in (None, "pandas"):   # the page shows the run as written
+            assert _normalise(printed) == _normalise(shown[2]), f"{page.name} block {number} prints otherwise"
 
-    matplotlib.use("Agg")
-    namespace = {"__name__": f"docs_{page.stem}"}
-    if backend is not None:
-        namespace["backend"] = backend
-    for number, block in enumerate(code_blocks(page.read_text(encoding="utf-8")), start=1):
-        if backend is not None:  # the page's `backend = "pandas"  # or "polars"` line
-            block = re.sub(r'^backend\s*=\s*"pandas"', f'backend = "{backend}"', block, flags=re.MULTILINE)
-        code = compile(block, f"{page.name}[block {number}]", "exec")
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            exec(code, namespace)  # noqa: S102 - the documentation's own examples
-    import matplotlib.pyplot as plt
 
-    plt.close("all")
+def update_outputs() -> None:
+    """Rewrite every page's output blocks with what its code prints now (as written)."""
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        uses_backend = any(re.search(r"\bbackend\b", b) for b in code_blocks(text))
+        spans = [(shown[0], shown[1], printed) for _, printed, shown in
+                 run_page(page, "pandas" if uses_backend else None) if shown is not None]
+        for start, end, printed in reversed(spans):
+            text = text[:start] + _normalise(printed) + "\n" + text[end:]
+        page.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--update"]:
+        update_outputs()
