@@ -4,7 +4,8 @@
 # codes, the family's means, weights and working residuals, the weighted cross-products and the blocked
 # factor (mixframe._ext.blocked), the solve, and step halving on the penalized deviance. For canonical links
 # the working weights are both the Fisher and the observed information, so the factor of the last iteration
-# gives the Laplace log-determinant directly.
+# gives the Laplace log-determinant directly. The factor is used through its C interface (the cimported
+# BlockedCholesky, declared in mixframe/_ext/blocked.pxd), so the iteration runs without the GIL.
 #
 # cython: language_level=3
 
@@ -37,7 +38,6 @@ cdef class LaplacePirls:
     cdef double[::1] eta, eta_f, mu, w, r, u, u_new, u_try, b, lam0, lamR, dev
     cdef int[::1] lamR_off
     cdef double[:, ::1] E, ones     # the dense column of the cross-products: the working response, or 1
-    cdef double[::1] no_weights
     cdef public double const_ll
     cdef public int iterations, halvings
     cdef public double tol, utol, slack
@@ -70,7 +70,6 @@ cdef class LaplacePirls:
         self.u, self.u_new, self.u_try, self.b = (np.zeros(self.q), np.zeros(self.q), np.zeros(self.q),
                                                   np.zeros(self.q))
         self.E, self.ones = np.zeros((n, 1)), np.ones((n, 1))
-        self.no_weights = np.zeros(0)
         self.lam0 = np.zeros(self.k0 * self.k0)
         self.lamR = np.zeros(self.lamR_off[self.nr])
         if self.chol.ne != 1 or self.chol.q1 != self.q1 or self.chol.q2 != self.q - self.q1:
