@@ -53,28 +53,11 @@ cdef inline void row_times_lam_solve(const double* v, const double* lam, const d
 cdef class BlockedCholesky:
     """Workspace and factor for one blocked system; ``update(theta-derived lambdas)`` refactors in place.
 
-    Parameters are the block structure (see mixframe.linalg.blocked.BlockedSystem, which builds it).
+    Parameters are the block structure (see mixframe.linalg.blocked.BlockedSystem, which builds it). The def
+    methods serve mixframe.linalg.blocked; other kernels call the ``*_c`` methods (declared in the .pxd)
+    without the GIL.
     """
-    cdef readonly Py_ssize_t ne, nnz
-    cdef Py_ssize_t k0, m0, q1, q2, nr
-    cdef int[::1] a21_ptr, a21_row, r_off, r_k, r_m, row_term, a21t_ptr, a21t_col, a21t_e
-    cdef double[::1] rowbuf
-    cdef double[:, ::1] Sd
-    cdef readonly bint dense_s
-    cdef readonly long n_factors    # update() calls so far: tells a cached result which factor it belongs to
-    cdef readonly Py_ssize_t slab
-    # cross-products (filled in place by set_crossprod, or by the caller through these views)
-    cdef readonly double[:, :, ::1] A11
-    cdef readonly double[:, ::1] A21, A22, AE1, AER, AEE
-    # factor: L11, S (= L21 before the R factors: LR' S is the block below L11) and L22 are read by the
-    # compiled PIRLS; the rest is reached through the methods below
-    cdef readonly double[:, :, ::1] L11
-    cdef readonly double[:, ::1] S, L22
-    cdef double[:, ::1] F1, F2, L33, tmp2
-    cdef double[::1] lam0, lamR
-    cdef int[::1] lamR_off
-    cdef int[::1] theta_pos
-    cdef double[::1] work
+    # the attributes and the C-level methods are declared in mixframe/_ext/blocked.pxd
 
     def __init__(self, Py_ssize_t k0, Py_ssize_t m0, int[::1] a21_ptr, int[::1] a21_row,
                  int[::1] r_off, int[::1] r_k, int[::1] r_m, Py_ssize_t ne):
@@ -117,6 +100,7 @@ cdef class BlockedCholesky:
         self.lamR = np.zeros(self.lamR_off[self.nr])
         self.work = np.zeros(max(k0, 1) * k0 * 4 + self.q2 + 8)
         self.rowbuf = np.zeros(self.q2 + 1)
+        self.vbuf = np.zeros(max(self.q2, 1))
         # A densely filled pattern (crossed factors that meet in most cells) is better served by BLAS: S is
         # scattered, a slab of levels of term 0 at a time, into a dense q2 x (levels * k0) buffer of at most
         # DENSE_SLAB_BYTES, and G = A22 - S S' is one dsyrk per slab. The slab keeps the memory at the size of
@@ -143,7 +127,7 @@ cdef class BlockedCholesky:
             del cols
             self.a21t_ptr = np.searchsorted(np.asarray(a21_row)[order], np.arange(self.q2 + 1)).astype(np.int32)
 
-    cdef bint has_vector_r(self):
+    cdef bint has_vector_r(self) noexcept nogil:
         cdef Py_ssize_t t
         for t in range(self.nr):
             if self.r_k[t] > 1:
@@ -160,6 +144,13 @@ cdef class BlockedCholesky:
         terms' model matrices side by side, term t from column zr_off[t]; pos (n, nr): index of the first
         A21 entry of the row's (T0 level, R block) pair; E (n, ne).
         """
+        with nogil:
+            self.crossprod_c(code0, Z0, rcodes, ZR, zr_off, pos, E, w)
+
+    cdef void crossprod_c(self, const int[::1] code0, const double[:, ::1] Z0, const int[:, ::1] rcodes,
+                          const double[:, ::1] ZR, const int[::1] zr_off, const int[:, ::1] pos,
+                          const double[:, ::1] E, const double[::1] w) noexcept nogil:
+        """:meth:`set_crossprod`."""
         cdef int[::1] r_off_ = self.r_off
         cdef int[::1] r_k_ = self.r_k
         cdef Py_ssize_t n = code0.shape[0]
@@ -169,47 +160,96 @@ cdef class BlockedCholesky:
         cdef bint weighted = w.shape[0] > 0
         cdef double[:, :, ::1] A11 = self.A11
         cdef double[:, ::1] A21 = self.A21, A22 = self.A22, AE1 = self.AE1, AER = self.AER, AEE = self.AEE
-        with nogil:
-            if A11.shape[0] > 0:
-                memset(&A11[0, 0, 0], 0, A11.shape[0] * k0 * k0 * sizeof(double))
-            if self.nnz > 0:
-                memset(&A21[0, 0], 0, self.nnz * k0 * sizeof(double))
-            if self.q2 > 0:
-                memset(&A22[0, 0], 0, self.q2 * self.q2 * sizeof(double))
-                memset(&AER[0, 0], 0, ne * self.q2 * sizeof(double))
-            memset(&AE1[0, 0], 0, ne * self.q1 * sizeof(double))
-            memset(&AEE[0, 0], 0, ne * ne * sizeof(double))
-            for i in range(n):
-                wi = w[i] if weighted else 1.0
-                j = code0[i]
-                for a in range(k0):
-                    zi = wi * Z0[i, a]
-                    for c in range(k0):
-                        A11[j, a, c] += zi * Z0[i, c]
-                    for d in range(ne):
-                        AE1[d, j * k0 + a] += zi * E[i, d]
-                for t in range(nr):
-                    kt = r_k_[t]
-                    r0 = r_off_[t] + rcodes[i, t] * kt
-                    e0 = pos[i, t]
-                    for b in range(kt):
-                        zi = wi * ZR[i, zr_off[t] + b]
-                        for a in range(k0):
-                            A21[e0 + b, a] += zi * Z0[i, a]
-                        for d in range(ne):
-                            AER[d, r0 + b] += zi * E[i, d]
-                        for s in range(nr):
-                            ks = r_k_[s]
-                            r1 = r_off_[s] + rcodes[i, s] * ks
-                            for c in range(ks):
-                                A22[r0 + b, r1 + c] += zi * ZR[i, zr_off[s] + c]
+        if A11.shape[0] > 0:
+            memset(&A11[0, 0, 0], 0, A11.shape[0] * k0 * k0 * sizeof(double))
+        if self.nnz > 0:
+            memset(&A21[0, 0], 0, self.nnz * k0 * sizeof(double))
+        if self.q2 > 0:
+            memset(&A22[0, 0], 0, self.q2 * self.q2 * sizeof(double))
+            memset(&AER[0, 0], 0, ne * self.q2 * sizeof(double))
+        memset(&AE1[0, 0], 0, ne * self.q1 * sizeof(double))
+        memset(&AEE[0, 0], 0, ne * ne * sizeof(double))
+        for i in range(n):
+            wi = w[i] if weighted else 1.0
+            j = code0[i]
+            for a in range(k0):
+                zi = wi * Z0[i, a]
+                for c in range(k0):
+                    A11[j, a, c] += zi * Z0[i, c]
                 for d in range(ne):
-                    zi = wi * E[i, d]
-                    for c in range(d + 1):
-                        AEE[d, c] += zi * E[i, c]
+                    AE1[d, j * k0 + a] += zi * E[i, d]
+            for t in range(nr):
+                kt = r_k_[t]
+                r0 = r_off_[t] + rcodes[i, t] * kt
+                e0 = pos[i, t]
+                for b in range(kt):
+                    zi = wi * ZR[i, zr_off[t] + b]
+                    for a in range(k0):
+                        A21[e0 + b, a] += zi * Z0[i, a]
+                    for d in range(ne):
+                        AER[d, r0 + b] += zi * E[i, d]
+                    for s in range(nr):
+                        ks = r_k_[s]
+                        r1 = r_off_[s] + rcodes[i, s] * ks
+                        for c in range(ks):
+                            A22[r0 + b, r1 + c] += zi * ZR[i, zr_off[s] + c]
             for d in range(ne):
-                for c in range(d + 1, ne):
-                    AEE[d, c] = AEE[c, d]
+                zi = wi * E[i, d]
+                for c in range(d + 1):
+                    AEE[d, c] += zi * E[i, c]
+        for d in range(ne):
+            for c in range(d + 1, ne):
+                AEE[d, c] = AEE[c, d]
+
+    cdef void crossprod_scalar_c(self, const int[::1] code0, const double[:, ::1] Z0, const int[:, ::1] rcodes,
+                                 const double[:, ::1] ZR, const int[::1] zr_off, const int[:, ::1] pos,
+                                 const double* e, const double* w) noexcept nogil:
+        """:meth:`set_crossprod` specialised to scalar terms (k0 = 1, every R term scalar, at most 64 of them)
+        and one dense column e (ne = 1), with weights w (n each): one pass that adds each pair of terms to
+        both triangles of A22 at once."""
+        cdef Py_ssize_t i, t, s_, j, rt, q1 = self.q1, q2 = self.q2, nr = self.nr, nnz = self.nnz
+        cdef Py_ssize_t n = code0.shape[0]
+        cdef double wi, z0, ei, wz, v, aee = 0.0
+        cdef double* a11 = &self.A11[0, 0, 0]
+        cdef double* ae1 = &self.AE1[0, 0]
+        cdef double* a21 = NULL
+        cdef double* a22 = NULL
+        cdef double* aer = NULL
+        cdef double zr[64]
+        cdef double zz[64]
+        cdef Py_ssize_t rr[64]
+        memset(a11, 0, q1 * sizeof(double))
+        memset(ae1, 0, q1 * sizeof(double))
+        if nnz > 0:
+            a21 = &self.A21[0, 0]
+            memset(a21, 0, nnz * sizeof(double))
+        if q2 > 0:
+            a22 = &self.A22[0, 0]
+            aer = &self.AER[0, 0]
+            memset(a22, 0, q2 * q2 * sizeof(double))
+            memset(aer, 0, q2 * sizeof(double))
+        for i in range(n):
+            wi = w[i]
+            j = code0[i]
+            z0 = Z0[i, 0]
+            ei = e[i]
+            wz = wi * z0
+            a11[j] += wz * z0
+            ae1[j] += wz * ei
+            aee += wi * ei * ei
+            for t in range(nr):
+                zz[t] = ZR[i, zr_off[t]]
+                zr[t] = wi * zz[t]
+                rt = self.r_off[t] + rcodes[i, t]
+                rr[t] = rt
+                a21[pos[i, t]] += zr[t] * z0
+                aer[rt] += zr[t] * ei
+                a22[rt * q2 + rt] += zr[t] * zz[t]
+                for s_ in range(t):
+                    v = zr[t] * zz[s_]
+                    a22[rt * q2 + rr[s_]] += v
+                    a22[rr[s_] * q2 + rt] += v
+        self.AEE[0, 0] = aee
 
     # ------------------------------------------------------------------ factorization
     def update(self, const double[::1] lam0, const double[::1] lamR):
@@ -217,13 +257,25 @@ cdef class BlockedCholesky:
         k_t*k_t lower factors concatenated). Returns 0, or a positive code if a block is not positive
         definite (1: block 1, 2: block 2, 3: the fixed-effects block)."""
         cdef int status
-        self.n_factors += 1
-        self.lam0[:] = lam0
-        if self.lamR.shape[0] > 0:
-            self.lamR[:] = lamR
+        if lam0.shape[0] != self.lam0.shape[0] or (self.lamR.shape[0] > 0
+                                                   and lamR.shape[0] != self.lamR.shape[0]):
+            raise ValueError("lam0 must hold k0*k0 values and lamR the R terms' factors")
         with nogil:
-            status = self._factor()
+            status = self.factor_c(&lam0[0], &lamR[0] if self.lamR.shape[0] > 0 else NULL)
         return status
+
+    cdef int factor_c(self, const double* lam0, const double* lamR) noexcept nogil:
+        """:meth:`update`: lam0 holds k0*k0 values, lamR the R terms' (read only when there are R terms)."""
+        if self.lam0.shape[0] > 0:
+            memcpy(&self.lam0[0], lam0, self.lam0.shape[0] * sizeof(double))
+        if self.lamR.shape[0] > 0:
+            memcpy(&self.lamR[0], lamR, self.lamR.shape[0] * sizeof(double))
+        return self.refactor_c()
+
+    cdef int refactor_c(self) noexcept nogil:
+        """Factor at the relative factors in place (counted in n_factors); the status of :meth:`update`."""
+        self.n_factors += 1
+        return self._factor()
 
     def set_theta_positions(self, int[::1] pos):
         """Where each element of theta goes for :meth:`update_theta`: an index into lam0 followed by lamR."""
@@ -234,15 +286,14 @@ cdef class BlockedCholesky:
         factors stays 0): one call per evaluation of an objective."""
         cdef int status
         cdef Py_ssize_t i, pos, n0 = self.lam0.shape[0]
-        self.n_factors += 1
-        for i in range(theta.shape[0]):
-            pos = self.theta_pos[i]
-            if pos < n0:
-                self.lam0[pos] = theta[i]
-            else:
-                self.lamR[pos - n0] = theta[i]
         with nogil:
-            status = self._factor()
+            for i in range(theta.shape[0]):
+                pos = self.theta_pos[i]
+                if pos < n0:
+                    self.lam0[pos] = theta[i]
+                else:
+                    self.lamR[pos - n0] = theta[i]
+            status = self.refactor_c()
         return status
 
     cdef int _factor(self) noexcept nogil:
@@ -447,24 +498,41 @@ cdef class BlockedCholesky:
 
         The last extra column is the response; the fixed-effects block is the first ne - 1 columns.
         """
+        cdef double out[3]
+        with nogil:
+            self.logdets_c(out)
+        return out[0], out[1], out[2]
+
+    cdef void logdets_c(self, double* out) noexcept nogil:
+        """out[0:3] <- the three values of :meth:`logdets`."""
         cdef Py_ssize_t j, a, r, d
         cdef double ldz = 0.0, ldx = 0.0, r2 = 0.0
         cdef double[:, :, ::1] L11 = self.L11
         cdef double[:, ::1] L22 = self.L22, L33 = self.L33
-        with nogil:
-            for j in range(self.m0):
-                for a in range(self.k0):
-                    ldz += log(L11[j, a, a])
-            for r in range(self.q2):
-                ldz += log(L22[r, r])
-            for d in range(self.ne - 1):
-                ldx += log(L33[d, d])
-            if self.ne > 0:
-                r2 = L33[self.ne - 1, self.ne - 1] ** 2
-        return 2.0 * ldz, 2.0 * ldx, r2
+        for j in range(self.m0):
+            for a in range(self.k0):
+                ldz += log(L11[j, a, a])
+        for r in range(self.q2):
+            ldz += log(L22[r, r])
+        for d in range(self.ne - 1):
+            ldx += log(L33[d, d])
+        if self.ne > 0:
+            r2 = L33[self.ne - 1, self.ne - 1] ** 2
+        out[0] = 2.0 * ldz
+        out[1] = 2.0 * ldx
+        out[2] = r2
 
     def solve(self, double[::1] u_out, double[::1] beta_out):
         """The solution of the penalized least-squares system: beta (ne - 1) and the spherical effects u (q1+q2)."""
+        if u_out.shape[0] != self.q1 + self.q2 or beta_out.shape[0] != max(self.ne - 1, 0):
+            raise ValueError("u_out must hold q1 + q2 values and beta_out ne - 1")
+        with nogil:
+            self.solve_c(&u_out[0] if u_out.shape[0] > 0 else NULL,
+                         &beta_out[0] if beta_out.shape[0] > 0 else NULL)
+        return 0
+
+    cdef void solve_c(self, double* u_out, double* beta_out) noexcept nogil:
+        """:meth:`solve` into u_out (q1 + q2) and beta_out (ne - 1)."""
         cdef int[::1] a21_ptr_ = self.a21_ptr
         cdef int[::1] a21_row_ = self.a21_row
         cdef int[::1] r_off_ = self.r_off
@@ -476,57 +544,54 @@ cdef class BlockedCholesky:
         cdef double s
         cdef int n_int, inc = 1
         cdef char uplo = b'U', trans = b'N', diag = b'N'
-        cdef double[::1] work
         cdef double[:, ::1] L33 = self.L33, F1 = self.F1, F2 = self.F2, S = self.S
-        cdef double[::1] v = np.zeros(q2)
+        cdef double* v = &self.vbuf[0]
         cdef double[::1] lamR_ = self.lamR
         cdef double[:, :, ::1] L11_ = self.L11
         cdef double[:, ::1] L22_ = self.L22
-        with nogil:
-            # beta: L33[:p,:p]' beta = L33[p,:p]
-            for d in range(p - 1, -1, -1):
-                s = L33[p, d]
-                for c in range(d + 1, p):
-                    s -= L33[c, d] * beta_out[c]
-                beta_out[d] = s / L33[d, d]
-            # u2: L22' u2 = F2[p,:] - F2[:p,:]' beta
-            for r1 in range(q2):
-                s = F2[p, r1]
+        # beta: L33[:p,:p]' beta = L33[p,:p]
+        for d in range(p - 1, -1, -1):
+            s = L33[p, d]
+            for c in range(d + 1, p):
+                s -= L33[c, d] * beta_out[c]
+            beta_out[d] = s / L33[d, d]
+        # u2: L22' u2 = F2[p,:] - F2[:p,:]' beta
+        for r1 in range(q2):
+            s = F2[p, r1]
+            for d in range(p):
+                s -= F2[d, r1] * beta_out[d]
+            u_out[q1 + r1] = s
+        if q2 > 0:
+            n_int = <int>q2
+            # C-lower L22' x = c  <=>  Fortran-upper U x = c (no transpose)
+            dtrsv(&uplo, &trans, &diag, &n_int, &L22_[0, 0], &n_int, &u_out[q1], &inc)
+            # v = LR u2 (every row of block 2 belongs to one level of one R term)
+            for t in range(self.nr):
+                kt = r_k_[t]
+                lo = lamR_off_[t]
+                for lev in range(r_m_[t]):
+                    base = r_off_[t] + lev * kt
+                    for b in range(kt):
+                        s = 0.0
+                        for c in range(b + 1):
+                            s += lamR_[lo + b * kt + c] * u_out[q1 + base + c]
+                        v[base + b] = s
+        # u1: L11' u1 = F1[p,:] - F1[:p,:]' beta - S' v
+        for j in range(self.m0):
+            for a in range(k0):
+                s = F1[p, j * k0 + a]
                 for d in range(p):
-                    s -= F2[d, r1] * beta_out[d]
-                u_out[q1 + r1] = s
-            if q2 > 0:
-                n_int = <int>q2
-                # C-lower L22' x = c  <=>  Fortran-upper U x = c (no transpose)
-                dtrsv(&uplo, &trans, &diag, &n_int, &L22_[0, 0], &n_int, &u_out[q1], &inc)
-                # v = LR u2
-                for t in range(self.nr):
-                    kt = r_k_[t]
-                    lo = lamR_off_[t]
-                    for lev in range(r_m_[t]):
-                        base = r_off_[t] + lev * kt
-                        for b in range(kt):
-                            s = 0.0
-                            for c in range(b + 1):
-                                s += lamR_[lo + b * kt + c] * u_out[q1 + base + c]
-                            v[base + b] = s
-            # u1: L11' u1 = F1[p,:] - F1[:p,:]' beta - S' v
-            for j in range(self.m0):
+                    s -= F1[d, j * k0 + a] * beta_out[d]
+                u_out[j * k0 + a] = s
+            for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
+                r1 = a21_row_[e1]
                 for a in range(k0):
-                    s = F1[p, j * k0 + a]
-                    for d in range(p):
-                        s -= F1[d, j * k0 + a] * beta_out[d]
-                    u_out[j * k0 + a] = s
-                for e1 in range(a21_ptr_[j], a21_ptr_[j + 1]):
-                    r1 = a21_row_[e1]
-                    for a in range(k0):
-                        u_out[j * k0 + a] -= S[e1, a] * v[r1]
-                for a in range(k0 - 1, -1, -1):
-                    s = u_out[j * k0 + a]
-                    for c in range(a + 1, k0):
-                        s -= L11_[j, c, a] * u_out[j * k0 + c]
-                    u_out[j * k0 + a] = s / L11_[j, a, a]
-        return 0
+                    u_out[j * k0 + a] -= S[e1, a] * v[r1]
+            for a in range(k0 - 1, -1, -1):
+                s = u_out[j * k0 + a]
+                for c in range(a + 1, k0):
+                    s -= L11_[j, c, a] * u_out[j * k0 + c]
+                u_out[j * k0 + a] = s / L11_[j, a, a]
 
     cdef int _dense_quads(self, const double* P, const double* X, double* out) noexcept nogil:
         """out[j] = X_j' P X_j (k0 x k0, level after level) through BLAS, for a dense pattern: the entries of a
@@ -629,15 +694,108 @@ cdef class BlockedCholesky:
     def inverse_l22(self, double[:, ::1] P_out):
         """P_out <- (L22 L22')^{-1} in its lower triangle (the strict upper triangle is a copy of L22's, not
         part of the result). Returns the LAPACK info (0 on success)."""
+        cdef int info
+        if self.q2 == 0:
+            return 0
+        if P_out.shape[0] != self.q2 or P_out.shape[1] != self.q2:
+            raise ValueError("P_out must be q2 x q2")
+        with nogil:
+            info = self.inverse_l22_c(&P_out[0, 0])
+        return info
+
+    cdef int inverse_l22_c(self, double* P) noexcept nogil:
+        """:meth:`inverse_l22` into P (q2 x q2); returns the LAPACK info."""
         cdef int n_int = <int>self.q2, info = 0
         cdef char uplo = b'U'
         if self.q2 == 0:
             return 0
-        with nogil:
-            memcpy(&P_out[0, 0], &self.L22[0, 0], self.q2 * self.q2 * sizeof(double))
-            # C-lower L22 is the Fortran-upper U with U'U = L22 L22'; dpotri leaves inv(U'U) in U's triangle
-            dpotri(&uplo, &n_int, &P_out[0, 0], &n_int, &info)
+        memcpy(P, &self.L22[0, 0], self.q2 * self.q2 * sizeof(double))
+        # C-lower L22 is the Fortran-upper U with U'U = L22 L22'; dpotri leaves inv(U'U) in U's triangle
+        dpotri(&uplo, &n_int, P, &n_int, &info)
         return info
+
+    cdef int m_inverse_scalar_c(self, double* P, double* l21, double* diag, double* offd) noexcept nogil:
+        """The parts of M^{-1} (M = Lambda'Z'WZ Lambda + I, the random-effects block) that the gradient of a
+        Laplace deviance needs, for scalar random-effect terms at the current factor:
+
+        * P (q2 x q2, whole) <- the block-2 block of M^{-1}, (L22 L22')^{-1};
+        * l21 (nnz) <- L21 = LR' S on the pattern (for :meth:`msolve_scalar_c`);
+        * diag (q1 + q2) <- the diagonal of M^{-1}: (1 + x_j' P x_j) / L11_j^2 for level j of block 1, x_j its
+          column of L21, then the diagonal of P;
+        * offd (nnz) <- the block-1 x block-2 entries of M^{-1} on the pattern: -(P x_j)_r / L11_j.
+
+        Returns the LAPACK info of the inversion (0 on success)."""
+        cdef Py_ssize_t q1 = self.q1, q2 = self.q2, j, e1, r, rs, rt
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef int[::1] row_term_ = self.row_term
+        cdef int[::1] lamR_off_ = self.lamR_off
+        cdef double[::1] lamR_ = self.lamR
+        cdef double[:, :, ::1] L11 = self.L11
+        cdef double[:, ::1] S = self.S
+        cdef double* ycol = &self.rowbuf[0]
+        cdef double acc, l
+        cdef int info = 0
+        if q2 > 0:
+            info = self.inverse_l22_c(P)
+            for r in range(q2):
+                for rs in range(r + 1, q2):
+                    P[r * q2 + rs] = P[rs * q2 + r]
+        for j in range(self.m0):
+            l = L11[j, 0, 0]
+            if q2 > 0 and ptr[j + 1] > ptr[j]:
+                # ycol = P x_j
+                for r in range(q2):
+                    ycol[r] = 0.0
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    rt = row[e1]
+                    l21[e1] = S[e1, 0] * lamR_[lamR_off_[row_term_[rt]]]
+                    for r in range(q2):
+                        ycol[r] += l21[e1] * P[rt * q2 + r]
+                acc = 0.0
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    rt = row[e1]
+                    acc += l21[e1] * ycol[rt]
+                    offd[e1] = -ycol[rt] / l
+                diag[j] = (1.0 + acc) / (l * l)
+            else:
+                diag[j] = 1.0 / (l * l)
+        for r in range(q2):
+            diag[q1 + r] = P[r * q2 + r]
+        return info
+
+    cdef void msolve_scalar_c(self, double* c, const double* l21) noexcept nogil:
+        """c (q1 + q2) <- M^{-1} c at the current factor, for scalar random-effect terms, with l21 from
+        :meth:`m_inverse_scalar_c`: forward through L11, L21 and L22, then backward."""
+        cdef Py_ssize_t j, e1, m0 = self.m0, q1 = self.q1, q2 = self.q2
+        cdef int nq2 = <int>q2, inc = 1
+        cdef char uplo = b'U', tr_t = b'T', tr_n = b'N', diag_n = b'N'
+        cdef int[::1] ptr = self.a21_ptr
+        cdef int[::1] row = self.a21_row
+        cdef double[:, :, ::1] L11 = self.L11
+        for j in range(m0):
+            c[j] /= L11[j, 0, 0]
+        if q2 > 0:
+            for j in range(m0):
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    c[q1 + row[e1]] -= l21[e1] * c[j]
+            dtrsv(&uplo, &tr_t, &diag_n, &nq2, &self.L22[0, 0], &nq2, &c[q1], &inc)
+            dtrsv(&uplo, &tr_n, &diag_n, &nq2, &self.L22[0, 0], &nq2, &c[q1], &inc)
+            for j in range(m0):
+                for e1 in range(ptr[j], ptr[j + 1]):
+                    c[j] -= l21[e1] * c[q1 + row[e1]]
+        for j in range(m0):
+            c[j] /= L11[j, 0, 0]
+
+    def dense_factor(self, double[:, ::1] out):
+        """out (q2 x q2) <- L22, the lower Cholesky factor of block 2 once block 1 is eliminated (its strict
+        upper triangle is workspace, not part of the factor)."""
+        if out.shape[0] != self.q2 or out.shape[1] != self.q2:
+            raise ValueError("out must be q2 x q2")
+        if self.q2 > 0:
+            with nogil:
+                memcpy(&out[0, 0], &self.L22[0, 0], self.q2 * self.q2 * sizeof(double))
+        return 0
 
     def solve_l22_t(self, double[:, ::1] B):
         """B <- B L22^{-1} in place for B (rows x q2): each row b becomes the solution x of L22' x = b."""

@@ -4,15 +4,16 @@
 # codes, the family's means, weights and working residuals, the weighted cross-products and the blocked
 # factor (mixframe._ext.blocked), the solve, and step halving on the penalized deviance. For canonical links
 # the working weights are both the Fisher and the observed information, so the factor of the last iteration
-# gives the Laplace log-determinant directly.
+# gives the Laplace log-determinant directly. The factor is used through its C interface (the cimported
+# BlockedCholesky, declared in mixframe/_ext/blocked.pxd), so the iteration runs without the GIL.
 #
 # cython: language_level=3
 
 cimport cython
 from libc.math cimport fabs
-from libc.string cimport memset
-from scipy.linalg.cython_blas cimport dtrsv
-from scipy.linalg.cython_lapack cimport dpotri
+from libc.string cimport memcpy
+
+from mixframe._ext.blocked cimport BlockedCholesky
 
 import numpy as np
 
@@ -22,25 +23,21 @@ include "family_core.pxi"
 @cython.final
 cdef class LaplacePirls:
     """Workspace for penalized IRLS on one design (see mixframe.fit.glmm_laplace for the Python driver)."""
-    cdef object chol, sys
+    cdef BlockedCholesky chol
+    cdef object sys
     cdef bint scalar
     cdef double[::1] l21, ebuf
     cdef int[:, ::1] lev             # scalar terms: each row's index into u for every term
     cdef double[:, ::1] zv           # scalar terms: each row's Z value for every term
-    cdef double[:, :, ::1] A11
-    cdef double[:, ::1] A21, A22, AE1, AER, AEE
     cdef int fam, link
     cdef Py_ssize_t n, q, q1, k0, nr
     cdef const double[::1] y, wt
     cdef const int[::1] code0, zr_off, r_off, r_k
     cdef const int[:, ::1] rcodes, pos
-    cdef const int[::1] a21_ptr, a21_row
     cdef const double[:, ::1] Z0, ZR
-    cdef double[::1] eta, eta_f, mu, w, r, z, u, u_new, u_try, b, lam0, lamR, dev
+    cdef double[::1] eta, eta_f, mu, w, r, u, u_new, u_try, b, lam0, lamR, dev
     cdef int[::1] lamR_off
-    cdef double[:, ::1] E
-    cdef double[::1] empty_beta
-    cdef object head, E_obj, w_obj, lam0_obj, lamR_obj, u_new_obj, beta_obj
+    cdef double[:, ::1] E, ones     # the dense column of the cross-products: the working response, or 1
     cdef public double const_ll
     cdef public int iterations, halvings
     cdef public double tol, utol, slack
@@ -62,36 +59,29 @@ cdef class LaplacePirls:
         self.code0, self.Z0 = system.code0, system.Z0
         self.rcodes, self.ZR = system.rcodes, system.ZR
         self.zr_off, self.r_off, self.r_k = system.zr_off, system.r_off, system.r_k
-        self.pos, self.a21_ptr, self.a21_row = system.pos, system.a21_ptr, system.a21_row
+        self.pos = system.pos
         self.nr = self.r_k.shape[0]
         self.lamR_off = np.zeros(self.nr + 1, dtype=np.int32)
         for t in range(self.nr):
             self.lamR_off[t + 1] = self.lamR_off[t] + self.r_k[t] * self.r_k[t]
         n = self.n
         self.eta, self.eta_f, self.mu, self.w = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-        self.r, self.z, self.dev = np.zeros(n), np.zeros(n), np.zeros(n)
+        self.r, self.dev = np.zeros(n), np.zeros(n)
         self.u, self.u_new, self.u_try, self.b = (np.zeros(self.q), np.zeros(self.q), np.zeros(self.q),
                                                   np.zeros(self.q))
-        self.E = np.zeros((n, 1))
-        self.empty_beta = np.zeros(0)
+        self.E, self.ones = np.zeros((n, 1)), np.ones((n, 1))
         self.lam0 = np.zeros(self.k0 * self.k0)
         self.lamR = np.zeros(self.lamR_off[self.nr])
+        if self.chol.ne != 1 or self.chol.q1 != self.q1 or self.chol.q2 != self.q - self.q1:
+            raise ValueError("the system must have the random effects of the design and one extra column")
         # -2 x the saturated log-likelihood: the Laplace deviance is sum(dev) + const_ll + u'u + log det
         for i in range(n):
             s += loglik1(fam, y[i], y[i], wt[i], 1.0)
         self.const_ll = -2.0 * s
-        # numpy objects handed to the factor's methods (no memoryview re-wrapping per call)
-        self.head = (system.code0, system.Z0, system.rcodes, system.ZR, system.zr_off, system.pos)
-        self.E_obj, self.w_obj = np.asarray(self.E), np.asarray(self.w)
-        self.lam0_obj, self.lamR_obj = np.asarray(self.lam0), np.asarray(self.lamR)
-        self.u_new_obj, self.beta_obj = np.asarray(self.u_new), np.asarray(self.empty_beta)
         self.tol, self.utol, self.maxit = tol, utol, maxit
         self.max_halvings, self.slack = max_halvings, slack
-        # all terms scalar: the cross-products are accumulated here, in one specialised pass
-        self.scalar = (self.k0 == 1 and self.nr <= 64 and all(self.r_k[t] == 1 for t in range(self.nr))
-                       and system.chol.ne == 1)
-        self.A11, self.A21, self.A22 = self.chol.A11, self.chol.A21, self.chol.A22
-        self.AE1, self.AER, self.AEE = self.chol.AE1, self.chol.AER, self.chol.AEE
+        # all terms scalar: the cross-products are accumulated in one specialised pass
+        self.scalar = self.k0 == 1 and self.nr <= 64 and all(self.r_k[t] == 1 for t in range(self.nr))
         if self.scalar:
             lev = np.empty((self.n, self.nr + 1), dtype=np.int32)
             zv = np.empty((self.n, self.nr + 1))
@@ -101,7 +91,7 @@ cdef class LaplacePirls:
                 lev[:, t + 1] = self.q1 + system.r_off[t] + np.asarray(system.rcodes)[:, t]
                 zv[:, t + 1] = np.asarray(system.ZR)[:, system.zr_off[t]]
             self.lev, self.zv = lev, zv
-        self.l21 = np.zeros(self.a21_row.shape[0])       # L21 = LR' S on the pattern (scalar terms)
+        self.l21 = np.zeros(max(self.chol.nnz, 1))       # L21 = LR' S on the pattern (scalar terms)
         self.ebuf = np.zeros(self.n)                      # e = -1/2 d dev / d eta at the mode
 
     def saturated(self, double disp):
@@ -139,8 +129,8 @@ cdef class LaplacePirls:
                     self.b[base + a] = s
 
     cdef double _state(self, double[::1] u, double disp) noexcept nogil:
-        """eta, mu, weights, working residuals and deviance terms at u; returns the penalized deviance
-        (sum of deviance residuals + u'u), or a huge value when a mean is invalid."""
+        """eta, mu, weights, working residuals, the working response (E) and the deviance terms at u; returns
+        the penalized deviance (sum of deviance residuals + u'u), or a huge value when a mean is invalid."""
         cdef Py_ssize_t i, a, t, kt
         cdef double e, m, d1, d2, v, ph = phi1(self.fam, disp), total = 0.0
         cdef Py_ssize_t k0 = self.k0, nt = self.nr + 1, n = self.n
@@ -153,6 +143,7 @@ cdef class LaplacePirls:
         cdef double* w = &self.w[0]
         cdef double* r = &self.r[0]
         cdef double* dev = &self.dev[0]
+        cdef double* z = &self.E[0, 0]
         cdef const double* b = &self.b[0]
         cdef const int* lv = NULL
         cdef const double* zp = NULL
@@ -180,6 +171,7 @@ cdef class LaplacePirls:
             v = variance1(fam, m, disp)
             w[i] = wt[i] * d1 * d1 / (ph * v)
             r[i] = (y[i] - m) / d1
+            z[i] = (e - eta_f[i]) + r[i]
             dev[i] = dev_resid1(fam, y[i], m, wt[i], disp)
             total += dev[i]
         for a in range(self.q):
@@ -190,39 +182,54 @@ cdef class LaplacePirls:
                 double[::1] u0, double disp=1.0):
         """Run PIRLS from u0 (updated in place to the mode). Returns (status, penalized deviance incl. the
         saturated constant, log det). status: 0 ok, 1 invalid start, 2 factor failed, 3 no convergence."""
-        cdef Py_ssize_t i, a, it, h
-        cdef double pdev, pnew, step, dmax, ld, change, bound
+        cdef int st
+        cdef double pdev = 0.0, ld = 0.0
+        if (eta_f.shape[0] != self.n or lam0.shape[0] != self.lam0.shape[0] or u0.shape[0] != self.q
+                or (self.lamR.shape[0] > 0 and lamR.shape[0] != self.lamR.shape[0])):
+            raise ValueError("eta_f, lam0, lamR and u0 must match the design")
+        with nogil:
+            st = self._run(&eta_f[0], &lam0[0], &lamR[0] if self.lamR.shape[0] > 0 else NULL, &u0[0], disp,
+                           &pdev, &ld)
+        if st == 1 or st == 2:
+            return st, np.inf, np.inf
+        return st, pdev + self.const_ll, ld
+
+    cdef int _run(self, const double* eta_f, const double* lam0, const double* lamR, double* u0, double disp,
+                  double* pdev_out, double* ld_out) noexcept nogil:
+        """The iteration of :meth:`laplace` (u0 is left alone unless the status is 0 or 3)."""
+        cdef Py_ssize_t a, it, h, q = self.q
+        cdef double pdev, pnew, step, dmax, change, bound
         cdef bint factor_current = False
         cdef int st
-        self.eta_f[:] = eta_f
-        self.lam0[:] = lam0
+        cdef double lds[3]
+        cdef double* u = &self.u[0]
+        cdef double* u_new = &self.u_new[0]
+        cdef double* u_try = &self.u_try[0]
+        memcpy(&self.eta_f[0], eta_f, self.n * sizeof(double))
+        memcpy(&self.lam0[0], lam0, self.lam0.shape[0] * sizeof(double))
         if self.lamR.shape[0] > 0:
-            self.lamR[:] = lamR
-        self.u[:] = u0
+            memcpy(&self.lamR[0], lamR, self.lamR.shape[0] * sizeof(double))
+        memcpy(u, u0, q * sizeof(double))
         pdev = self._state(self.u, disp)
         if pdev >= 1e300:
-            self.u[:] = 0.0
+            for a in range(q):
+                u[a] = 0.0
             pdev = self._state(self.u, disp)
             if pdev >= 1e300:
-                return 1, np.inf, np.inf
+                return 1
         self.halvings = 0
         st = 3
         for it in range(1, self.maxit + 1):
             self.iterations = it
-            if self.scalar:
-                self._crossprod_scalar(False)
-            else:
-                for i in range(self.n):
-                    self.E[i, 0] = (self.eta[i] - self.eta_f[i]) + self.r[i]
-                self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
-            if self.chol.update(self.lam0_obj, self.lamR_obj) != 0:
-                return 2, np.inf, np.inf
+            self._crossprods(self.E)
+            if self.chol.factor_c(&self.lam0[0], &self.lamR[0] if self.lamR.shape[0] > 0 else NULL) != 0:
+                return 2
             factor_current = True
-            self.chol.solve(self.u_new_obj, self.beta_obj)
+            self.chol.solve_c(u_new, NULL)
             dmax = 0.0
-            for a in range(self.q):
-                if fabs(self.u_new[a] - self.u[a]) > dmax:
-                    dmax = fabs(self.u_new[a] - self.u[a])
+            for a in range(q):
+                if fabs(u_new[a] - u[a]) > dmax:
+                    dmax = fabs(u_new[a] - u[a])
             if dmax < self.utol:
                 st = 0
                 break
@@ -230,8 +237,8 @@ cdef class LaplacePirls:
             pnew = 1e300
             bound = pdev + self.slack * (fabs(pdev + self.const_ll) + 1.0)
             for h in range(self.max_halvings):
-                for a in range(self.q):
-                    self.u_try[a] = self.u[a] + step * (self.u_new[a] - self.u[a])
+                for a in range(q):
+                    u_try[a] = u[a] + step * (u_new[a] - u[a])
                 pnew = self._state(self.u_try, disp)
                 if pnew <= bound:
                     break
@@ -241,7 +248,7 @@ cdef class LaplacePirls:
                 pdev = self._state(self.u, disp)     # restore the state of the current u
                 st = 0
                 break
-            self.u[:] = self.u_try
+            memcpy(u, u_try, q * sizeof(double))
             change = pdev - pnew
             pdev = pnew
             factor_current = False
@@ -249,64 +256,23 @@ cdef class LaplacePirls:
                 st = 0
                 break
         if not factor_current:
-            if self.scalar:
-                self._crossprod_scalar(True)
-            else:
-                for i in range(self.n):
-                    self.E[i, 0] = 1.0
-                self.chol.set_crossprod(*self.head, self.E_obj, self.w_obj)
-            if self.chol.update(self.lam0_obj, self.lamR_obj) != 0:
-                return 2, np.inf, np.inf
-        ld = self.chol.logdets()[0]
-        u0[:] = self.u
-        return st, pdev + self.const_ll, ld
+            self._crossprods(self.ones)
+            if self.chol.factor_c(&self.lam0[0], &self.lamR[0] if self.lamR.shape[0] > 0 else NULL) != 0:
+                return 2
+        self.chol.logdets_c(lds)
+        memcpy(u0, u, q * sizeof(double))
+        pdev_out[0] = pdev
+        ld_out[0] = lds[0]
+        return st
 
-    cdef void _crossprod_scalar(self, bint unit_e) noexcept nogil:
-        """A = [Z E]' W [Z E] for scalar terms and the one extra column E (the working response, or 1 when
-        only the Z block is needed), accumulated straight into the factor's cross-product arrays."""
-        cdef Py_ssize_t i, t, s_, j, rt, q1 = self.q1, q2 = self.q - self.q1, nr = self.nr
-        cdef Py_ssize_t nnz = self.A21.shape[0]
-        cdef double wi, z0, ei, wz, v, aee = 0.0
-        cdef double* a11 = &self.A11[0, 0, 0]
-        cdef double* ae1 = &self.AE1[0, 0]
-        cdef double* a21 = NULL
-        cdef double* a22 = NULL
-        cdef double* aer = NULL
-        cdef double zr[64]
-        cdef double zz[64]
-        cdef Py_ssize_t rr[64]
-        memset(a11, 0, q1 * sizeof(double))
-        memset(ae1, 0, q1 * sizeof(double))
-        if nnz > 0:
-            a21 = &self.A21[0, 0]
-            memset(a21, 0, nnz * sizeof(double))
-        if q2 > 0:
-            a22 = &self.A22[0, 0]
-            aer = &self.AER[0, 0]
-            memset(a22, 0, q2 * q2 * sizeof(double))
-            memset(aer, 0, q2 * sizeof(double))
-        for i in range(self.n):
-            wi = self.w[i]
-            j = self.code0[i]
-            z0 = self.Z0[i, 0]
-            ei = 1.0 if unit_e else (self.eta[i] - self.eta_f[i]) + self.r[i]
-            wz = wi * z0
-            a11[j] += wz * z0
-            ae1[j] += wz * ei
-            aee += wi * ei * ei
-            for t in range(nr):
-                zz[t] = self.ZR[i, self.zr_off[t]]
-                zr[t] = wi * zz[t]
-                rt = self.r_off[t] + self.rcodes[i, t]
-                rr[t] = rt
-                a21[self.pos[i, t]] += zr[t] * z0
-                aer[rt] += zr[t] * ei
-                a22[rt * q2 + rt] += zr[t] * zz[t]
-                for s_ in range(t):
-                    v = zr[t] * zz[s_]
-                    a22[rt * q2 + rr[s_]] += v
-                    a22[rr[s_] * q2 + rt] += v
-        self.AEE[0, 0] = aee
+    cdef void _crossprods(self, double[:, ::1] E) noexcept nogil:
+        """Install A = [Z E]' W [Z E] in the factor at the current weights, for the one extra column E (n x 1:
+        the working response, or 1 when only the Z block is needed)."""
+        if self.scalar:
+            self.chol.crossprod_scalar_c(self.code0, self.Z0, self.rcodes, self.ZR, self.zr_off, self.pos,
+                                         &E[0, 0], &self.w[0])
+        else:
+            self.chol.crossprod_c(self.code0, self.Z0, self.rcodes, self.ZR, self.zr_off, self.pos, E, self.w)
 
     def arrays(self):
         """Copies of (eta, mu, w) at the mode of the last call."""
@@ -321,23 +287,18 @@ cdef class LaplacePirls:
         if not self.scalar:
             raise ValueError("the analytic gradient needs scalar random-effect terms (at most 65)")
         cdef Py_ssize_t n = self.n, q1 = self.q1, q2 = self.q - self.q1, nr = self.nr, m0 = self.q1
-        cdef Py_ssize_t i, j, e1, r, t, s_, rt, rs
+        cdef Py_ssize_t i, j, r, t, s_, rt, rs
         cdef double v0, vt, hi, m, d1, d2, var, dvar, ph, acc, lam
-        cdef double[:, :, ::1] L11 = self.chol.L11
-        cdef double[:, ::1] S = self.chol.S
-        cdef double[:, ::1] P = np.array(self.chol.L22, copy=True)
-        cdef double[:, ::1] L22 = self.chol.L22
+        cdef double[:, ::1] P = np.empty((q2, q2))
         cdef double[::1] lamt = np.empty(nr + 1)
         cdef double[::1] x = self.l21
-        cdef double[::1] Bp = np.empty(self.a21_row.shape[0])
-        cdef double[::1] ycol = np.empty(max(q2, 1))
+        cdef double[::1] Bp = np.empty(self.l21.shape[0])
         cdef double[::1] dinv = np.empty(self.q)
         cdef double[::1] a = np.empty(n)
         cdef double[::1] e = self.ebuf
         cdef double[::1] c = np.zeros(self.q)
         cdef double[::1] trs = np.zeros(nr + 1)
-        cdef int info = 0, nq2 = <int>q2, inc = 1
-        cdef char uplo = b'U'
+        cdef int info = 0
         cdef Py_ssize_t nt = nr + 1, base
         cdef double ai
         cdef double gt[65]
@@ -347,7 +308,7 @@ cdef class LaplacePirls:
         cdef const int* lv = &self.lev[0, 0]
         cdef const double* zp = &self.zv[0, 0]
         cdef const int* posp = &self.pos[0, 0] if nr > 0 else NULL
-        cdef const double* Pp = &P[0, 0] if q2 > 0 else NULL
+        cdef double* Pp = &P[0, 0] if q2 > 0 else NULL
         cdef const double* etap = &self.eta[0]
         cdef const double* mup = &self.mu[0]
         cdef const double* wp = &self.w[0]
@@ -359,35 +320,14 @@ cdef class LaplacePirls:
             lamt[t + 1] = self.lamR[t]
         with nogil:
             ph = phi1(self.fam, disp)
-            # P = M22^{-1} = (L22 L22')^{-1}; C-lower L22 is Fortran-upper, and so is the result
-            if q2 > 0:
-                dpotri(&uplo, &nq2, &P[0, 0], &nq2, &info)
-                for r in range(q2):
-                    for rs in range(r + 1, q2):
-                        P[r, rs] = P[rs, r]
-            # per level j of block 1 (L11 = l_j, L21 column x on the pattern):
-            # d_j = (1 + x_j' P x_j) / l_j^2 ; M^{-1}_{jr} = -(P x_j)_r / l_j on the pattern
+            # from the factor: P = M22^{-1} (whole), the diagonal dinv of M^{-1} (level j of block 1:
+            # (1 + x_j' P x_j) / l_j^2 with l_j = L11_j and x_j its column of L21), the entries
+            # M^{-1}_{jr} = -(P x_j)_r / l_j on the pattern (Bp), and x = L21 on the pattern
+            info = self.chol.m_inverse_scalar_c(Pp, &x[0], &dinv[0], &Bp[0])
             for j in range(m0):
-                if q2 > 0 and self.a21_ptr[j + 1] > self.a21_ptr[j]:
-                    for r in range(q2):
-                        ycol[r] = 0.0
-                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                        rt = self.a21_row[e1]
-                        x[e1] = S[e1, 0] * lamt[1 + self._term_of_row(rt)]
-                        for r in range(q2):
-                            ycol[r] += x[e1] * Pp[rt * q2 + r]
-                    acc = 0.0
-                    for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                        rt = self.a21_row[e1]
-                        acc += x[e1] * ycol[rt]
-                        Bp[e1] = -ycol[rt] / L11[j, 0, 0]
-                    dinv[j] = (1.0 + acc) / (L11[j, 0, 0] * L11[j, 0, 0])
-                else:
-                    dinv[j] = 1.0 / (L11[j, 0, 0] * L11[j, 0, 0])
                 trs[0] += dinv[j]
             for r in range(q2):
-                dinv[q1 + r] = P[r, r]
-                trs[1 + self._term_of_row(r)] += P[r, r]
+                trs[1 + self._term_of_row(r)] += dinv[q1 + r]
             # leverages h_i, a_i = h_i dw_i/deta_i and the right-hand side Lambda'Z'a
             for i in range(n):
                 base = i * nt
@@ -421,7 +361,7 @@ cdef class LaplacePirls:
                 for t in range(nt):
                     c[lv[base + t]] += lamt[t] * zp[base + t] * ai
             # c = M^{-1} c
-            self._msolve(&c[0], L11, L22)
+            self.chol.msolve_scalar_c(&c[0], &x[0])
             # r = a - W Z Lambda c - 2e ; theta parts
             for t in range(nt):
                 gt[t] = 0.0
@@ -443,37 +383,15 @@ cdef class LaplacePirls:
                     g_theta[t] += 2.0 * (self._term_levels(t) - trs[t]) / lam
         return info
 
-    cdef void _msolve(self, double* c, double[:, :, ::1] L11, double[:, ::1] L22) noexcept nogil:
-        """c <- M^{-1} c with the current factor (scalar terms; L21 from the last scalar_gradient call):
-        forward through L11, L21, L22, then backward."""
-        cdef Py_ssize_t j, e1, m0 = self.q1, q1 = self.q1, q2 = self.q - self.q1
-        cdef int nq2 = <int>q2, inc = 1
-        cdef char uplo = b'U', tr_t = b'T', tr_n = b'N', diag_n = b'N'
-        for j in range(m0):
-            c[j] /= L11[j, 0, 0]
-        if q2 > 0:
-            for j in range(m0):
-                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                    c[q1 + self.a21_row[e1]] -= self.l21[e1] * c[j]
-            dtrsv(&uplo, &tr_t, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
-            dtrsv(&uplo, &tr_n, &diag_n, &nq2, &L22[0, 0], &nq2, &c[q1], &inc)
-            for j in range(m0):
-                for e1 in range(self.a21_ptr[j], self.a21_ptr[j + 1]):
-                    c[j] -= self.l21[e1] * c[q1 + self.a21_row[e1]]
-        for j in range(m0):
-            c[j] /= L11[j, 0, 0]
-
     def mode_sensitivity(self, const double[:, ::1] X, double[:, ::1] J):
         """d u_hat / d (theta, beta) at the mode of the last ``laplace`` + ``scalar_gradient`` calls (scalar
         terms, canonical link): row c of J (n_terms + p rows, q columns) solves
         M J_c = Lambda_c'Z'e - Lambda'Z'W (X_c + Z Lambda_c u_hat), the implicit-function derivative of the
-        mode's equation Lambda'Z'e = u."""
+        mode's equation Lambda'Z'e = u (M^{-1} applied by the factor, with L21 from ``scalar_gradient``)."""
         cdef Py_ssize_t n = self.n, q1 = self.q1, nr = self.nr, p = X.shape[1], nt = self.nr + 1
         cdef Py_ssize_t i, t, l, c, lev_t, lev_l
         cdef double wi, zt, zl, s_t, lam_l
         cdef double[::1] lamt = np.empty(nt)
-        cdef double[:, :, ::1] L11 = self.chol.L11
-        cdef double[:, ::1] L22 = self.chol.L22
         lamt[0] = self.lam0[0]
         for t in range(nr):
             lamt[t + 1] = self.lamR[t]
@@ -502,7 +420,7 @@ cdef class LaplacePirls:
                     for c in range(p):
                         Jp[(nt + c) * q + lev_l] -= lz[l] * Xp[i * p + c]
             for c in range(nt + p):
-                self._msolve(&J[c, 0], L11, L22)
+                self.chol.msolve_scalar_c(&J[c, 0], &self.l21[0])
 
     cdef inline Py_ssize_t _term_of_row(self, Py_ssize_t r) noexcept nogil:
         """The block-2 term (0-based among the R terms) of a block-2 row (scalar terms)."""

@@ -313,6 +313,13 @@ class BlockedSystem:
         self.chol.fixed_factor(out)
         return out
 
+    def dense_factor(self):
+        """L22, the lower Cholesky factor of the dense block of the random effects (block 2: every term after
+        the first) once the first term is eliminated, q2 x q2, for the current factor."""
+        out = np.empty((self.q2, self.q2))
+        self.chol.dense_factor(out)
+        return np.tril(out)
+
     def fixed_block(self):
         """The lower-triangular factor of the fixed-effects block (RX' in lme4's notation), p x p."""
         p = self.n_extra - 1

@@ -141,3 +141,37 @@ def test_compiled_and_generic_share_the_iteration_limit(maxit):
     assert fast.n_pirls_fail == slow.n_pirls_fail == 1
     np.testing.assert_allclose(s1["u"], s2["u"], atol=1e-9)
     assert d1 == pytest.approx(d2, rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["verbagg", "grouseticks", "poisson_offset"])
+def test_compiled_pirls_in_concurrent_threads(name):
+    """The compiled loop runs without the GIL on its own workspace: two threads evaluating the Laplace deviance
+    of two objectives at the same time give the values of one thread alone."""
+    import threading
+
+    design, family, theta, beta = CASES[name]
+    fam = get_family(family)
+    scales = np.linspace(0.4, 1.6, 13)
+
+    def run(obj, out, start):
+        start.wait()
+        for s in scales:
+            dev, st = obj.laplace(theta * s, beta)
+            out.append((dev, st["u"].copy()))
+
+    serial = []
+    run(GLMMObjective(design, fam), serial, threading.Barrier(1))
+    objs = [GLMMObjective(design, fam) for _ in range(2)]
+    assert all(o._fast() is not None for o in objs)
+    outs = [[], []]
+    start = threading.Barrier(2)
+    threads = [threading.Thread(target=run, args=(o, out, start)) for o, out in zip(objs, outs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in outs:
+        assert len(out) == len(scales)
+        for (d1, u1), (d0, u0) in zip(out, serial):
+            assert d1 == pytest.approx(d0, rel=1e-13)
+            np.testing.assert_allclose(u1, u0, rtol=1e-12, atol=1e-14)

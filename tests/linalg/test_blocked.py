@@ -72,3 +72,26 @@ def test_factor_matches_dense(spec, weighted):
             sl = slice(off + j * t.k, off + (j + 1) * t.k)
             np.testing.assert_allclose(blk[j], cov[sl, sl], rtol=1e-8, atol=1e-12)
         off += t.q
+
+
+@pytest.mark.parametrize("spec", [s for s in CASES if len(s) > 1])
+def test_dense_factor_is_the_factor_of_the_schur_complement(spec):
+    """L22 L22' is the Schur complement of the first term's block in Lambda'Z'WZ Lambda + I."""
+    rng = np.random.default_rng(len(spec) + 40)
+    n = 300
+    terms = [make_term(rng, n, m, k, f"g{i}") for i, (m, k) in enumerate(spec)]
+    theta = np.concatenate([
+        np.array([rng.uniform(0.3, 1.5) if i == j else rng.normal(scale=0.3)
+                  for j in range(t.k) for i in range(j, t.k)]) for t in terms])
+    w = rng.uniform(0.5, 2.0, size=n)
+    sys = BlockedSystem(terms, 2)
+    sys.crossprod(np.column_stack([np.ones(n), rng.normal(size=n)]), w)
+    assert sys.factor(theta) == 0
+    ZL = dense_Z(terms, n) @ dense_lambda(terms, theta)
+    M = ZL.T @ (ZL * w[:, None]) + np.eye(ZL.shape[1])
+    q1 = terms[0].q
+    schur = M[q1:, q1:] - M[q1:, :q1] @ np.linalg.solve(M[:q1, :q1], M[:q1, q1:])
+    L22 = sys.dense_factor()
+    assert L22.shape == (sys.q2, sys.q2) and np.all(np.triu(L22, 1) == 0)
+    np.testing.assert_allclose(L22 @ L22.T, schur, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(L22, np.linalg.cholesky(schur), rtol=1e-8, atol=1e-10)
