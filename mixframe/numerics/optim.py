@@ -300,7 +300,7 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
         scale = np.asarray(scale, dtype=float)
     x, f, g, H, evals, stop, settled = _tr.minimize(
         fun, derivs, refresh, progress, x, f, g, H, exact, lo, scale, None if radius is None else float(radius),
-        ftol_abs, ftol_rel, xtol_abs, xtol_rel, gtol, evals, max_evals)
+        ftol_abs, ftol_rel, xtol_abs, xtol_rel, gtol, evals, int(max_evals))
     if not settled:
         H = np.asarray(refresh(x, g), dtype=float)
     return OptResult(x=x, fun=f, evaluations=evals, status=_STOPS[stop], x0=x_start, gradient=g, hessian=H)
