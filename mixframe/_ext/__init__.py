@@ -1,8 +1,10 @@
 """Compiled kernels: each Cython source ``_kernels/<name>.pyx`` builds the module ``mixframe._ext.<name>``.
 
 The kernels compute values, gradients and Hessians into caller-allocated buffers; they hold no
-optimisation logic. Each module ``mixframe._ext.<module>`` has its Python doors, the only modules that may
-import it (tests excepted):
+optimisation logic, except ``trust_region``: the loop and subproblem solver of
+:func:`mixframe.numerics.optim.trust_region`, compiled, calling the objective back once per evaluation.
+Each module ``mixframe._ext.<module>`` has its Python doors, the only modules that may import it (tests
+excepted):
 
 ===============  ============================================  ==============================================
 module           built from (includes, cimports)               imported only by
@@ -17,6 +19,7 @@ pirls            pirls.pyx (family_core.pxi, codes.pxi;        mixframe.laplace.
 ordinal          ordinal.pyx (cumlink.pxd, codes.pxi)          mixframe.families.cumulative (link_functions),
                                                                mixframe.fit.clm, mixframe.fit.clmm_laplace
 ordinal_laplace  ordinal_laplace.pyx (cumlink.pxd, codes.pxi)  mixframe.fit.clmm_laplace
+trust_region     trust_region.pyx                              mixframe.numerics.optim
 ===============  ============================================  ==============================================
 
 Shared sources, compiled into the modules that include them:

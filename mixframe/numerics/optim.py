@@ -25,7 +25,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg.lapack import dsyev
+
+from .._ext import trust_region as _tr
 
 __all__ = ["CONVERGED", "FAILED", "FTOL", "GTOL", "MAXEVAL", "MAXTIME", "NOT_FINITE", "ROUNDOFF", "STATUS_MESSAGES",
            "SUCCESS", "XTOL", "OptResult", "bfgs_update", "bobyqa", "lbfgs", "minimize_1d", "penalty",
@@ -187,85 +188,29 @@ def trust_step(H, g, radius, scale=None):
     Otherwise the step is d(mu) = -(H + mu I)^{-1} g on the boundary, with mu > max(0, -lambda_min) found by
     Newton's method on 1/||d(mu)|| = 1/radius (concave in mu, so the iteration climbs monotonically from a mu
     where the step is too long); in the "hard case" (g without a component along the lowest eigenvector) the
-    boundary is reached along that eigenvector.
+    boundary is reached along that eigenvector. Compiled (:mod:`mixframe._ext.trust_region`), the same code
+    as each step of :func:`trust_region`.
 
     Returns
     -------
     (d, predicted decrease -(g'd + d'Hd/2), Newton decrement g'H^{-1}g or inf where H is not positive definite,
     ||scale * d||)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        Where the eigen-decomposition fails or H is not finite.
     """
-    if scale is not None:
-        H = H / np.outer(scale, scale)
-        g = g / scale
-    w, V, info = dsyev(H)
-    if info != 0 or not math.isfinite(w[-1] + w[0]):
-        raise np.linalg.LinAlgError("the model Hessian is not finite")
-    # the rest in plain floats, in the eigenbasis: a few parameters, where NumPy's per-call cost would dominate
-    wl, gl = w.tolist(), np.dot(g, V).tolist()
-    top = max(abs(wl[0]), abs(wl[-1]), 1e-300)
-    if wl[0] > 1e-12 * top:
-        zl = []
-        dec = s2 = 0.0
-        for wi, gi in zip(wl, gl):
-            zi = -gi / wi
-            zl.append(zi)
-            dec -= gi * zi
-            s2 += zi * zi
-        nz = math.sqrt(s2)
-        if nz <= radius:
-            d = np.dot(V, zl)
-            return (d if scale is None else d / scale), 0.5 * dec, dec, nz
-        mu = 0.0
-    else:
-        dec = math.inf
-        mu = -wl[0] + 1e-10 * top
-        zl = [-gi / (wi + mu) for wi, gi in zip(wl, gl)]
-        nz = math.sqrt(math.fsum([zi * zi for zi in zl]))
-        if nz < radius:                 # hard case: complete the step along the lowest eigenvector
-            zl[0] -= math.copysign(math.sqrt(radius * radius - nz * nz), gl[0] if gl[0] != 0.0 else 1.0)
-            return (*_from_eigenbasis(V, zl, wl, gl, scale), dec, radius)
-    for _ in range(100):                # ||d(mu)|| = radius: Newton on 1/||d(mu)|| = 1/radius
-        s2 = s3 = 0.0
-        for wi, gi in zip(wl, gl):
-            den = wi + mu
-            zi = gi / den
-            s2 += zi * zi
-            s3 += zi * zi / den
-        nz = math.sqrt(s2)
-        if abs(nz - radius) <= 1e-6 * radius:
-            break
-        mu += (nz - radius) / radius * s2 / s3
-    zl = [-gi / (wi + mu) for wi, gi in zip(wl, gl)]
-    return (*_from_eigenbasis(V, zl, wl, gl, scale), dec, nz)
-
-
-def _from_eigenbasis(V, zl, wl, gl, scale):
-    """(step, predicted decrease) from the step zl in the eigenbasis (eigenvalues wl, gradient gl there)."""
-    pred = 0.0
-    for wi, gi, zi in zip(wl, gl, zl):
-        pred -= gi * zi + 0.5 * wi * zi * zi
-    d = np.dot(V, zl)
-    return (d if scale is None else d / scale), pred
+    return _tr.trust_step(H, g, float(radius), scale)
 
 
 def bfgs_update(B, s, y):
     """BFGS update of the Hessian model B for the step s and the gradient change y, Powell-damped: where the
     model is convex along s but s'y < 0.2 s'Bs, y is replaced by a combination with Bs (s'y = 0.2 s'Bs),
     which keeps a positive definite B so. A model that is not convex along s takes the plain update (it adds
-    curvature along y); the update is skipped where s'y is not clearly positive."""
-    Bs = B @ s
-    sBs = float(s @ Bs)
-    if sBs == 0.0:
-        return B
-    sy = float(s @ y)
-    if 0.0 < sBs and sy < 0.2 * sBs:
-        phi = 0.8 * sBs / (sBs - sy)
-        y = phi * y + (1.0 - phi) * Bs
-        sy = float(s @ y)
-    if not sy > 1e-12 * math.sqrt(float(s @ s) * float(y @ y)):
-        return B
-    B = B - np.outer(Bs, Bs) / sBs + np.outer(y, y) / sy
-    return 0.5 * (B + B.T)
+    curvature along y); the update is skipped (B itself returned) where s'y is not clearly positive. Compiled,
+    the same code as the updates within :func:`trust_region`."""
+    return _tr.bfgs_update(B, s, y)
 
 
 def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, refresh=None, radius=None,
@@ -316,7 +261,8 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
     lowers f; the radius doubles after a step on the boundary whose decrease exceeds 3/4 of the prediction,
     becomes half the step where the decrease is below 1/4 of it, and a quarter of the step after a rejection.
     An exact Hessian is used as it is (indefinite ones included); a quasi-Newton model takes
-    :func:`bfgs_update` after every accepted step.
+    :func:`bfgs_update` after every accepted step. The loop is compiled (:mod:`mixframe._ext.trust_region`):
+    between two evaluations of ``fun`` (and ``derivs``, ``refresh``, ``progress``) no Python runs.
 
     Examples
     --------
@@ -327,13 +273,13 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
     """
     x = np.array(x0, dtype=float)
     x_start = x.copy()
-    n = x.size
-    bounded = False
+    lo = None
     if lower is not None:
         lo = np.where(np.isfinite(lower), lower, -np.inf).astype(float)
-        bounded = bool(np.any(np.isfinite(lo)))
-        if bounded:
+        if np.any(np.isfinite(lo)):
             x = np.maximum(x, lo)
+        else:
+            lo = None
     if start is None:
         f, g, H = _unpack(fun(x), derivs, x)
         evals = 1
@@ -342,102 +288,27 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
     else:
         f, g, H = _unpack(start, derivs, x)
         evals = 0
-    if not math.isfinite(f) or g is None or not np.all(np.isfinite(g)):
+    if not math.isfinite(f) or g is None or not _tr.all_finite(g):
         return OptResult(x=x, fun=f, evaluations=evals, status=NOT_FINITE, x0=x_start)
     exact = H is not None
     if not exact:
         H = _first_model(hess0, g)
         if H is None:
             H = np.asarray(refresh(x, g), dtype=float) if refresh is not None else \
-                np.eye(n) * max(float(np.max(np.abs(g))), 1.0)
-    settled = True          # whether a stopping rule may end the search under the current model
+                np.eye(x.size) * max(float(np.max(np.abs(g))), 1.0)
     if scale is not None:
         scale = np.asarray(scale, dtype=float)
-    xnorm = math.sqrt(np.dot(x, x) if scale is None else np.dot(scale * x, scale * x))
-    if radius is None:
-        radius = max(xnorm, 1.0)
-    bound = xnorm
-    status = MAXEVAL
-    free = None
-    while evals < max_evals:
-        if bounded:
-            free = ~((x <= lo) & (g >= 0.0))
-            if free.all():
-                free = None
-        if free is None:
-            gf, Hf, sf = g, H, scale
-        else:
-            gf, Hf = g[free], H[np.ix_(free, free)]
-            sf = None if scale is None else scale[free]
-        stop = None
-        if gtol > 0.0 and (gf.size == 0 or float(np.max(np.abs(gf))) <= gtol):
-            stop = GTOL
-        elif gf.size == 0:
-            stop = FTOL
-        else:
-            try:
-                df, pred, dec, step = trust_step(Hf, gf, radius, sf)
-            except np.linalg.LinAlgError:
-                status = FAILED
-                break
-            tol = ftol_rel * abs(f)
-            if ftol_abs > tol:
-                tol = ftol_abs
-            if 0.5 * dec <= tol:
-                stop = FTOL
-        if stop is None:
-            if not bounded:
-                d = df
-                xt = x + d
-            else:
-                if free is None:
-                    d = df
-                else:
-                    d = np.zeros(n)
-                    d[free] = df
-                xt = np.maximum(x + d, lo)
-                d = xt - x
-                pred = -float(np.dot(g, d) + 0.5 * np.dot(d, H @ d))
-                step = math.sqrt(np.dot(d, d) if scale is None else np.dot(scale * d, scale * d))
-            if step <= xtol_rel * (xnorm if xnorm >= 0.0 else bound) + xtol_abs:
-                if xnorm < 0.0:
-                    xnorm = bound = math.sqrt(np.dot(x, x) if scale is None else np.dot(scale * x, scale * x))
-                if step <= xtol_rel * xnorm + xtol_abs:
-                    stop = XTOL
-        if stop is not None:
-            if settled:
-                status = stop
-                break
-            H, settled = np.asarray(refresh(x, g), dtype=float), True
-            continue
-        out = fun(xt)
-        evals += 1
-        if progress is not None:
-            progress(1)
-        ft = out[0] if type(out) is tuple else out
-        if ft < f:          # False for NaN
-            actual = f - ft
-            if actual > 0.75 * pred and step > 0.8 * radius:      # (a projected step may beat its model)
-                radius *= 2.0
-            elif actual < 0.25 * pred:
-                radius = 0.5 * step
-            if derivs is not None and exact:     # the common exact case, inline
-                gt, Ht = derivs(xt)
-            else:
-                _, gt, Ht = _unpack(out, derivs, xt)
-            if exact:
-                H = Ht
-            else:
-                H = bfgs_update(H, d, gt - g)
-                settled = refresh is None
-            x, f, g = xt, float(ft), gt
-            bound += step               # ||x|| <= bound: the exact norm is needed only for short steps
-            xnorm = -1.0
-        else:
-            radius = 0.25 * step
+    x, f, g, H, evals, stop, settled = _tr.minimize(
+        fun, derivs, refresh, progress, x, f, g, H, exact, lo, scale, None if radius is None else float(radius),
+        ftol_abs, ftol_rel, xtol_abs, xtol_rel, gtol, evals, int(max_evals))
     if not settled:
         H = np.asarray(refresh(x, g), dtype=float)
-    return OptResult(x=x, fun=float(f), evaluations=evals, status=status, x0=x_start, gradient=g, hessian=H)
+    return OptResult(x=x, fun=f, evaluations=evals, status=_STOPS[stop], x0=x_start, gradient=g, hessian=H)
+
+
+#: the statuses of the compiled loop's stopping codes
+_STOPS = {_tr.STOP_MAXEVAL: MAXEVAL, _tr.STOP_FTOL: FTOL, _tr.STOP_XTOL: XTOL, _tr.STOP_GTOL: GTOL,
+          _tr.STOP_FAILED: FAILED}
 
 
 def _first_model(hess0, g):

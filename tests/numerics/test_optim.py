@@ -131,6 +131,123 @@ def test_trust_step_hard_case():
     assert pred == pytest.approx(-(g @ d + 0.5 * d @ H @ d), rel=1e-10)
 
 
+
+def _scaled_step_oracle(H, g, radius, scale):
+    """The subproblem answer over ||scale * d|| <= radius by dense solves: the Newton step where it fits, else
+    d(mu) = -(Hs + mu I)^{-1} gs / scale with mu bisected on ||scale * d(mu)|| = radius (Hs, gs scaled)."""
+    Hs, gs = H / np.outer(scale, scale), g / scale
+    lam = np.linalg.eigvalsh(Hs)[0]
+    eye = np.eye(g.size)
+    if lam > 0:
+        z = -np.linalg.solve(Hs, gs)
+        if np.linalg.norm(z) <= radius:
+            return z / scale
+    lo = max(0.0, -lam)
+    hi = lo + 1.0
+    while np.linalg.norm(np.linalg.solve(Hs + hi * eye, gs)) > radius:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.linalg.norm(np.linalg.solve(Hs + mid * eye, gs)) > radius:
+            lo = mid
+        else:
+            hi = mid
+    return -np.linalg.solve(Hs + hi * eye, gs) / scale
+
+
+def test_trust_step_with_scale_matches_dense_oracle():
+    rng = np.random.default_rng(7)
+    for case in range(40):
+        n = int(rng.integers(1, 5))
+        Q = np.linalg.qr(rng.normal(size=(n, n)))[0]
+        w = rng.normal(size=n) * 3.0 + (2.0 if case % 2 else 0.0)
+        H = Q @ np.diag(w) @ Q.T
+        g = rng.normal(size=n)
+        scale = rng.uniform(0.2, 5.0, size=n)
+        radius = float(rng.uniform(0.05, 3.0))
+        d, pred, dec, norm = trust_step(H, g, radius, scale)
+        want = _scaled_step_oracle(H, g, radius, scale)
+        np.testing.assert_allclose(d, want, rtol=1e-5, atol=1e-6 * radius / scale.min())
+        assert pred == pytest.approx(-(g @ d + 0.5 * d @ H @ d), rel=1e-10, abs=1e-14)
+        assert norm == pytest.approx(np.linalg.norm(scale * d), rel=1e-5)
+        assert norm <= radius * (1 + 1e-5)
+        Hs = H / np.outer(scale, scale)
+        if np.linalg.eigvalsh(Hs)[0] > 1e-12 * np.abs(np.linalg.eigvalsh(Hs)).max():
+            assert dec == pytest.approx(g @ np.linalg.solve(H, g), rel=1e-9)
+        else:
+            assert dec == math.inf
+
+
+def test_trust_step_one_parameter():
+    # convex, the Newton step fits: d = -g/h
+    d, pred, dec, norm = trust_step(np.array([[2.0]]), np.array([1.0]), 1.0)
+    assert d.tolist() == [-0.5] and pred == 0.25 and dec == 0.5 and norm == 0.5
+    # convex, too long: on the boundary, decrease 4 - 1
+    d, pred, dec, norm = trust_step(np.array([[2.0]]), np.array([4.0]), 1.0)
+    assert d[0] == pytest.approx(-1.0, rel=1e-6) and pred == pytest.approx(3.0, rel=1e-5) and dec == 8.0
+    # concave: to the boundary downhill
+    d, pred, dec, norm = trust_step(np.array([[-1.0]]), np.array([1.0]), 2.0)
+    assert d[0] == pytest.approx(-2.0, rel=1e-6) and pred == pytest.approx(4.0, rel=1e-5) and dec == math.inf
+    # concave without a gradient (the hard case): a step of the full radius
+    d, pred, dec, norm = trust_step(np.array([[-1.0]]), np.array([0.0]), 0.5)
+    assert abs(d[0]) == pytest.approx(0.5, rel=1e-12) and pred == pytest.approx(0.125, rel=1e-12)
+    assert norm == 0.5
+    # a scale of 2 halves the step and reports the scaled length
+    d, pred, dec, norm = trust_step(np.array([[2.0]]), np.array([1.0]), 0.5, np.array([2.0]))
+    assert d[0] == pytest.approx(-0.25, rel=1e-6) and norm == pytest.approx(0.5, rel=1e-6)
+    assert pred == pytest.approx(0.25 - 0.0625, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_trust_step_non_finite_hessian_raises(bad):
+    H = np.array([[1.0, bad], [bad, 2.0]])
+    with pytest.raises(np.linalg.LinAlgError, match="not finite"):
+        trust_step(H, np.ones(2), 1.0)
+    with pytest.raises(ValueError, match="entries"):
+        trust_step(np.eye(2), np.ones(3), 1.0)
+
+
+def test_trust_region_stops_failed_on_a_non_finite_hessian():
+    # the first (Newton) step reaches the minimum x = 1, where the Hessian is NaN: FAILED, that point kept
+    def f(x):
+        return (x[0] - 1.0) ** 2, np.array([2.0 * (x[0] - 1.0)]), np.array([[math.nan if x[0] > 0.5 else 2.0]])
+
+    opt = trust_region(f, [0.0])
+    assert opt.status == FAILED and not opt.converged
+    assert opt.x.tolist() == [1.0] and opt.fun == 0.0 and opt.evaluations == 2
+
+
+def test_trust_region_counts_progress_and_leaves_the_start_alone():
+    seen = []
+    x0 = np.array([-1.2, 1.0])
+    opt = trust_region(_rosenbrock, x0, _rosenbrock_grad, progress=seen.append, ftol_abs=1e-12, ftol_rel=1e-15)
+    assert opt.converged and len(seen) == opt.evaluations and set(seen) == {1}
+    assert x0.tolist() == [-1.2, 1.0] and opt.x0.tolist() == [-1.2, 1.0]
+    # a gradient as a list and a Fortran-ordered Hessian are taken as arrays
+    F = np.asfortranarray(np.array([[4.0, 1.0], [1.0, 3.0]]))
+    r = trust_region(lambda x: (0.5 * x @ F @ x - x.sum(), list(F @ x - 1.0), F), np.zeros(2), ftol_rel=0.0,
+                     ftol_abs=1e-14)
+    np.testing.assert_allclose(r.x, np.linalg.solve(F, np.ones(2)), rtol=1e-12)
+
+
+def test_bfgs_update_matches_the_dense_formula_and_skips():
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        M = rng.normal(size=(4, 4))
+        Bm = M @ M.T + 4.0 * np.eye(4)
+        s = rng.normal(size=4)
+        y = Bm @ s + 0.1 * rng.normal(size=4)          # s'y well above 0.2 s'Bs: no damping
+        Bs = Bm @ s
+        want = Bm - np.outer(Bs, Bs) / (s @ Bs) + np.outer(y, y) / (s @ y)
+        out = bfgs_update(Bm, s, y)
+        np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out @ s, y, rtol=1e-10)
+        assert out is not Bm and np.array_equal(out, out.T)
+    # not convex along s and s'y <= 0: skipped, B itself returned; a zero step likewise
+    Bm = np.diag([-1.0, 1.0])
+    assert bfgs_update(Bm, np.array([1.0, 0.0]), np.array([-1.0, 0.0])) is Bm
+    assert bfgs_update(Bm, np.zeros(2), np.ones(2)) is Bm
+
 @pytest.mark.parametrize("exact", [True, False])
 def test_trust_region_minimises_rosenbrock(exact):
     derivs = (lambda x: (_rosenbrock_grad(x), _rosenbrock_hess(x))) if exact else _rosenbrock_grad
