@@ -263,6 +263,9 @@ KINDS: dict[str, type[Control]] = {
 
 
 # ---------------------------------------------------------------------------------- parsing
+_DEFAULT_RECORDS: dict = {}   # the records of control=None, one per kind (frozen, so shared)
+
+
 def parse_control(kind: str, control) -> Control:
     """Validate ``control`` (None, a dict, or a record) for a model kind and return the kind's record.
 
@@ -280,7 +283,10 @@ def parse_control(kind: str, control) -> Control:
     """
     cls = KINDS[kind]
     if control is None:
-        return cls()
+        default = _DEFAULT_RECORDS.get(cls)
+        if default is None:
+            default = _DEFAULT_RECORDS[cls] = cls()
+        return default
     if type(control) is cls:
         return control
     if isinstance(control, Control):
