@@ -18,6 +18,7 @@ import numpy as np
 
 from ..design.terms import theta_to_lambdas
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
+from .checks import check_random_effect_sizes
 from .clm import CLMProblem, make_cdf, newton_clm, start_thresholds, threshold_structure
 from .clmm_laplace import LaplaceObjective
 from .clmm_optim import Params, optimize_bobyqa, optimize_lbfgs, polish, rho_to_xi, xi_to_rho
@@ -68,6 +69,7 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
         raise DataError("a cumulative link mixed model needs a random-effect term such as (1 | g); "
                         "use clm() for a model without random effects")
     control_settings(control)      # unknown options are an error naming them
+    check_random_effect_sizes(design, "clmm")
     nagq = int(nagq)
     if nagq < 1:
         raise ValueError(f"nagq must be 1 (Laplace) or more (adaptive Gauss-Hermite); got {nagq}")

@@ -24,6 +24,7 @@ from ..errors import ConvergenceWarning
 from ..families import Family, get_family
 from ..laplace.modes import conditional_sds
 from ..numerics.quadrature import gauss_hermite
+from .checks import check_random_effect_sizes
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
 from ..numerics.fdiff import hessian as hessian_fd
@@ -109,6 +110,7 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
                                                                        for t in design.terms)
                          + ". Use nagq=1 (Laplace).")
     fam.validate_response(design.y, design.weights, design.response or "response")
+    check_random_effect_sizes(design, "glmm")
     ctl = _control(control)
     messages: list[str] = []
     disp_free = fam.has_dispersion

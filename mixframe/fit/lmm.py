@@ -19,6 +19,7 @@ from scipy.linalg.lapack import dtrtri
 from ..design.terms import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..linalg.blocked import BlockedSystem
+from .checks import check_random_effect_sizes
 from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient
 from .optimize import minimize_bounded, minimize_trust_region
 from ..models.lmm.result import LmmDeferred
@@ -101,6 +102,7 @@ class LmmObjective:
 
 def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
+    check_random_effect_sizes(design, "lmm")
     obj = LmmObjective(design, reml)
     opt = optimize_lmm(obj, design, control)
 

@@ -20,6 +20,7 @@ from ..design.terms import Design
 from ..errors import DataError
 from ..linalg.blocked import BlockedSystem
 from ..linalg.crossprod import Crossprods
+from .checks import check_random_effect_sizes
 from .lmm import LmmObjective, finish_lmm, optimize_lmm
 from .result import RawFit
 
@@ -180,10 +181,7 @@ def fit_lmm_crossprod(design: StreamedDesign, acc: CrossprodAccumulator, reml: b
     RawFit
         ``eta`` and ``eta_fixed`` are empty: fitted values come from the result's ``augment``.
     """
-    for term in design.terms:
-        if term.n_levels >= acc.n:
-            raise DataError(f"grouping factor {term.group!r} has {term.n_levels} levels for {acc.n} "
-                            "observations; an LMM needs fewer levels than observations")
+    check_random_effect_sizes(design, "lmm")
     obj = StreamObjective(acc.system(release=True), acc.n, acc.p, acc.log_w, reml)
     ctl = {k: v for k, v in (control or {}).items() if k != "batch_size"}
     opt = optimize_lmm(obj, design, ctl)

@@ -1,0 +1,49 @@
+"""Trust in the fits: each test holds one item of the project's trust list that lives in the fitting code
+(identifiable random effects, exact boundaries, honest convergence, every optimizer, valid odd input, the
+printed deviance)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixframe as mf
+
+DATA = Path(__file__).parent / "data"
+
+
+def _read(name, **kw):
+    return pd.read_csv(DATA / name, **kw)
+
+
+# 1. More random effects than observations: lme4's check.nobs.vs.nRE / check.nobs.vs.nlev (LMM, GLMM stop),
+#    ordinal's warnings (CLMM). The data: 36 rows, g a level per row, h 18 levels of 2 rows (tests/data/nre36.csv).
+
+@pytest.fixture
+def nre36():
+    d = _read("nre36.csv")
+    d["g"] = "g" + d["g"].astype(str)
+    d["h"] = "h" + d["h"].astype(str)
+    return d
+
+
+def test_more_random_effects_than_observations(nre36):
+    with pytest.raises(mf.DataError, match=r"number of observations \(=36\) <= number of random effects "
+                                           r"\(=36\) for term \(x \| h\)"):
+        mf.lmm("y ~ x + (x | h)", nre36)
+    with pytest.raises(mf.DataError, match=r"grouping factor 'g'"):
+        mf.lmm("y ~ 1 + (1 | g)", nre36)
+    # glmer allows as many random effects as observations, not more
+    with pytest.raises(mf.DataError, match=r"number of observations \(=36\) < number of random effects "
+                                           r"\(=72\) for term \(x \| g\)"):
+        mf.glmm("cnt ~ x + (x | g)", nre36, family="poisson")
+    fit = mf.glmm("yb ~ 1 + (1 | g)", nre36, family="binomial")
+    assert fit.glance()["loglik"][0] == pytest.approx(-24.8977, abs=1e-3)      # glmer's logLik
+    with pytest.warns(UserWarning) as record:
+        mf.clmm("yo ~ x + (x | h)", nre36, levels=[1, 2, 3])
+    texts = [str(w.message) for w in record]
+    assert r"no. random effects (=36) >= no. observations (=36) for term: (x | h)" in texts
+    assert r"no. random effects (=36) >= no. observations (=36)" in texts
