@@ -47,3 +47,24 @@ def test_more_random_effects_than_observations(nre36):
     texts = [str(w.message) for w in record]
     assert r"no. random effects (=36) >= no. observations (=36) for term: (x | h)" in texts
     assert r"no. random effects (=36) >= no. observations (=36)" in texts
+
+
+# 2. Exact zero variance: a boundary estimate is theta == 0, as lme4 and MixedModels.jl report on Dyestuff2
+#    (tests/data/Dyestuff2.csv, written from lme4::Dyestuff2), for every kind.
+
+def test_boundary_estimate_is_exactly_zero(nre36):
+    d = _read("Dyestuff2.csv")
+    ml = mf.lmm("Yield ~ 1 + (1 | Batch)", d, reml=False)
+    assert np.all(ml.theta == 0.0) and bool(ml.glance()["singular"][0])
+    assert ml.glance()["loglik"][0] == pytest.approx(-81.4365183269, abs=1e-9)     # lme4
+    assert ml.glance()["sigma"][0] == pytest.approx(3.65323135137, rel=1e-9)
+    reml = mf.lmm("Yield ~ 1 + (1 | Batch)", d)
+    assert np.all(reml.theta == 0.0)
+    assert reml.glance()["loglik"][0] == pytest.approx(-80.9141389061, abs=1e-9)
+    for kw in ({}, {"nagq": 0}, {"nagq": 5}):
+        fit = mf.glmm("cnt ~ 1 + (1 | h)", nre36, family="poisson", **kw)
+        assert np.all(fit.theta == 0.0), kw
+        assert fit.glance()["loglik"][0] == pytest.approx(-62.67914856, abs=1e-7)    # glmer
+    assert np.all(mf.glmm("cnt ~ 1 + (1 | h)", nre36, family="negative_binomial").theta == 0.0)
+    clmm = mf.clmm("yo ~ x + (1 | h)", nre36, levels=[1, 2, 3])
+    assert np.all(clmm.theta[np.isfinite(clmm.theta)] >= 0.0)

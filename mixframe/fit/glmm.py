@@ -24,6 +24,7 @@ from ..errors import ConvergenceWarning
 from ..families import Family, get_family
 from ..laplace.modes import conditional_sds
 from ..numerics.quadrature import gauss_hermite
+from .boundary import snap_to_bounds
 from .checks import check_random_effect_sizes
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
@@ -152,6 +153,9 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
                 ftol_abs=max(ctl["ftol_abs"], 1e-6), xtol_abs=max(ctl["xtol_abs"], 1e-6))
     res1 = _bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl1)
     x1 = res1.x
+    diag = np.flatnonzero(np.isfinite(lower_theta))
+    if nagq == 0:   # the PIRLS-only answer: a variance the criterion cannot tell from 0 is 0
+        x1 = snap_to_bounds(f1, x1, diag)[0]
     n_evals += res1.evaluations
     th1 = x1[:n_theta]
     disp0 = float(np.exp(x1[-1])) if disp_free else 1.0
@@ -187,7 +191,7 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
                               + ([[0.1]] if disp_free else []))
         lower = np.concatenate([lower_theta, np.full(p + disp_free, -np.inf)])
         res2 = _bobyqa(f2, x0, lower, step, ctl)
-        x_opt = res2.x
+        x_opt = snap_to_bounds(f2, res2.x, diag)[0]
         n_evals += res2.evaluations
         conv = conv and res2.converged
         if not res2.converged:
@@ -270,6 +274,14 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
     n_evals = 1 + res.evaluations + count[0]
     flip = np.concatenate([np.where(x[:n_theta] < 0, -1.0, 1.0), np.ones(p)])
     x, H = x * flip, H * np.outer(flip, flip)
+
+    def dev_or_inf(z):
+        try:
+            return dev_fun(z)
+        except (PirlsError, np.linalg.LinAlgError):
+            return math.inf
+
+    x = snap_to_bounds(dev_or_inf, x, np.flatnonzero(np.isfinite(design.theta_lower_bounds())))[0]
     messages = [] if conv else ["the quasi-Newton search did not converge"]
     return _finish(obj, fam, design, x, dev_fun, 1, "Laplace", False, conv, n_evals, messages, ctl, None, None,
                    hessian=H if ctl["calc_hessian"] else None, stacklevel=5)

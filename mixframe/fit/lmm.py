@@ -21,7 +21,8 @@ from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..linalg.blocked import BlockedSystem
 from .checks import check_random_effect_sizes
 from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient
-from .optimize import minimize_bounded, minimize_trust_region
+from .boundary import snap_to_bounds
+from .optimize import control_settings, minimize_bounded, minimize_trust_region
 from ..models.lmm.result import LmmDeferred
 from .result import Deferred, RawFit
 
@@ -126,6 +127,18 @@ def optimize_lmm(obj, design, control=None):
     """
     desc = f"LMM ({'REML' if obj.reml else 'ML'})"
     lower = design.theta_lower_bounds()
+    opt = _search_lmm(obj, design, control, lower, desc)
+    # a diagonal theta the criterion cannot tell from its bound 0 is put on it (ten times the search's
+    # own tolerance: the deviance at 0 and at 1e-16 differ by rounding only)
+    ctl = control_settings(control)
+    x, fmin = snap_to_bounds(obj, opt.x, np.flatnonzero(np.isfinite(lower)),
+                             tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
+    if not np.array_equal(x, opt.x):
+        opt.x, opt.fun = x, fmin
+    return opt
+
+
+def _search_lmm(obj, design, control, lower, desc):
     if _default_optimizer(control) and one_block(obj) and design.n_theta <= 64:
         return OneBlockDerivatives(obj).minimize(design.theta_start(), control)
     if _default_optimizer(control) and all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
