@@ -68,3 +68,18 @@ def test_boundary_estimate_is_exactly_zero(nre36):
     assert np.all(mf.glmm("cnt ~ 1 + (1 | h)", nre36, family="negative_binomial").theta == 0.0)
     clmm = mf.clmm("yo ~ x + (1 | h)", nre36, levels=[1, 2, 3])
     assert np.all(clmm.theta[np.isfinite(clmm.theta)] >= 0.0)
+
+
+# 3. A GLMM boundary fit warns SingularFitWarning, as LMM and CLMM fits do.
+
+@pytest.mark.parametrize("kw", [{}, {"nagq": 0}, {"nagq": 5}, {"family": "negative_binomial"}])
+def test_glmm_boundary_fit_warns_singular(nre36, kw):
+    kw = {"family": "poisson", **kw}
+    with pytest.warns(mf.SingularFitWarning, match="boundary"):
+        fit = mf.glmm("cnt ~ 1 + (1 | h)", nre36, **kw)
+    assert bool(fit.glance()["singular"][0])
+    cbpp = mf.datasets.cbpp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mf.SingularFitWarning)
+        fit = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    assert not bool(fit.glance()["singular"][0])

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from ..design.terms import theta_to_lambdas, u_to_b
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, SingularFitWarning
 from ..families import Family, get_family
 from ..laplace.modes import conditional_sds
 from ..numerics.quadrature import gauss_hermite
@@ -354,6 +354,9 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     for m in messages:
         warnings.warn(f"{m}; consider rescaling continuous predictors, simplifying the random-effects structure "
                       "or increasing control['maxeval']", ConvergenceWarning, stacklevel=stacklevel)
+    if singular:
+        warnings.warn("boundary (singular) fit: a variance component is estimated as zero or a correlation as "
+                      "+-1; consider simplifying the random effects", SingularFitWarning, stacklevel=stacklevel)
     return RawFit(
         kind="glmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov, theta=theta,
         lambdas=lams, re_scale=1.0, sigma=sigma, b=b, b_sd=b_sd, eta=eta, eta_fixed=eta_fixed,
