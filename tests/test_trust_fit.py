@@ -83,3 +83,100 @@ def test_glmm_boundary_fit_warns_singular(nre36, kw):
         warnings.simplefilter("error", mf.SingularFitWarning)
         fit = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     assert not bool(fit.glance()["singular"][0])
+
+
+# 4. A fit that stops at a bad point says so (lme4's checkConv: a small gradient and a positive definite
+#    Hessian at the reported point), and the CLMM on carData's WVS (tests/data/WVS.csv) reaches ordinal's
+#    optimum for (1 | country/religion): at least its sub-model (1 | country:religion), -5251.10 in R.
+
+def test_clmm_nested_wvs_reaches_the_optimum():
+    d = _read("WVS.csv")
+    kw = dict(link="loglog", levels=["Too Little", "About Right", "Too Much"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mf.SingularFitWarning)
+        nested = mf.clmm("poverty ~ gender + degree + age + (1 | country/religion)", d, **kw)
+        sub = mf.clmm("poverty ~ gender + degree + age + (1 | country:religion)", d, **kw)
+    g, gs = nested.glance(), sub.glance()
+    assert gs["loglik"][0] == pytest.approx(-5251.1018, abs=1e-3)
+    assert g["loglik"][0] >= gs["loglik"][0] - 1e-6
+    assert bool(g["converged"][0])
+    se = nested.coefficients()["std_error"].to_numpy()
+    assert np.all(np.isfinite(se))
+
+
+@pytest.mark.parametrize("kind", ["lmm", "glmm"])
+def test_a_fit_stopped_early_is_not_converged(kind):
+    with pytest.warns(mf.ConvergenceWarning, match=r"max\|grad\|"):
+        if kind == "lmm":
+            fit = mf.lmm("Reaction ~ Days + (Days | Subject)", mf.datasets.sleepstudy(),
+                         control={"optimizer": "bobyqa", "maxiter": 12})
+        elif kind == "glmm":
+            fit = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", mf.datasets.cbpp(),
+                          family="binomial", control={"maxiter": 4})
+    assert not bool(fit.glance()["converged"][0])
+    # a CLMM's Newton polish recovers from an early stop; the rule itself, on known derivatives
+    from mixframe.fit.convergence import convergence_failures
+
+    H = np.array([[4.0, 1.0], [1.0, 2.0]])
+    assert convergence_failures([1e-4, -2e-4], H) == []
+    assert convergence_failures([0.5, 0.0], H) == ["failed to converge with max|grad| = 0.5 (tol = 0.002)"]
+    assert convergence_failures([0.0, 0.0], np.diag([1.0, -1.0]))[0] == "degenerate Hessian with 1 negative eigenvalue"
+    assert convergence_failures([0.5, 0.0], np.diag([1.0, -1.0]), free=[True, False]) != []
+    assert convergence_failures([1e-4, 7.0], np.diag([1.0, -1.0]), free=[True, False]) == []
+
+
+# 5. Every optimizer offered reaches the optimum or says it did not: Nelder-Mead on nlme's Orthodont
+#    (tests/data/Orthodont.csv) stopped on a bound at -221.92; lme4's optimizers reach -221.32, not singular.
+
+@pytest.mark.parametrize("optimizer", ["bobyqa", "neldermead", "cobyla", "sbplx"])
+def test_every_optimizer_reaches_the_orthodont_optimum(optimizer):
+    d = _read("Orthodont.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = mf.lmm("distance ~ age + (age | Subject)", d, control={"optimizer": optimizer})
+    g = fit.glance()
+    assert g["loglik"][0] == pytest.approx(-221.318343, abs=1e-6)     # lme4 (REML)
+    assert bool(g["converged"][0]) and not bool(g["singular"][0])
+    np.testing.assert_allclose(fit.theta, [1.77658038, -0.10534497, 0.13704994], rtol=1e-3)    # lme4
+
+
+# 6. Valid input refused today. A row of prior weight zero contributes nothing: the fit equals the fit
+#    without it (LMM, GLMM, CLMM). An inverse Gaussian GLMM whose estimates lie near the edge of the
+#    1/mu^2 link's range (tests/data/invgauss_edge.csv, simulated) is a fit, not an internal PirlsError.
+#    (glmer and glm stop on this sample with NaN in PIRLS; mixframe reports the fit and its convergence.)
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_zero_prior_weight_is_a_dropped_row(reml, nre36):
+    s = mf.datasets.sleepstudy()
+    s["w"] = 1.0
+    s.loc[4, "w"] = 0.0
+    a = mf.lmm("Reaction ~ Days + (Days | Subject)", s, weights="w", reml=reml)
+    b = mf.lmm("Reaction ~ Days + (Days | Subject)", s.drop(index=4), reml=reml)
+    assert a.glance()["loglik"][0] == pytest.approx(b.glance()["loglik"][0], rel=1e-12)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-8)
+    np.testing.assert_allclose(list(a.fixef.values()), list(b.fixef.values()), rtol=1e-10)
+    d = nre36.assign(w=1.0)
+    d.loc[3, "w"] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = mf.glmm("cnt ~ x + (1 | h)", d, family="poisson", weights="w")
+        b = mf.glmm("cnt ~ x + (1 | h)", d.drop(index=3), family="poisson")
+        c = mf.clmm("yo ~ x + (1 | h)", d, weights="w", levels=[1, 2, 3])
+        e = mf.clmm("yo ~ x + (1 | h)", d.drop(index=3), levels=[1, 2, 3])
+    assert a.glance()["loglik"][0] == pytest.approx(b.glance()["loglik"][0], rel=1e-10)
+    assert c.glance()["loglik"][0] == pytest.approx(e.glance()["loglik"][0], rel=1e-8)
+
+
+def test_inverse_gaussian_near_the_edge_of_its_link_is_a_fit():
+    d = _read("invgauss_edge.csv")
+    d["g"] = "g" + d["g"].astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mf.glmm("y ~ x + (1 | g)", d, family="inverse_gaussian")
+    g = fit.glance()
+    assert np.isfinite(g["loglik"][0])
+    assert np.all(np.isfinite(fit.coefficients()["std_error"].to_numpy()))
+    # the estimates are inside the link's range: 1/mu^2 > 0 on every row, the fitted means finite
+    fitted = fit.augment()[".fitted"].to_numpy()
+    assert np.all(np.isfinite(fitted)) and np.all(fitted > 0)
+
