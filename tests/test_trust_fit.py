@@ -180,3 +180,15 @@ def test_inverse_gaussian_near_the_edge_of_its_link_is_a_fit():
     fitted = fit.augment()[".fitted"].to_numpy()
     assert np.all(np.isfinite(fitted)) and np.all(fitted > 0)
 
+
+# 7. The GLMM summary's deviance is lme4's -2 logLik (184.1 for cbpp), as lme4 prints it.
+
+def test_glmm_summary_deviance_is_minus_twice_loglik():
+    fit = mf.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", mf.datasets.cbpp(),
+                  family="binomial")
+    lines = str(fit.summary()).splitlines()
+    head = next(i for i, line in enumerate(lines) if "deviance" in line and "df.resid" in line)
+    names, values = lines[head].split(), lines[head + 1].split()
+    table = dict(zip(names, values))
+    assert table["deviance"] == "184.1" and table["logLik"] == "-92.0"
+    assert float(table["deviance"]) == pytest.approx(-2 * fit.glance()["loglik"][0], abs=0.05)
