@@ -155,6 +155,11 @@ def test_zero_prior_weight_is_a_dropped_row(reml, nre36):
     assert a.glance()["loglik"][0] == pytest.approx(b.glance()["loglik"][0], rel=1e-12)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-8)
     np.testing.assert_allclose(list(a.fixef.values()), list(b.fixef.values()), rtol=1e-10)
+    import polars as pl
+
+    streamed = mf.lmm("Reaction ~ Days + (Days | Subject)", pl.from_pandas(s).lazy(), weights="w", reml=reml)
+    assert streamed.glance()["loglik"][0] == pytest.approx(b.glance()["loglik"][0], rel=1e-10)
+    np.testing.assert_allclose(streamed.theta, b.theta, rtol=1e-6)
     d = nre36.assign(w=1.0)
     d.loc[3, "w"] = 0.0
     with warnings.catch_warnings():

@@ -89,6 +89,7 @@ class CrossprodAccumulator(Crossprods):
     def __init__(self, terms, p: int, weighted: bool = False, pairs=None):
         super().__init__(terms, int(p) + 1, weighted=weighted, pairs=pairs)
         self.p = int(p)
+        self.n_zero_weight = 0      # rows of prior weight 0: in the sums as nothing, and not counted in n
 
     def add(self, codes, Zs, X, y, w=None):
         """Add the cross-products of one batch of complete rows.
@@ -107,6 +108,13 @@ class CrossprodAccumulator(Crossprods):
         E[:, :self.p] = X
         E[:, self.p] = y
         super().add(codes, Zs, E, w)
+        if w is not None:
+            self.n_zero_weight += int(np.count_nonzero(np.asarray(w) == 0.0))
+
+    def merge(self, other):
+        super().merge(other)
+        self.n_zero_weight += getattr(other, "n_zero_weight", 0)
+        return self
 
     @property
     def log_w(self) -> float:
@@ -182,7 +190,8 @@ def fit_lmm_crossprod(design: StreamedDesign, acc: CrossprodAccumulator, reml: b
         ``eta`` and ``eta_fixed`` are empty: fitted values come from the result's ``augment``.
     """
     check_random_effect_sizes(design, "lmm")
-    obj = StreamObjective(acc.system(release=True), acc.n, acc.p, acc.log_w, reml)
+    n_weighted = acc.n - getattr(acc, "n_zero_weight", 0)
+    obj = StreamObjective(acc.system(release=True), n_weighted, acc.p, acc.log_w, reml)
     ctl = {k: v for k, v in (control or {}).items() if k != "batch_size"}
     opt = optimize_lmm(obj, design, ctl)
     return finish_lmm(obj, design, opt, None, extra={"streamed": True})
