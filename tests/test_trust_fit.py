@@ -197,3 +197,21 @@ def test_glmm_summary_deviance_is_minus_twice_loglik():
     table = dict(zip(names, values))
     assert table["deviance"] == "184.1" and table["logLik"] == "-92.0"
     assert float(table["deviance"]) == pytest.approx(-2 * fit.glance()["loglik"][0], abs=0.05)
+
+
+# 6 (flat REML surface). On `Reaction ~ 1 + (1 | Subject)` the fit stops at the stationary point of the REML
+# criterion (the exact derivative vanishes to 1e-8); lme4's theta (0.80783103775588, R 4.x, lme4 1.1) lies
+# 4.7e-8 relative beyond it, where the derivative is 2.7e-6 and the criterion is no lower.
+
+def test_flat_reml_surface_reaches_the_stationary_point():
+    from mixframe.design.build import build_design
+    from mixframe.fit.lmm import LmmObjective
+    from mixframe.fit.lmm_grad import OneBlockDerivatives
+
+    sleep = mf.datasets.sleepstudy()
+    fit = mf.lmm("Reaction ~ 1 + (1 | Subject)", sleep)
+    obj = LmmObjective(build_design("Reaction ~ 1 + (1 | Subject)", sleep, kind="lmm"), reml=True)
+    f, g, H = OneBlockDerivatives(obj)(np.asarray(fit.theta, dtype=float))
+    assert abs(g[0]) < 1e-8 and H[0, 0] > 0
+    assert f <= obj(np.array([0.80783103775588])) + 1e-11
+    assert fit.glance()["reml_criterion"][0] == pytest.approx(1904.32651707221, abs=1e-9)     # lme4

@@ -23,11 +23,11 @@ def snap_to_bounds(fun, x, candidates, fmin: float | None = None, tol_abs: float
     Returns ``(x, fmin)``, the (possibly) changed point and its criterion; ``x`` is a copy.
     """
     x = np.array(x, dtype=float)
-    if fmin is None:
-        fmin = float(fun(x))
     for i in np.asarray(candidates, dtype=np.int64):
         if x[i] == 0.0 or abs(x[i]) >= below:
             continue
+        if fmin is None:        # evaluated only when some parameter is near its bound
+            fmin = float(fun(x))
         trial = x.copy()
         trial[i] = 0.0
         try:

@@ -9,6 +9,7 @@ tolerance; the Hessian when it has a Cholesky factor and no eigenvalue below ``-
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dpotrf, dtrtrs
 
 GRAD_TOL = 2e-3
 HESS_TOL = 1e-6
@@ -38,17 +39,14 @@ def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TO
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
         return ["the gradient or Hessian of the criterion is not finite at the reported point"]
     H = 0.5 * (H + H.T)
-    ev = np.linalg.eigvalsh(H)
-    n_neg = int(np.sum(ev < -hess_tol))
-    try:
-        c = np.linalg.cholesky(H)
-        step = np.linalg.solve(c.T, g)
-    except np.linalg.LinAlgError:
+    c, info = dpotrf(H, lower=0)          # H = R'R
+    if info == 0:
+        step = dtrtrs(c, g, lower=0, trans=1)[0]      # R^{-T} g: lme4's scaled gradient
+    else:                                 # not positive definite: how many directions descend
         step = None
-    if n_neg:
-        out.append(f"degenerate Hessian with {n_neg} negative eigenvalue{'s' if n_neg > 1 else ''}")
-    elif step is None:
-        out.append("the Hessian is not positive definite (unable to evaluate the scaled gradient)")
+        n_neg = int(np.sum(np.linalg.eigvalsh(H) < -hess_tol))
+        out.append(f"degenerate Hessian with {n_neg} negative eigenvalue{'s' if n_neg > 1 else ''}" if n_neg
+                   else "the Hessian is not positive definite (unable to evaluate the scaled gradient)")
     max_g = float(np.max(np.abs(g)))
     worst = float(np.max(np.minimum(np.abs(step), np.abs(g)))) if step is not None else max_g
     if worst >= grad_tol:

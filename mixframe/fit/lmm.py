@@ -135,7 +135,7 @@ def optimize_lmm(obj, design, control=None):
     # a diagonal theta the criterion cannot tell from its bound 0 is put on it (ten times the search's
     # own tolerance: the deviance at 0 and at 1e-16 differ by rounding only)
     ctl = control_settings(control)
-    x, fmin = snap_to_bounds(obj, opt.x, np.flatnonzero(np.isfinite(lower)),
+    x, fmin = snap_to_bounds(obj, opt.x, np.flatnonzero(np.isfinite(lower)), fmin=opt.fun,
                              tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
     if not np.array_equal(x, opt.x):
         opt.x, opt.fun = x, fmin
@@ -146,7 +146,7 @@ def optimize_lmm(obj, design, control=None):
         start = np.where(np.isfinite(lower) & (opt.x <= lower), 0.1, opt.x)
         ctl2 = {k: v for k, v in dict(control).items() if k != "optimizer"}
         polish = minimize_bounded(obj, start, lower, control=ctl2, desc=desc)
-        x, fmin = snap_to_bounds(obj, polish.x, np.flatnonzero(np.isfinite(lower)),
+        x, fmin = snap_to_bounds(obj, polish.x, np.flatnonzero(np.isfinite(lower)), fmin=polish.fun,
                                  tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
         if fmin <= opt.fun:
             first = opt
@@ -172,7 +172,6 @@ def _check_lmm(obj, opt, lower) -> list:
         g, H = profiled_gradient(obj, x), opt.hessian
     else:
         _, g, H = hessian_fd(obj, x, 1e-4, floor=1e-2)
-    obj(x)   # the factor at the estimates again
     return convergence_failures(g, H, free)
 
 
