@@ -18,6 +18,8 @@ import numpy as np
 
 from ..design.terms import theta_to_lambdas
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
+from .convergence import convergence_failures
+from .checks import check_random_effect_sizes
 from .clm import CLMProblem, make_cdf, newton_clm, start_thresholds, threshold_structure
 from .clmm_laplace import LaplaceObjective
 from .clmm_optim import Params, optimize_bobyqa, optimize_lbfgs, polish, rho_to_xi, xi_to_rho
@@ -26,8 +28,20 @@ from .result import RawFit
 
 __all__ = ["fit_clmm", "rho_to_xi", "xi_to_rho"]
 
-SNAP_SD = 1e-2      # a diagonal theta below this is tried at 0 ...
-SNAP_TOL = 1e-7     # ... and kept there when -log L rises by at most this much (a boundary, singular fit)
+SNAP_TOL = 1e-7     # a diagonal theta is kept at 0 when -log L there rises by at most this much (a boundary fit)
+
+
+def _snap_sds(objective, layout, xi, beta, theta, fmin):
+    """Put each diagonal theta on 0 where -log L there is at most SNAP_TOL above ``fmin``.
+    Returns (theta, fmin, whether any moved)."""
+    moved = False
+    for i in np.flatnonzero(layout.diag & (theta > 0.0)):
+        trial = theta.copy()
+        trial[i] = 0.0
+        f_trial = objective(xi, beta, trial)
+        if f_trial <= fmin + SNAP_TOL:
+            theta, fmin, moved = trial, min(fmin, f_trial), True
+    return theta, fmin, moved
 
 
 def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int = 1,
@@ -68,6 +82,7 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
         raise DataError("a cumulative link mixed model needs a random-effect term such as (1 | g); "
                         "use clm() for a model without random effects")
     control_settings(control)      # unknown options are an error naming them
+    check_random_effect_sizes(design, "clmm")
     nagq = int(nagq)
     if nagq < 1:
         raise ValueError(f"nagq must be 1 (Laplace) or more (adaptive Gauss-Hermite); got {nagq}")
@@ -99,16 +114,19 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
     n_eval_opt = objective.n_eval
     xi, beta, theta = layout.split_opt(x_opt)
     fmin = objective(xi, beta, theta)
-    # a small SD that the likelihood cannot tell from 0 is put on the boundary
-    for i in np.flatnonzero(layout.diag & (theta < SNAP_SD)):
-        trial = theta.copy()
-        trial[i] = 0.0
-        f_trial = objective(xi, beta, trial)
-        if f_trial <= fmin + SNAP_TOL:
-            theta, fmin = trial, min(fmin, f_trial)
+    # an SD that the likelihood cannot tell from 0 is put on the boundary, before and again after the
+    # Newton polish. Every diagonal theta is tried (one evaluation each), not only small ones: near 0 the
+    # likelihood is flat in an SD, and the search (derivative-free, or Newton in log SD) can stop well inside
+    # (0.02 on carData's WVS for (1 | country/religion)) at a point worse than the boundary
+    theta, fmin, _ = _snap_sds(objective, layout, xi, beta, theta, fmin)
     free = ~(layout.diag & (theta == 0.0))
     v, fmin, g, H = polish(objective, layout, xi, beta, theta, free)
     xi, beta, theta = layout.from_inference(v, theta, free)
+    theta, fmin, snapped = _snap_sds(objective, layout, xi, beta, theta, fmin)
+    if snapped:
+        free = ~(layout.diag & (theta == 0.0))
+        v, fmin, g, H = polish(objective, layout, xi, beta, theta, free)
+        xi, beta, theta = layout.from_inference(v, theta, free)
     if not np.isfinite(fmin):
         raise ArithmeticError("the Laplace approximation is not defined at the estimates: the conditional "
                               "log-likelihood has no maximum in the random effects (possible with "
@@ -120,6 +138,9 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
         decrement = np.inf
     converged = bool((0.0 <= decrement < 1e-5) or (opt_converged and decrement < 1e-3))
     ev = np.linalg.eigvalsh(H) if np.all(np.isfinite(H)) else np.full(H.shape[0], np.nan)
+    # lme4's checks on the deviance scale (-2 log L): a small gradient and a positive definite Hessian
+    checks = convergence_failures(2.0 * g, 2.0 * H) if g.size else []
+    converged = converged and not checks
     if ev.size and ev.min() > 0:
         vcov_full = np.linalg.inv(H)
     else:
@@ -130,7 +151,7 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
     singular = bool(np.any(~free))
     if not converged:
         msg = (f"clmm did not converge: optimizer {opt_message}, max |gradient| {np.max(np.abs(g)):.2e}, "
-               f"Newton decrement {decrement:.2e}")
+               f"Newton decrement {decrement:.2e}" + "".join(f"; {c}" for c in checks))
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         messages.append(msg)
     if singular:   # recorded in RawFit.singular; the results layer reports it

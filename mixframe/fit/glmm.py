@@ -20,10 +20,13 @@ import warnings
 import numpy as np
 
 from ..design.terms import theta_to_lambdas, u_to_b
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, SingularFitWarning
 from ..families import Family, get_family
 from ..laplace.modes import conditional_sds
 from ..numerics.quadrature import gauss_hermite
+from .boundary import snap_to_bounds
+from .convergence import convergence_failures
+from .checks import check_random_effect_sizes
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
 from ..numerics.fdiff import hessian as hessian_fd
@@ -109,6 +112,7 @@ def fit_glmm(design, family="binomial", link=None, nagq: int = 1, control=None) 
                                                                        for t in design.terms)
                          + ". Use nagq=1 (Laplace).")
     fam.validate_response(design.y, design.weights, design.response or "response")
+    check_random_effect_sizes(design, "glmm")
     ctl = _control(control)
     messages: list[str] = []
     disp_free = fam.has_dispersion
@@ -150,6 +154,9 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
                 ftol_abs=max(ctl["ftol_abs"], 1e-6), xtol_abs=max(ctl["xtol_abs"], 1e-6))
     res1 = _bobyqa(f1, x1, lower1, np.full(len(x1), 0.1), ctl1)
     x1 = res1.x
+    diag = np.flatnonzero(np.isfinite(lower_theta))
+    if nagq == 0:   # the PIRLS-only answer: a variance the criterion cannot tell from 0 is 0
+        x1 = snap_to_bounds(f1, x1, diag)[0]
     n_evals += res1.evaluations
     th1 = x1[:n_theta]
     disp0 = float(np.exp(x1[-1])) if disp_free else 1.0
@@ -185,7 +192,7 @@ def _fit(obj, fam, design, nagq, ctl, messages, disp_free) -> RawFit:
                               + ([[0.1]] if disp_free else []))
         lower = np.concatenate([lower_theta, np.full(p + disp_free, -np.inf)])
         res2 = _bobyqa(f2, x0, lower, step, ctl)
-        x_opt = res2.x
+        x_opt = snap_to_bounds(f2, res2.x, diag)[0]
         n_evals += res2.evaluations
         conv = conv and res2.converged
         if not res2.converged:
@@ -268,9 +275,18 @@ def _fit_with_gradient(obj, fam, design, beta0, theta0, ctl) -> RawFit:
     n_evals = 1 + res.evaluations + count[0]
     flip = np.concatenate([np.where(x[:n_theta] < 0, -1.0, 1.0), np.ones(p)])
     x, H = x * flip, H * np.outer(flip, flip)
+
+    def dev_or_inf(z):
+        try:
+            return dev_fun(z)
+        except (PirlsError, np.linalg.LinAlgError):
+            return math.inf
+
+    x = snap_to_bounds(dev_or_inf, x, np.flatnonzero(np.isfinite(design.theta_lower_bounds())))[0]
     messages = [] if conv else ["the quasi-Newton search did not converge"]
     return _finish(obj, fam, design, x, dev_fun, 1, "Laplace", False, conv, n_evals, messages, ctl, None, None,
-                   hessian=H if ctl["calc_hessian"] else None, stacklevel=5)
+                   hessian=H if ctl["calc_hessian"] else None, stacklevel=5,
+                   gradient=None if res.gradient is None else res.gradient * flip)
 
 
 def _fixed_se(obj) -> np.ndarray:
@@ -284,7 +300,7 @@ def _fixed_se(obj) -> np.ndarray:
 
 
 def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals, messages, ctl, nodes, weights,
-            hessian=None, stacklevel=4):
+            hessian=None, stacklevel=4, gradient=None):
     n_theta, p = design.n_theta, design.p
     theta, beta = np.asarray(x[:n_theta], float), np.asarray(x[n_theta:n_theta + p], float)
     disp = float(np.exp(x[-1])) if disp_free and len(x) > n_theta + p else 1.0
@@ -303,7 +319,16 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     # covariance of the fixed effects
     vcov = cov_all = None
     if dev_fun is not None and ctl["calc_hessian"]:
-        H = hessian if hessian is not None else hessian_fd(dev_fun, np.asarray(x, float), ctl["hessian_step"])[2]
+        if hessian is not None:
+            H = hessian
+        else:
+            gradient, H = _hessian_near_edge(dev_fun, np.asarray(x, float), ctl["hessian_step"])
+        if gradient is not None:
+            lower_all = np.concatenate([design.theta_lower_bounds(), np.full(len(x) - n_theta, -np.inf)])
+            free = ~(np.isfinite(lower_all) & (np.asarray(x, float) <= lower_all))
+            checks = convergence_failures(gradient, H, free)
+            if checks:
+                messages.append("model failed to converge at the reported estimates: " + "; ".join(checks))
         try:
             cov_all = 2.0 * np.linalg.inv(H)
             V = cov_all[n_theta:n_theta + p, n_theta:n_theta + p]
@@ -318,8 +343,11 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     if vcov is None:
         vcov = _vcov_rx(obj, theta, beta, disp)
     elif disp_free and nagq == 1:
-        b_sd = _add_parameter_uncertainty(obj, design, np.asarray(x, float), cov_all, b_sd, st["u"],
-                                          ctl["hessian_step"])
+        try:
+            b_sd = _add_parameter_uncertainty(obj, design, np.asarray(x, float), cov_all, b_sd, st["u"],
+                                              ctl["hessian_step"])
+        except PirlsError:     # a difference point outside the family's range: the conditional SDs only
+            obj.pirls_u(theta, beta, disp, u0=st["u"])
     n_params = p + n_theta + (1 if disp_free else 0)
     loglik = -0.5 * dev
     if disp_free:
@@ -340,12 +368,29 @@ def _finish(obj, fam, design, x, dev_fun, nagq, method, disp_free, conv, n_evals
     for m in messages:
         warnings.warn(f"{m}; consider rescaling continuous predictors, simplifying the random-effects structure "
                       "or increasing control['maxeval']", ConvergenceWarning, stacklevel=stacklevel)
+    if singular:
+        warnings.warn("boundary (singular) fit: a variance component is estimated as zero or a correlation as "
+                      "+-1; consider simplifying the random effects", SingularFitWarning, stacklevel=stacklevel)
     return RawFit(
         kind="glmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov, theta=theta,
         lambdas=lams, re_scale=1.0, sigma=sigma, b=b, b_sd=b_sd, eta=eta, eta_fixed=eta_fixed,
         loglik=float(loglik), deviance=float(deviance), n_params=int(n_params), family=fam.name, link=fam.link,
         method=method, converged=bool(conv and not messages), singular=singular, iterations=int(n_evals),
         messages=list(messages), extra=extra)
+
+
+def _hessian_near_edge(dev_fun, x, step):
+    """Central-difference gradient and Hessian of the deviance at ``x``, with smaller steps where a
+    difference point leaves the family's valid range (an inverse Gaussian or gamma fit whose linear
+    predictor is close to 0 under the inverse-type link): a step ten times smaller, up to three times; NaN
+    when none fits (the standard errors then come from the conditional information)."""
+    for k in range(4):
+        try:
+            _, g, H = hessian_fd(dev_fun, x, step * 0.1 ** k)
+            return g, H
+        except PirlsError:
+            continue
+    return np.full(x.size, np.nan), np.full((x.size, x.size), np.nan)
 
 
 def _add_parameter_uncertainty(obj, design, x, cov_all, b_sd, u_hat, h):

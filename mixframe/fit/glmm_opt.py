@@ -35,7 +35,34 @@ def glm_start(obj, maxit: int = 50) -> np.ndarray:
         dev_old = dev
     if not np.any(beta):
         beta = np.linalg.lstsq(X, eta - off, rcond=None)[0]
-    return beta
+    return _valid_start(obj, beta, disp)
+
+
+def _valid(fam, y, eta, wt, disp) -> bool:
+    return bool(np.all(np.isfinite(eta))) and fam.working(y, eta, wt, disp)[4] == 0
+
+
+def _valid_start(obj, beta, disp) -> np.ndarray:
+    """``beta`` if its linear predictor gives valid means for every row, else the nearest valid point on
+    the segment to the constant fit (the family's link of the weighted mean response): a link with a
+    restricted range (the inverse Gaussian's 1/mu^2, the gamma's inverse) can leave a GLM step outside it,
+    and penalized IRLS must start inside."""
+    fam, y, wt, X, off = obj.family, obj.y, obj.wt, obj.X, obj.off
+    if _valid(fam, y, off + X @ beta, wt, disp):
+        return beta
+    w = np.ones_like(y) if wt is None else np.asarray(wt, dtype=float)
+    ybar = float(np.sum(w * y) / np.sum(w))
+    const = fam.linkfun(np.full(1, ybar))[0]
+    base = np.linalg.lstsq(X, np.full(len(y), const) - off, rcond=None)[0]
+    if not _valid(fam, y, off + X @ base, wt, disp):
+        return beta
+    t = 1.0
+    for _ in range(60):
+        t *= 0.5
+        trial = base + t * (beta - base)
+        if _valid(fam, y, off + X @ trial, wt, disp):
+            return trial
+    return base
 
 
 def initial_dispersion(obj, beta) -> float:

@@ -19,8 +19,12 @@ from scipy.linalg.lapack import dtrtri
 from ..design.terms import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..linalg.blocked import BlockedSystem
+from .checks import check_random_effect_sizes
 from .lmm_grad import OneBlockDerivatives, all_scalar, one_block, one_term_start, profiled_gradient
-from .optimize import minimize_bounded, minimize_trust_region
+from ..numerics.fdiff import hessian as hessian_fd
+from .boundary import snap_to_bounds
+from .convergence import convergence_failures
+from .optimize import control_settings, minimize_bounded, minimize_trust_region
 from ..models.lmm.result import LmmDeferred
 from .result import Deferred, RawFit
 
@@ -43,6 +47,8 @@ class LmmObjective:
         self.design = design
         self.reml = bool(reml)
         n, p = design.X.shape
+        if design.weights is not None:      # a row of weight zero contributes nothing, not even to n
+            n = int(np.count_nonzero(np.asarray(design.weights) > 0))
         if n <= p:
             raise DataError(f"{n} complete rows cannot estimate {p} fixed effects and a residual variance")
         self.n, self.p = n, p
@@ -101,6 +107,7 @@ class LmmObjective:
 
 def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
+    check_random_effect_sizes(design, "lmm")
     obj = LmmObjective(design, reml)
     opt = optimize_lmm(obj, design, control)
 
@@ -124,8 +131,56 @@ def optimize_lmm(obj, design, control=None):
     """
     desc = f"LMM ({'REML' if obj.reml else 'ML'})"
     lower = design.theta_lower_bounds()
+    opt = _search_lmm(obj, design, control, lower, desc)
+    # a diagonal theta the criterion cannot tell from its bound 0 is put on it (ten times the search's
+    # own tolerance: the deviance at 0 and at 1e-16 differ by rounding only)
+    ctl = control_settings(control)
+    x, fmin = snap_to_bounds(obj, opt.x, np.flatnonzero(np.isfinite(lower)), fmin=opt.fun,
+                             tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
+    if not np.array_equal(x, opt.x):
+        opt.x, opt.fun = x, fmin
+    opt.checks = _check_lmm(obj, opt, lower)
+    if opt.checks and not _default_optimizer(control) and control_settings(control)["optimizer"] != "bobyqa":
+        # the optimizer the caller chose stopped where the checks fail (Nelder-Mead on a simplex collapsed
+        # onto a bound): BOBYQA from that point, off the bound, finishes the search
+        start = np.where(np.isfinite(lower) & (opt.x <= lower), 0.1, opt.x)
+        ctl2 = {k: v for k, v in dict(control).items() if k != "optimizer"}
+        polish = minimize_bounded(obj, start, lower, control=ctl2, desc=desc)
+        x, fmin = snap_to_bounds(obj, polish.x, np.flatnonzero(np.isfinite(lower)), fmin=polish.fun,
+                                 tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
+        if fmin <= opt.fun:
+            first = opt
+            polish.x, polish.fun = x, fmin
+            polish.evaluations += first.evaluations
+            polish.message = (f"{ctl['optimizer']} stopped at a point that failed the convergence checks "
+                              f"({'; '.join(first.checks)}); finished by BOBYQA: {polish.message}")
+            opt = polish
+            opt.checks = _check_lmm(obj, opt, lower)
+    return opt
+
+
+def _check_lmm(obj, opt, lower) -> list:
+    """lme4's convergence checks at the reported theta (:mod:`mixframe.fit.convergence`): the exact
+    derivatives of a one-block model, the analytic gradient and the search's Hessian model of the
+    gradient-based search, central differences otherwise."""
+    x = np.asarray(opt.x, dtype=float)
+    free = ~(np.isfinite(lower) & (x <= lower))
+    derivs = getattr(opt, "derivatives", None)
+    if derivs is not None:
+        _, g, H = derivs(x)
+    elif opt.hessian is not None and opt.gradient is not None:
+        g, H = profiled_gradient(obj, x), opt.hessian
+    else:
+        _, g, H = hessian_fd(obj, x, 1e-4, floor=1e-2)
+    return convergence_failures(g, H, free)
+
+
+def _search_lmm(obj, design, control, lower, desc):
     if _default_optimizer(control) and one_block(obj) and design.n_theta <= 64:
-        return OneBlockDerivatives(obj).minimize(design.theta_start(), control)
+        block = OneBlockDerivatives(obj)
+        opt = block.minimize(design.theta_start(), control)
+        opt.derivatives = block
+        return opt
     if _default_optimizer(control) and all_scalar(design) and obj.system.q2 >= GRADIENT_FROM_Q2:
         # the deviance is even in each scalar theta_t: search without bounds (a bound would hold a
         # coordinate at 0, a stationary point by symmetry, on a noisy gradient) and report |theta|
@@ -175,17 +230,23 @@ def finish_lmm(obj, design, opt, linear_predictors=None, extra=None) -> RawFit:
         messages.append("boundary (singular) fit: a variance component is estimated as zero or a "
                         "correlation as +-1; consider simplifying the random effects")
         warnings.warn(messages[-1], SingularFitWarning, stacklevel=4)
+    checks = list(getattr(opt, "checks", []))
     if not opt.converged:
         messages.append(f"optimizer did not converge ({opt.message}) after {opt.evaluations} evaluations; "
                         "try rescaling predictors, simplifying the random effects, or control={'maxiter': ...}")
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=4)
+    if checks:
+        messages.append("model failed to converge at the reported estimates: " + "; ".join(checks)
+                        + "; try another optimizer, rescaling predictors or simplifying the random effects")
+        warnings.warn(messages[-1], ConvergenceWarning, stacklevel=4)
+    converged = bool(opt.converged and not checks)
 
     return RawFit(
         kind="lmm", design=design, coef_names=list(design.x_names), coef=beta, vcov=vcov,
         theta=theta, lambdas=lambdas, re_scale=sigma, sigma=sigma, b=bs, b_sd=b_sd,
         eta=eta, eta_fixed=eta_fixed, loglik=-dev / 2.0, deviance=ml_dev, n_params=p + design.n_theta + 1,
         family="gaussian", link="identity", method="REML" if reml else "ML",
-        converged=opt.converged, singular=singular, iterations=opt.evaluations,
+        converged=converged, singular=singular, iterations=opt.evaluations,
         reml_crit=dev if reml else None, df=Deferred(lazy.satterthwaite), messages=messages,
         extra={"optimizer": opt.message, "objective": obj, **(extra or {})},
     )

@@ -20,6 +20,7 @@ from ..design.terms import Design
 from ..errors import DataError
 from ..linalg.blocked import BlockedSystem
 from ..linalg.crossprod import Crossprods
+from .checks import check_random_effect_sizes
 from .lmm import LmmObjective, finish_lmm, optimize_lmm
 from .result import RawFit
 
@@ -88,6 +89,7 @@ class CrossprodAccumulator(Crossprods):
     def __init__(self, terms, p: int, weighted: bool = False, pairs=None):
         super().__init__(terms, int(p) + 1, weighted=weighted, pairs=pairs)
         self.p = int(p)
+        self.n_zero_weight = 0      # rows of prior weight 0: in the sums as nothing, and not counted in n
 
     def add(self, codes, Zs, X, y, w=None):
         """Add the cross-products of one batch of complete rows.
@@ -106,6 +108,13 @@ class CrossprodAccumulator(Crossprods):
         E[:, :self.p] = X
         E[:, self.p] = y
         super().add(codes, Zs, E, w)
+        if w is not None:
+            self.n_zero_weight += int(np.count_nonzero(np.asarray(w) == 0.0))
+
+    def merge(self, other):
+        super().merge(other)
+        self.n_zero_weight += getattr(other, "n_zero_weight", 0)
+        return self
 
     @property
     def log_w(self) -> float:
@@ -180,11 +189,9 @@ def fit_lmm_crossprod(design: StreamedDesign, acc: CrossprodAccumulator, reml: b
     RawFit
         ``eta`` and ``eta_fixed`` are empty: fitted values come from the result's ``augment``.
     """
-    for term in design.terms:
-        if term.n_levels >= acc.n:
-            raise DataError(f"grouping factor {term.group!r} has {term.n_levels} levels for {acc.n} "
-                            "observations; an LMM needs fewer levels than observations")
-    obj = StreamObjective(acc.system(release=True), acc.n, acc.p, acc.log_w, reml)
+    check_random_effect_sizes(design, "lmm")
+    n_weighted = acc.n - getattr(acc, "n_zero_weight", 0)
+    obj = StreamObjective(acc.system(release=True), n_weighted, acc.p, acc.log_w, reml)
     ctl = {k: v for k, v in (control or {}).items() if k != "batch_size"}
     opt = optimize_lmm(obj, design, ctl)
     return finish_lmm(obj, design, opt, None, extra={"streamed": True})

@@ -346,9 +346,11 @@ class Crossprods:
 
     # ------------------------------------------------------------------ the finished blocks
     def log_weights(self) -> float:
+        """The sum of the log prior weights over the rows of positive weight (a row of weight zero adds
+        nothing to the likelihood, so nothing to its weight term)."""
         if not self.weighted:
             return 0.0
-        return -np.inf if self.logw_zero else float(_values(self.logw_cell)[0])
+        return float(_values(self.logw_cell)[0])
 
     def blocks(self, target: dict | None = None) -> dict:
         """The summed blocks as the factor stores them: A11 (m0, k0, k0), A22 (q2, q2) symmetric (without the

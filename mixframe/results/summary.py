@@ -26,7 +26,10 @@ class SummaryText(str):
 def _criteria_block(raw) -> list[str]:
     aic, bic = tidy.information_criteria(raw)
     names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
-    values = [f"{aic:.1f}", f"{bic:.1f}", f"{raw.loglik:.1f}", f"{raw.deviance:.1f}",
+    # the deviance as lme4's summary prints it: -2 log-likelihood (a GLMM's ``raw.deviance`` is the sum of
+    # its conditional deviance residuals, as lme4's deviance() returns)
+    deviance = -2.0 * raw.loglik if raw.kind == "glmm" else raw.deviance
+    values = [f"{aic:.1f}", f"{bic:.1f}", f"{raw.loglik:.1f}", f"{deviance:.1f}",
               str(raw.design.n_obs - raw.n_params)]
     widths = [max(len(n), len(v)) + 1 for n, v in zip(names, values)]
     return ["".join(n.rjust(w) for n, w in zip(names, widths)),

@@ -1,0 +1,39 @@
+"""Boundary estimates: a variance parameter the optimizer leaves a hair above its bound is put on it.
+
+An optimizer approaches a bound 0 of a diagonal element of a relative factor only asymptotically (a
+trust-region search on an even function stops at 1e-16, BOBYQA at 1e-8). When the criterion at the
+bound is no worse than at the optimizer's point, within the optimizer's own tolerance, the estimate *is*
+the bound: theta is set to exactly 0 there, so a singular fit reports a zero variance as lme4 does.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: only parameters below this are tried at their bound (a larger one changes the criterion visibly)
+SNAP_BELOW = 1e-4
+
+
+def snap_to_bounds(fun, x, candidates, fmin: float | None = None, tol_abs: float = 1e-10, tol_rel: float = 1e-12,
+                   below: float = SNAP_BELOW):
+    """Put each of ``x[candidates]`` (parameters with bound 0) that is below ``below`` in absolute value on
+    0 when ``fun`` there is at most ``tol_abs + tol_rel |fmin|`` above ``fmin`` (the optimizer's point).
+
+    Returns ``(x, fmin)``, the (possibly) changed point and its criterion; ``x`` is a copy.
+    """
+    x = np.array(x, dtype=float)
+    for i in np.asarray(candidates, dtype=np.int64):
+        if x[i] == 0.0 or abs(x[i]) >= below:
+            continue
+        if fmin is None:        # evaluated only when some parameter is near its bound
+            fmin = float(fun(x))
+        trial = x.copy()
+        trial[i] = 0.0
+        try:
+            f_trial = float(fun(trial))
+        except (ArithmeticError, np.linalg.LinAlgError):
+            continue
+        if math.isfinite(f_trial) and f_trial <= fmin + tol_abs + tol_rel * abs(fmin):
+            x, fmin = trial, min(fmin, f_trial)
+    return x, fmin
