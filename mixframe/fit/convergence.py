@@ -8,11 +8,36 @@ tolerance; the Hessian when it has a Cholesky factor and no eigenvalue below ``-
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.linalg.lapack import dpotrf, dtrtrs
 
 GRAD_TOL = 2e-3
 HESS_TOL = 1e-6
+
+
+def _cholesky(H):
+    """Lower Cholesky factor of a small symmetric matrix given as lists (plain floats), or None when it is
+    not positive definite."""
+    n = len(H)
+    L = [[0.0] * n for _ in range(n)]
+    for j in range(n):
+        s = H[j][j] - sum(L[j][k] * L[j][k] for k in range(j))
+        if not s > 0.0:
+            return None
+        d = math.sqrt(s)
+        L[j][j] = d
+        for i in range(j + 1, n):
+            L[i][j] = (H[i][j] - sum(L[i][k] * L[j][k] for k in range(j))) / d
+    return L
+
+
+def _forward_solve(L, b):
+    """L^{-1} b for a lower-triangular L, as lists."""
+    x = []
+    for i, row in enumerate(L):
+        x.append((b[i] - sum(row[j] * x[j] for j in range(i))) / row[i])
+    return x
 
 
 def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TOL,
@@ -20,35 +45,39 @@ def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TO
     """What fails at a reported point (an empty list when nothing does).
 
     ``gradient``/``hessian`` are of the deviance (-2 log L scale); ``free`` selects the parameters that are
-    not on a bound (all when None)."""
-    g = np.asarray(gradient, dtype=float).ravel()
-    H = np.asarray(hessian, dtype=float)
+    not on a bound (all when None). Plain-float arithmetic: the parameters are few and the check runs after
+    every fit."""
+    g = np.asarray(gradient, dtype=float).ravel().tolist()
+    Hm = np.asarray(hessian, dtype=float).tolist()
+    n = len(g)
     out = []
+    idx = list(range(n))
     if free is not None:
-        free = np.asarray(free, dtype=bool)
+        fl = np.asarray(free, dtype=bool).tolist()
         # a parameter on its (lower) bound: the criterion must not fall going into the interior, to first
         # order, nor, where its derivative vanishes (a variance parameter the criterion is even in), to
         # second order: else the bound is a saddle or a maximum the search stopped on
-        for i in np.flatnonzero(~free):
-            if g[i] < -grad_tol or (abs(g[i]) < grad_tol and np.isfinite(H[i, i]) and H[i, i] < -hess_tol):
+        for i in range(n):
+            if not fl[i] and (g[i] < -grad_tol or (abs(g[i]) < grad_tol and math.isfinite(Hm[i][i])
+                                                    and Hm[i][i] < -hess_tol)):
                 out.append(f"parameter {i + 1} is on its bound but the criterion decreases into the interior")
-        idx = np.flatnonzero(free)
-        g, H = g[idx], H[np.ix_(idx, idx)]
-    if g.size == 0:
+        idx = [i for i in range(n) if fl[i]]
+    if not idx:
         return out
-    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+    gs = [g[i] for i in idx]
+    Hs = [[0.5 * (Hm[i][j] + Hm[j][i]) for j in idx] for i in idx]
+    if not (all(map(math.isfinite, gs)) and all(math.isfinite(v) for row in Hs for v in row)):
         return ["the gradient or Hessian of the criterion is not finite at the reported point"]
-    H = 0.5 * (H + H.T)
-    c, info = dpotrf(H, lower=0)          # H = R'R
-    if info == 0:
-        step = dtrtrs(c, g, lower=0, trans=1)[0]      # R^{-T} g: lme4's scaled gradient
-    else:                                 # not positive definite: how many directions descend
-        step = None
-        n_neg = int(np.sum(np.linalg.eigvalsh(H) < -hess_tol))
+    L = _cholesky(Hs)                          # H = L L' = R'R with R = L'
+    max_g = max(abs(v) for v in gs)
+    if L is None:                              # not positive definite: how many directions descend
+        n_neg = int(np.sum(np.linalg.eigvalsh(np.array(Hs)) < -hess_tol))
         out.append(f"degenerate Hessian with {n_neg} negative eigenvalue{'s' if n_neg > 1 else ''}" if n_neg
                    else "the Hessian is not positive definite (unable to evaluate the scaled gradient)")
-    max_g = float(np.max(np.abs(g)))
-    worst = float(np.max(np.minimum(np.abs(step), np.abs(g)))) if step is not None else max_g
+        worst = max_g
+    else:
+        step = _forward_solve(L, gs)           # R^{-T} g = L^{-1} g: lme4's scaled gradient
+        worst = max(min(abs(a), abs(b)) for a, b in zip(step, gs))
     if worst >= grad_tol:
         out.append(f"failed to converge with max|grad| = {max_g:.3g} (tol = {grad_tol:g})")
     return out
