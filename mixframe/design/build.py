@@ -48,7 +48,7 @@ def design_from(spec, data) -> Design:
 
 
 def build_design(formula, data, *, kind, family=None, groups=None, random=None, weights=None,
-                 offset=None, levels=None) -> Design:
+                 offset=None, levels=None, fixed_columns=None) -> Design:
     """Turn a formula and a data frame into the arrays a fit needs.
 
     Parameters
@@ -66,6 +66,9 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
         A column name or one value per input row.
     levels : list, optional
         Order of the categories of a string ordinal response.
+    fixed_columns : None, "all" or list of str
+        Which fixed-effect columns to keep: None drops the columns aliased with earlier ones (with a
+        warning naming them, as lme4 does); see :func:`mixframe.design.encode.learn`.
 
     Returns
     -------
@@ -86,5 +89,5 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
     """
     parsed = parse_formula(formula, groups=groups, random=random)
     spec, encoded = learn(parsed, data, kind=kind, family=family, weights=weights, offset=offset,
-                          levels=levels, kinds=KINDS)
+                          levels=levels, kinds=KINDS, fixed_columns=fixed_columns)
     return design_from(spec, encoded)

@@ -36,7 +36,8 @@ from ..formula.simple import SimpleSpec, evaluate_arithmetic, simple_matrix
 from ..io import frames
 from .spec import ColumnLevels, DesignData, DesignSpec, TermSpec
 
-__all__ = ["Rows", "encode", "group_codes", "learn", "model_frame", "plain_column", "used_rows"]
+__all__ = ["RANK_TOL", "Rows", "encode", "group_codes", "independent_columns", "learn", "model_frame",
+           "plain_column", "reduce_fixed", "used_rows"]
 
 _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _FAST = True  # False: every matrix and expression through formulaic (the reference path)
@@ -319,6 +320,87 @@ def _numeric_expr(expr, rows: Rows, where):
     return evaluate_numeric(expr, rows.frame(), where)
 
 
+# ---------------------------------------------------------------------------------- rank of X
+#: a column is aliased when its residual, after projection on the kept earlier columns, is below this
+#: fraction of its own norm (the tolerance of R's ``qr``, which lm and lme4 use)
+RANK_TOL = 1e-7
+
+
+def independent_columns(xtx: np.ndarray, tol: float = RANK_TOL) -> list[int]:
+    """Indices of the columns kept by the sequential rank check of a cross-product ``X'X``.
+
+    Columns are taken in order; column ``j`` is kept unless its squared residual after projection on
+    the kept earlier columns is below ``tol**2`` of its squared norm (an all-zero column is never kept).
+    This is R's unpivoted ``qr`` rule (lme4 keeps the first of aliased columns in the formula's
+    order), decided from the cross-product so that in-memory and streamed fits decide alike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(5.0)
+    >>> X = np.column_stack([np.ones(5), x, 2 * x, x ** 2])
+    >>> independent_columns(X.T @ X)
+    [0, 1, 3]
+    """
+    xtx = np.asarray(xtx, dtype=np.float64)
+    norms = np.sqrt(np.clip(np.diag(xtx), 0.0, None))
+    kept: list[int] = []
+    L = np.zeros((xtx.shape[0], xtx.shape[0]))     # Cholesky factor of the kept columns (unit scale)
+    for j in range(xtx.shape[0]):
+        if not norms[j] > 0:
+            continue
+        b = xtx[kept, j] / (norms[kept] * norms[j]) if kept else np.zeros(0)
+        if kept:
+            from scipy.linalg import solve_triangular
+
+            lj = solve_triangular(L[:len(kept), :len(kept)], b, lower=True, check_finite=False)
+            r2 = 1.0 - float(lj @ lj)
+        else:
+            lj, r2 = b, 1.0
+        if r2 > tol * tol:
+            i = len(kept)
+            L[i, :i] = lj
+            L[i, i] = np.sqrt(r2)
+            kept.append(j)
+    return kept
+
+
+def reduce_fixed(xtx: np.ndarray, names, implicit_intercept: bool = False, stacklevel: int = 2):
+    """The columns of X kept by :func:`independent_columns` (all of them when X has full rank), with one
+    UserWarning naming the dropped ones.
+
+    ``implicit_intercept`` (ordinal models): ``xtx`` is the cross-product of ``[1, X]``, the ones
+    column standing for the thresholds; a column aliased with it (constant on the rows) is dropped.
+
+    Returns
+    -------
+    list of int
+        Indices into ``names`` (the columns of X, without the implicit intercept).
+    """
+    names = list(names)
+    kept = independent_columns(xtx)
+    if implicit_intercept:
+        kept = [j - 1 for j in kept if j > 0]
+    dropped = [nm for j, nm in enumerate(names) if j not in set(kept)]
+    if dropped:
+        n = len(dropped)
+        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {n} "
+                      f"{'column / coefficient' if n == 1 else 'columns / coefficients'}: {', '.join(dropped)}",
+                      UserWarning, stacklevel=stacklevel)
+    return kept
+
+
+def _x_crossprod(X: np.ndarray, implicit_intercept: bool) -> np.ndarray:
+    if implicit_intercept:
+        s = X.sum(axis=0)
+        out = np.empty((X.shape[1] + 1, X.shape[1] + 1))
+        out[0, 0] = X.shape[0]
+        out[0, 1:] = out[1:, 0] = s
+        out[1:, 1:] = X.T @ X
+        return out
+    return X.T @ X
+
+
 # ---------------------------------------------------------------------------------- the response
 def _binomial_response(response, cbind, rows: Rows, weights, levels=None):
     if cbind:
@@ -459,7 +541,29 @@ def _learn_term(bar, rows: Rows, kind):
     return term, codes, Z
 
 
-def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=None, kinds=()):
+def _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns):
+    """(X, names, x_keep) with the intercept of an ordinal model and aliased columns removed;
+    ``x_keep`` (None when every column stays) indexes the columns of the fixed part's full matrix."""
+    keep = [i for i, n in enumerate(x_names) if n != "(Intercept)"] if intercept_dropped else \
+        list(range(len(x_names)))
+    names = [x_names[i] for i in keep]
+    if fixed_columns is None:
+        implicit = kind in ("clmm", "clm")
+        sel = reduce_fixed(_x_crossprod(X[:, keep] if intercept_dropped else X, implicit), names, implicit,
+                           stacklevel=6)
+    elif isinstance(fixed_columns, str) and fixed_columns == "all":
+        sel = list(range(len(keep)))
+    else:
+        wanted = set(fixed_columns)
+        sel = [i for i, nm in enumerate(names) if nm in wanted]
+    x_keep = [keep[i] for i in sel]
+    if len(x_keep) == len(x_names):
+        return X, list(x_names), None
+    return X[:, x_keep], [x_names[i] for i in x_keep], x_keep
+
+
+def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=None, kinds=(),
+          fixed_columns=None):
     """Read a fit's frame: the arrays of its used rows and the spec learned from them.
 
     Parameters
@@ -471,6 +575,10 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
         As for :func:`mixframe.design.build.build_design`.
     kinds : tuple of str
         The model kinds accepted.
+    fixed_columns : None, "all" or list of str
+        None: aliased columns of X are dropped (:func:`reduce_fixed`, with a warning naming them);
+        ``"all"``: every column is kept; a list: the columns of those names are kept (a streamed fit,
+        whose rank is decided from the summed cross-products).
 
     Returns
     -------
@@ -501,9 +609,7 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     X, x_names, fixed_spec = rows.matrix(parsed.fixed, where="the fixed effects")
     _check_x(X, x_names)
     intercept_dropped = kind in ("clmm", "clm") and "(Intercept)" in x_names
-    if intercept_dropped:
-        keep = [i for i, n in enumerate(x_names) if n != "(Intercept)"]
-        X, x_names = X[:, keep], [x_names[i] for i in keep]
+    X, x_names, x_keep = _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns)
     w = _weights(w_all, rows)
     y, w, response_levels = _response(parsed.response, parsed.cbind, rows, kind, family, w, levels)
     if not np.isfinite(y).all():
@@ -528,6 +634,7 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
         offset_array=o_col is None and o_all is not None,
         roles=roles, column_kinds=col_kinds, factor_levels=factor_levels,
         columns=columns, fixed_spec=fixed_spec, x_names=list(x_names), intercept_dropped=intercept_dropped,
+        x_keep=None if x_keep is None else tuple(x_keep),
         terms=tuple(t for t, _, _ in learned), response_levels=response_levels,
         formulaic_columns=tuple(sorted(formulaic_cols)), all_columns=sorted(every))
     out = DesignData(X=X, y=y, weights=w, offset=off, codes=[c for _, c, _ in learned],
@@ -602,7 +709,9 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
     if not newdata:
         _check_finite(rows, set(read) - set(roles["grouping"]))
     X = rows.matrix_of(spec.fixed_spec, "the fixed effects")
-    if spec.intercept_dropped:
+    if spec.x_keep is not None:
+        X = X[:, list(spec.x_keep)]
+    elif spec.intercept_dropped:
         from ..formula.fixed import r_column_names
 
         names = r_column_names(spec.fixed_spec)

@@ -217,6 +217,10 @@ class DesignSpec:
     x_names : list of str
     intercept_dropped : bool
         An ordinal model: the intercept column of the fixed part is removed.
+    x_keep : tuple of int or None
+        The columns of the fixed part's full matrix that X holds, when some are removed (an ordinal
+        model's intercept, columns aliased with earlier ones); None: all of them. New rows and streamed
+        batches are reduced alike.
     terms : tuple of TermSpec
         In the fit's order (largest first).
     response_levels : list of str or None
@@ -250,6 +254,7 @@ class DesignSpec:
     response_levels: Any = None
     formulaic_columns: tuple = ()
     all_columns: list = field(default_factory=list)
+    x_keep: Any = None
 
     @property
     def p(self) -> int:

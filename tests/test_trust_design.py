@@ -1,0 +1,54 @@
+"""Trust in the frame → design encoding: aliased fixed effects, exact ids, dates, odd responses, level
+types, unseen levels and clear errors (one test per item)."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+import mixframe as mf
+
+RANK_MSG = "fixed-effect model matrix is rank deficient so dropping 4 columns / coefficients: x2, f2q, f2r, c"
+
+
+def _aliased_frame(n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n // 10), 10)
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": g, "f": rng.choice(list("abc"), n)})
+    df["x2"] = 2 * df["x"]                                    # a duplicated column
+    df["f2"] = df["f"].map({"a": "p", "b": "q", "c": "r"})    # a factor fully aliased with f
+    df["c"] = 3.0                                             # constant after the intercept
+    eta = df["x"] + np.repeat(rng.normal(size=n // 10), 10)
+    df["y"] = 1 + eta + rng.normal(size=n)
+    df["yb"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-eta))).astype(float)
+    df["yo"] = pd.Categorical(np.digitize(eta + rng.logistic(size=n), [-1, 0, 1]).astype(str),
+                              categories=["0", "1", "2", "3"], ordered=True)
+    return df
+
+
+def _rank_warnings(record):
+    return [str(w.message) for w in record if "rank deficient" in str(w.message)]
+
+
+@pytest.mark.parametrize("kind", ["lmm", "glmm", "clmm", "clm", "stream"])
+def test_rank_deficient_fixed_effects_dropped_as_lme4(kind):
+    df = _aliased_frame()
+    resp = {"lmm": "y", "stream": "y", "glmm": "yb"}.get(kind, "yo")
+    bars = "" if kind == "clm" else " + (1 | g)"
+    fn = mf.lmm if kind == "stream" else getattr(mf, kind)
+    data = pl.from_pandas(df).lazy() if kind == "stream" else df
+    extra = {"family": "binomial"} if kind == "glmm" else {}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        fit = fn(f"{resp} ~ x + x2 + f + f2 + c{bars}", data, **extra)
+    assert _rank_warnings(record) == [RANK_MSG]
+    ref = (mf.lmm if kind == "stream" else fn)(f"{resp} ~ x + f{bars}", df, **extra)
+    a, b = fit.coefficients(), ref.coefficients()
+    assert list(a["term"]) == list(b["term"])
+    assert not {"x2", "f2q", "f2r", "c"} & set(a["term"])
+    np.testing.assert_allclose(np.asarray(a["estimate"], float), np.asarray(b["estimate"], float),
+                               rtol=1e-6, atol=1e-8)
+    if kind != "clm":
+        new = df.head(7)
+        np.testing.assert_allclose(np.asarray(fit.predict(new)), np.asarray(ref.predict(new)), rtol=1e-6)
