@@ -52,3 +52,30 @@ def test_rank_deficient_fixed_effects_dropped_as_lme4(kind):
     if kind != "clm":
         new = df.head(7)
         np.testing.assert_allclose(np.asarray(fit.predict(new)), np.asarray(ref.predict(new)), rtol=1e-6)
+
+
+def test_integer_ids_above_2_53_and_float_levels_exact():
+    rng = np.random.default_rng(2)
+    n_g, per = 24, 8
+    df = pd.DataFrame({"id": np.repeat(np.arange(n_g, dtype=np.int64) + 2 ** 60, per),
+                       "x": rng.normal(size=n_g * per)})
+    df["y"] = df["x"] + np.repeat(rng.normal(size=n_g), per) + rng.normal(size=n_g * per)
+    df["sid"] = (df["id"] - 2 ** 60).astype(str)
+    ref = mf.lmm("y ~ x + (1 | sid)", df)            # the same groups under string labels
+    fit = mf.lmm("y ~ x + (1 | id)", df)
+    labels = [str(v) for v in fit.blups()["level"]]
+    assert labels == [str(2 ** 60 + i) for i in range(n_g)]
+    np.testing.assert_allclose(fit.loglik, ref.loglik, rtol=1e-10)
+    big = pl.from_pandas(df).with_columns(
+        (pl.col("id").cast(pl.UInt64) + pl.lit(2 ** 63, dtype=pl.UInt64)).alias("u"))
+    fit_u = mf.lmm("y ~ x + (1 | u)", big)
+    assert [str(v) for v in fit_u.blups()["level"].to_list()] == [str(2 ** 63 + 2 ** 60 + i) for i in range(n_g)]
+    np.testing.assert_allclose(fit_u.loglik, ref.loglik, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(fit_u.predict(big.head(5))), np.asarray(ref.predict(df.head(5))),
+                               rtol=1e-9)
+    # floats that print alike (0.3 and the next double) are two levels with two labels
+    base = 0.3 + np.arange(n_g // 2)
+    df["fl"] = np.repeat(np.column_stack([base, np.nextafter(base, np.inf)]).ravel(), per)
+    fit_f = mf.lmm("y ~ x + (1 | fl)", df)
+    levels = [str(v) for v in fit_f.blups()["level"]]
+    assert len(levels) == len(set(levels)) == n_g

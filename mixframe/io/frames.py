@@ -287,12 +287,48 @@ def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     return remap[indices], [uniq[i] for i in order]
 
 
+def number_label(value: float) -> str:
+    """A floating level's label: as R prints it (:func:`r_number_label`) when that text reads back as
+    the same number, else the shortest text that does (``repr``), so distinct values never share a label.
+
+    Examples
+    --------
+    >>> number_label(0.5), number_label(0.1 + 0.2), number_label(1e5)
+    ('0.5', '0.30000000000000004', '1e+05')
+    """
+    text = r_number_label(value)
+    try:
+        if float(text.replace("Inf", "inf")) == value:
+            return text
+    except ValueError:
+        pass
+    return repr(float(value))
+
+
 def _encode_numbers(values: np.ndarray, integer: bool) -> tuple[np.ndarray, list[str]]:
     codes = np.full(values.shape[0], -1, dtype=np.int32)
     ok = ~np.isnan(values)
     uniq, inverse = np.unique(values[ok], return_inverse=True)
     codes[ok] = inverse.astype(np.int32)
-    return codes, [r_number_label(float(v), integer) for v in uniq]
+    if integer:
+        return codes, [r_number_label(float(v), True) for v in uniq]
+    return codes, [number_label(float(v)) for v in uniq]
+
+
+def _encode_integers(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Codes and labels of an integer column from its own values (int64/uint64), never through float64:
+    ids above 2**53 stay distinct."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool) if arr.null_count else None
+    values = np.asarray(pc.fill_null(arr, 0).to_numpy(zero_copy_only=False))
+    codes = np.full(values.shape[0], -1, dtype=np.int32)
+    ok = slice(None) if null is None else ~null
+    uniq, inverse = np.unique(values[ok], return_inverse=True)
+    codes[ok] = inverse.astype(np.int32).reshape(-1)
+    return codes, [str(int(v)) for v in uniq.tolist()]
 
 
 def _dictionary_labels(dictionary: pa.Array) -> list[str]:
@@ -327,7 +363,9 @@ def encode_column(frame, name: str) -> tuple[np.ndarray, list[str]]:
     kind = column_kind(frame, name)
     series = _series(frame, name)
     if kind == "numeric":
-        return _encode_numbers(numeric_column(frame, name), series.dtype.is_integer())
+        if series.dtype.is_integer():
+            return _encode_integers(_arrow(series))
+        return _encode_numbers(numeric_column(frame, name), False)
     if kind == "bool":
         values = numeric_column(frame, name)
         codes = np.where(np.isnan(values), -1, values).astype(np.int32)
@@ -596,8 +634,10 @@ class ColumnCache:
         """int32 codes (-1 where missing, read-only) and level labels, as :func:`encode_column`."""
         if name not in self._codes:
             kind, how = self._info(name)
-            if kind == "numeric":
-                codes, levels = _encode_numbers(self.numeric(name), self._is_integer(name))
+            if kind == "numeric" and self._is_integer(name):
+                codes, levels = self._integer_codes(name)
+            elif kind == "numeric":
+                codes, levels = _encode_numbers(self.numeric(name), False)
             elif kind == "bool":
                 values = self.numeric(name)
                 codes, levels = np.where(np.isnan(values), -1, values).astype(np.int32), ["FALSE", "TRUE"]
@@ -634,6 +674,15 @@ class ColumnCache:
         if pa.types.is_string(arr.type) or pa.types.is_string_view(arr.type):
             return arr.cast(pa.large_string())
         return None
+
+    def _integer_codes(self, name: str):
+        series = self._native_series(name)
+        if series is not None and isinstance(series.dtype, np.dtype):    # NumPy integers: no conversion
+            uniq, inverse = np.unique(series.to_numpy(), return_inverse=True)
+            return inverse.astype(np.int32).reshape(-1), [str(int(v)) for v in uniq.tolist()]
+        _, how = self._info(name)
+        arr = self._arrow_of(name) if how is not None else _arrow(self.frame[name])
+        return _encode_integers(arr)
 
     def _is_integer(self, name: str) -> bool:
         series = self._native_series(name)
