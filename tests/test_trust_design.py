@@ -79,3 +79,33 @@ def test_integer_ids_above_2_53_and_float_levels_exact():
     fit_f = mf.lmm("y ~ x + (1 | fl)", df)
     levels = [str(v) for v in fit_f.blups()["level"]]
     assert len(levels) == len(set(levels)) == n_g
+
+
+@pytest.mark.parametrize("backend", ["pandas", "polars"])
+def test_datetime_date_duration_predictors_are_numbers_as_in_r(backend):
+    rng = np.random.default_rng(3)
+    n = 120
+    epoch = pd.Timestamp("1970-01-01")
+    t = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 30 * 86400, n), unit="s")
+    df = pd.DataFrame({"t": t, "g": np.repeat(np.arange(12), 10)})
+    df["d"] = df["t"].dt.normalize().dt.date
+    df["dur"] = df["t"] - pd.Timestamp("2024-01-01")
+    df["y"] = 1e-6 * (df["t"] - epoch).dt.total_seconds() + rng.normal(size=n) + np.repeat(rng.normal(size=12), 10)
+    num = pd.DataFrame({"t": (df["t"] - epoch).dt.total_seconds(),
+                        "d": (pd.to_datetime(df["d"]) - epoch).dt.days.astype(float),
+                        "dur": df["dur"].dt.total_seconds(), "g": df["g"], "y": df["y"]})
+    data = pl.from_pandas(df) if backend == "polars" else df
+    if backend == "pandas":
+        data = data.assign(tz=df["t"].dt.tz_localize("UTC"))
+        num = num.assign(tz=num["t"])
+    for col in (["t", "d", "dur"] + (["tz"] if backend == "pandas" else [])):
+        fit = mf.lmm(f"y ~ {col} + (1 | g)", data)
+        ref = mf.lmm(f"y ~ {col} + (1 | g)", num)
+        assert list(fit.fixef) == ["(Intercept)", col]
+        np.testing.assert_allclose(fit.fixef[col], ref.fixef[col], rtol=1e-8)
+        np.testing.assert_allclose(np.asarray(fit.predict(data.head(5) if backend == "pandas" else data.head(5))),
+                                   np.asarray(ref.predict(num.head(5))), rtol=1e-9)
+    # as a grouping factor a date stays a factor of its values
+    fit = mf.lmm("y ~ 1 + (1 | d)", data)
+    assert len(fit.blups()) == df["d"].nunique()
+    assert [str(v) for v in list(fit.blups()["level"])[:1]] == [str(min(df["d"]))]

@@ -117,13 +117,62 @@ def _arrow(series) -> pa.Array:
     return arr
 
 
+def is_temporal_type(patype) -> bool:
+    """Arrow timestamps, dates and durations: numeric predictors (R's POSIXct, Date, difftime)."""
+    return pa.types.is_timestamp(patype) or pa.types.is_date(patype) or pa.types.is_duration(patype)
+
+
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def temporal_numbers(arr: pa.Array) -> np.ndarray:
+    """A temporal column as R's numbers: seconds since 1970-01-01 UTC for datetimes (a time-zone-less
+    datetime is read as UTC), days since 1970-01-01 for dates, seconds for durations; NaN where missing.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> temporal_numbers(pa.array([dt.date(1970, 1, 3), None])).tolist()
+    [2.0, nan]
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if pa.types.is_date32(t):
+        raw, scale = pc.cast(arr, pa.int32()), 1.0
+    elif pa.types.is_date64(t):
+        raw, scale = pc.cast(arr, pa.int64()), 86_400_000.0
+    else:
+        raw, scale = pc.cast(arr, pa.int64()), _PER_SECOND[t.unit]
+    values = np.array(pc.fill_null(raw, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if scale != 1.0:
+        values /= scale
+    if arr.null_count:
+        values[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+    return values
+
+
+def _encode_temporal(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """A temporal column as a factor of its values: levels in time order, labelled by the values' text."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    raw = pc.cast(arr, pa.int32() if pa.types.is_date32(arr.type) else pa.int64())
+    codes, _ = _encode_integers(raw)
+    first = np.full(int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0, -1, dtype=np.int64)
+    ok = np.flatnonzero(codes >= 0)
+    first[codes[ok]] = ok                                # a row holding each level
+    labels = [str(x) for x in arr.take(pa.array(first)).to_pylist()]
+    return codes, labels
+
+
 def column_kind(frame, name: str) -> str:
     """Classify a column.
 
     Returns
     -------
     str
-        ``"numeric"`` (integer or floating), ``"bool"``, ``"factor"`` (a pandas categorical or a
+        ``"numeric"`` (integer, floating, or a datetime, date or duration: see
+        :func:`temporal_numbers`), ``"bool"``, ``"factor"`` (a pandas categorical or a
         polars Enum: the levels have an order of their own) or ``"string"`` (strings and other
         categoricals, whose levels are sorted as R sorts them).
 
@@ -137,7 +186,7 @@ def column_kind(frame, name: str) -> str:
     dtype = _series(frame, name).dtype
     if dtype == nw.Boolean:
         return "bool"
-    if dtype.is_numeric():
+    if dtype.is_numeric() or isinstance(dtype, (nw.Datetime, nw.Duration)) or dtype == nw.Date:
         return "numeric"
     if isinstance(dtype, nw.Enum):
         return "factor"
@@ -192,6 +241,9 @@ def numeric_column(frame, name: str) -> np.ndarray:
     series = _series(frame, name)
     if column_kind(frame, name) not in ("numeric", "bool"):
         raise DataError(f"column {name!r} is not numeric (found {series.dtype})")
+    arr = None if (series.dtype.is_numeric() or series.dtype == nw.Boolean) else _arrow(series)
+    if arr is not None and is_temporal_type(arr.type):
+        return temporal_numbers(arr)
     null = np.asarray(series.is_null().to_numpy(), dtype=bool)
     if not (series.dtype.is_numeric() or series.dtype == nw.Boolean):
         arr = pc.cast(_arrow(series), pa.float64())
@@ -365,6 +417,8 @@ def encode_column(frame, name: str) -> tuple[np.ndarray, list[str]]:
     if kind == "numeric":
         if series.dtype.is_integer():
             return _encode_integers(_arrow(series))
+        if not series.dtype.is_numeric():
+            return _encode_temporal(_arrow(series))
         return _encode_numbers(numeric_column(frame, name), False)
     if kind == "bool":
         values = numeric_column(frame, name)
@@ -556,6 +610,8 @@ class ColumnCache:
                 return "bool", "pl_num"
             if dtype.is_numeric():
                 return "numeric", "pl_num"
+            if isinstance(dtype, (pl.Datetime, pl.Duration)) or dtype == pl.Date:
+                return "numeric", "temporal"
             if isinstance(dtype, pl.Enum):
                 return "factor", "pl_enum"
             if dtype == pl.String:
@@ -568,13 +624,19 @@ class ColumnCache:
                 return "bool", "np"
             if dtype.kind in "iuf":
                 return "numeric", "np"
+            if dtype.kind in "Mm":
+                return "numeric", "temporal"
             if dtype.kind == "O":
                 try:
                     arr = self._arrow_of(name)
                 except (pa.ArrowException, TypeError, ValueError):
                     return None
+                if is_temporal_type(arr.type):
+                    return "numeric", "temporal"
                 return ("bool", "arrow_num") if pa.types.is_boolean(arr.type) else ("string", "arrow")
             return None
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            return "numeric", "temporal"
         if isinstance(dtype, pd.CategoricalDtype):
             return "factor", "pd_cat"
         if isinstance(dtype, pd.StringDtype):
@@ -621,6 +683,8 @@ class ColumnCache:
                     values = series.to_numpy()  # zero-copy without nulls; nulls come back as NaN
                 else:
                     values = series.cast(pl.Float64).to_numpy()
+            elif how == "temporal":
+                values = temporal_numbers(self._arrow_of(name))
             elif how == "arrow_num":
                 arr = self._arrow_of(name)
                 values = np.array(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -634,7 +698,9 @@ class ColumnCache:
         """int32 codes (-1 where missing, read-only) and level labels, as :func:`encode_column`."""
         if name not in self._codes:
             kind, how = self._info(name)
-            if kind == "numeric" and self._is_integer(name):
+            if how == "temporal":
+                codes, levels = _encode_temporal(self._arrow_of(name))
+            elif kind == "numeric" and self._is_integer(name):
                 codes, levels = self._integer_codes(name)
             elif kind == "numeric":
                 codes, levels = _encode_numbers(self.numeric(name), False)
@@ -685,6 +751,8 @@ class ColumnCache:
         return _encode_integers(arr)
 
     def _is_integer(self, name: str) -> bool:
+        if self._info(name)[1] == "temporal":
+            return False
         series = self._native_series(name)
         if series is not None and isinstance(series.dtype, np.dtype):
             return series.dtype.kind in "iu"
