@@ -142,7 +142,7 @@ def _template_design(spec: _Spec, scan: _Scan, fixed_columns="all"):
     formula's (the template's rows cannot tell which are aliased) or ``fixed_columns``."""
     return build_design(spec.formula, _template_frame(scan, spec), kind="lmm", groups=spec.groups,
                         random=spec.random, weights=spec.weights, offset=spec.offset,
-                        fixed_columns=fixed_columns)
+                        fixed_columns=fixed_columns, check_response=False)
 
 
 def _kept_columns(acc: CrossprodAccumulator, template):

@@ -109,3 +109,24 @@ def test_datetime_date_duration_predictors_are_numbers_as_in_r(backend):
     fit = mf.lmm("y ~ 1 + (1 | d)", data)
     assert len(fit.blups()) == df["d"].nunique()
     assert [str(v) for v in list(fit.blups()["level"])[:1]] == [str(min(df["d"]))]
+
+
+def test_constant_response_is_a_data_error_naming_it():
+    rng = np.random.default_rng(4)
+    n = 60
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": np.repeat(np.arange(6), 10), "yc": 3.5,
+                       "y0": 0.0, "y1": 1.0, "k": 0, "s": 0, "f": 5})
+    with pytest.raises(mf.DataError, match=r"response 'yc' is constant"):
+        mf.lmm("yc ~ x + (1 | g)", df)
+    with pytest.raises(mf.DataError, match=r"binomial response 'y0' is all 0"):
+        mf.glmm("y0 ~ x + (1 | g)", df, family="binomial")
+    with pytest.raises(mf.DataError, match=r"binomial response 'y1' is all 1"):
+        mf.glmm("y1 ~ x + (1 | g)", df, family="binomial")
+    with pytest.raises(mf.DataError, match=r"binomial response 'cbind\(s, f\)' is all 0"):
+        mf.glmm("cbind(s, f) ~ x + (1 | g)", df, family="binomial")
+    with pytest.raises(mf.DataError, match=r"poisson response 'k' is all 0"):
+        mf.glmm("k ~ x + (1 | g)", df, family="poisson")
+    # one varying value is enough: a fit, not an error
+    df.loc[0, "yc"] = 4.0
+    fit = mf.lmm("yc ~ 1 + (1 | g)", df)
+    np.testing.assert_allclose(fit.fixef["(Intercept)"], df["yc"].mean(), rtol=1e-6)

@@ -48,7 +48,7 @@ def design_from(spec, data) -> Design:
 
 
 def build_design(formula, data, *, kind, family=None, groups=None, random=None, weights=None,
-                 offset=None, levels=None, fixed_columns=None) -> Design:
+                 offset=None, levels=None, fixed_columns=None, check_response=True) -> Design:
     """Turn a formula and a data frame into the arrays a fit needs.
 
     Parameters
@@ -69,6 +69,8 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
     fixed_columns : None, "all" or list of str
         Which fixed-effect columns to keep: None drops the columns aliased with earlier ones (with a
         warning naming them, as lme4 does); see :func:`mixframe.design.encode.learn`.
+    check_response : bool, default True
+        Refuse a constant response (see :func:`mixframe.design.encode.learn`).
 
     Returns
     -------
@@ -89,5 +91,6 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
     """
     parsed = parse_formula(formula, groups=groups, random=random)
     spec, encoded = learn(parsed, data, kind=kind, family=family, weights=weights, offset=offset,
-                          levels=levels, kinds=KINDS, fixed_columns=fixed_columns)
+                          levels=levels, kinds=KINDS, fixed_columns=fixed_columns,
+                          check_response=check_response)
     return design_from(spec, encoded)

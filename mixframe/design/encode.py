@@ -488,6 +488,25 @@ def _response(response, cbind, rows: Rows, kind, family, weights, levels, fitted
     return _numeric_expr(response, rows, where), weights, None
 
 
+def _check_response_varies(y, w, response, kind, family):
+    """DataError naming the response when it cannot be fitted: a constant LMM response, a binomial
+    response without successes or without failures, a Poisson response of zeros (rows of zero weight
+    do not count)."""
+    yv = y if w is None else y[w > 0]
+    if yv.size == 0:
+        return
+    lo, hi = float(yv.min()), float(yv.max())
+    fam = (family or "binomial") if kind == "glmm" else None
+    if kind == "lmm" and lo == hi:
+        raise DataError(f"the response {response!r} is constant (every value is {lo:g}); a linear mixed "
+                        f"model needs a response that varies")
+    if fam == "binomial" and (hi == 0 or lo == 1):
+        what = "0 (no successes)" if hi == 0 else "1 (no failures)"
+        raise DataError(f"the binomial response {response!r} is all {what}; the model cannot be fitted")
+    if fam == "poisson" and hi == 0:
+        raise DataError(f"the poisson response {response!r} is all 0; the model cannot be fitted")
+
+
 def _weights(w_all, rows: Rows):
     w = None if w_all is None else rows.take(w_all)
     if w is not None and (w < 0).any():
@@ -563,7 +582,7 @@ def _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns):
 
 
 def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=None, kinds=(),
-          fixed_columns=None):
+          fixed_columns=None, check_response=True):
     """Read a fit's frame: the arrays of its used rows and the spec learned from them.
 
     Parameters
@@ -579,6 +598,9 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
         None: aliased columns of X are dropped (:func:`reduce_fixed`, with a warning naming them);
         ``"all"``: every column is kept; a list: the columns of those names are kept (a streamed fit,
         whose rank is decided from the summed cross-products).
+    check_response : bool, default True
+        Refuse a response that cannot be fitted (constant, no binomial successes or failures, Poisson
+        zeros); False for the template rows of a streamed fit, which hold a few rows of the data only.
 
     Returns
     -------
@@ -614,6 +636,8 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     y, w, response_levels = _response(parsed.response, parsed.cbind, rows, kind, family, w, levels)
     if not np.isfinite(y).all():
         raise DataError(f"response {parsed.response!r} has non-finite values")
+    if check_response:
+        _check_response_varies(y, w, parsed.response, kind, family)
     off = _offset(o_all, parsed.offsets, rows)
     learned = [_learn_term(bar, rows, kind) for bar in parsed.bars]
     order = sorted(range(len(learned)), key=lambda i: -len(learned[i][0].levels))  # stable: ties keep order
