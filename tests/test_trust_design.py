@@ -130,3 +130,25 @@ def test_constant_response_is_a_data_error_naming_it():
     df.loc[0, "yc"] = 4.0
     fit = mf.lmm("yc ~ 1 + (1 | g)", df)
     np.testing.assert_allclose(fit.fixef["(Intercept)"], df["yc"].mean(), rtol=1e-6)
+
+
+def test_unordered_categorical_ordinal_response_refused_like_strings():
+    rng = np.random.default_rng(5)
+    n = 200
+    x = rng.normal(size=n)
+    ycode = np.digitize(x + rng.logistic(size=n), [-1, 0, 1])
+    order = ["8", "9", "10", "11"]
+    lab = np.array(order)[ycode]
+    df = pd.DataFrame({"x": x, "g": np.repeat(np.arange(20), 10),
+                       "r": pd.Categorical(lab),                        # unordered: '10' < '11' < '8' < '9'
+                       "ro": pd.Categorical(lab, categories=order, ordered=True), "rs": lab})
+    for data, col in ((df, "r"), (df, "rs"), (pl.from_pandas(df[["x", "g", "rs"]]), "rs"),
+                      (pl.from_pandas(df[["x", "g"]]).with_columns(r=pl.Series(lab).cast(pl.Categorical)), "r")):
+        with pytest.raises(mf.DataError, match=rf"ordinal response '{col}' .*levels=\[...\].*ordered categorical"):
+            mf.clmm(f"{col} ~ x + (1 | g)", data)
+    ref = mf.clmm("ro ~ x + (1 | g)", df)
+    fit = mf.clmm("r ~ x + (1 | g)", df, levels=order)
+    assert ref.fixef["x"] > 0
+    np.testing.assert_allclose(fit.fixef["x"], ref.fixef["x"], rtol=1e-8)
+    with pytest.raises(mf.DataError, match=r"repeats \['9'\]"):
+        mf.clmm("rs ~ x + (1 | g)", df, levels=["8", "9", "9", "10", "11"])

@@ -460,11 +460,18 @@ def _ordinal_response(response, rows: Rows, levels, fitted_levels=None):
     codes = rows.take(codes)
     if levels is not None:
         lv_given = [_level_text(x) for x in levels]
+        repeated = sorted({x for x in lv_given if lv_given.count(x) > 1})
+        if repeated:
+            raise DataError(f"levels= for the ordinal response {col!r} repeats {repeated}; give each level "
+                            f"once, in order")
         codes = _recode(codes, lv, lv_given, col)
         lv = lv_given
     elif kind == "string":
         raise DataError(f"ordinal response {col!r} holds strings, whose order is unknown; pass levels=[...] "
                         f"in order, or make it an ordered categorical / polars Enum")
+    elif cache.unordered_categorical(col):
+        raise DataError(f"ordinal response {col!r} is an unordered categorical, whose order is unknown; pass "
+                        f"levels=[...] in order, or make it an ordered categorical / polars Enum")
     codes, kept, dropped = frames.drop_unused_levels(codes, lv)
     if dropped:
         warnings.warn(f"response levels {dropped} of {col!r} have no observations and are dropped",

@@ -726,6 +726,19 @@ class ColumnCache:
             self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))
         return self._codes[name]
 
+    def unordered_categorical(self, name: str) -> bool:
+        """True for a categorical column whose categories carry no order: a pandas categorical made
+        without ``ordered=True`` or a pyarrow dictionary that is not ordered (a polars Enum is ordered)."""
+        if self.kind(name) != "factor":
+            return False
+        series = self._native_series(name)
+        if self.library == "pandas" and series is not None:
+            return not bool(getattr(series.dtype, "ordered", True))
+        if self.library == "polars":
+            return False
+        arr = _arrow(self.frame[name])
+        return pa.types.is_dictionary(arr.type) and not arr.type.ordered
+
     def strings(self, name: str):
         """A string column as a pyarrow large_string array (None for a column of another kind)."""
         if self.kind(name) != "string":
