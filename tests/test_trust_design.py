@@ -152,3 +152,33 @@ def test_unordered_categorical_ordinal_response_refused_like_strings():
     np.testing.assert_allclose(fit.fixef["x"], ref.fixef["x"], rtol=1e-8)
     with pytest.raises(mf.DataError, match=r"repeats \['9'\]"):
         mf.clmm("rs ~ x + (1 | g)", df, levels=["8", "9", "9", "10", "11"])
+
+
+def test_blup_levels_keep_the_grouping_column_type_and_join_back():
+    rng = np.random.default_rng(6)
+    n_g, per = 10, 12
+    df = pd.DataFrame({"gi": np.repeat(np.arange(n_g, dtype=np.int64) * 7 + 3, per),
+                       "x": rng.normal(size=n_g * per)})
+    df["gf"] = df["gi"] / 4.0
+    df["gs"] = "s" + df["gi"].astype(str)
+    df["h"] = np.tile(["u", "v"], n_g * per // 2)
+    df["y"] = df["x"] + np.repeat(rng.normal(size=n_g), per) + rng.normal(size=n_g * per)
+    for col, kind in (("gi", "i"), ("gf", "f")):
+        fit = mf.lmm(f"y ~ x + (1 | {col})", df)
+        b = fit.blups()
+        assert b["level"].dtype.kind == kind
+        joined = df.merge(b[["level", "estimate"]], left_on=col, right_on="level", how="left")
+        assert joined["estimate"].notna().all()
+        first = joined.groupby(col)["estimate"].first()
+        np.testing.assert_allclose(first.to_numpy(), b["estimate"].to_numpy())
+    assert mf.lmm("y ~ x + (1 | gs)", df).blups()["level"].map(type).eq(str).all()
+    inter = mf.lmm("y ~ x + (1 | gi:h)", df).blups()["level"]
+    assert inter.map(type).eq(str).all() and inter.iloc[0] == "3:u"
+    p = pl.from_pandas(df).with_columns(pl.col("gi").cast(pl.Int32), pl.col("gi").cast(pl.UInt64).alias("gu"))
+    for col in ("gi", "gu", "gf"):
+        b = mf.lmm(f"y ~ x + (1 | {col})", p).blups()
+        assert b["level"].dtype == p[col].dtype
+        joined = p.join(b.select(pl.col("level").alias(col), "estimate"), on=col, how="left")
+        assert joined["estimate"].null_count() == 0
+        np.testing.assert_allclose(joined.group_by(col, maintain_order=True).first()["estimate"].to_numpy(),
+                                   b["estimate"].to_numpy())

@@ -31,7 +31,8 @@ def design_from(spec, data) -> Design:
     n_obs = data.n
     terms = [RETerm(group=t.group, codes=c, levels=list(t.levels),
                     Z=np.ones((n_obs, 1)) if Z is None else _fresh(Z), col_names=list(t.col_names),
-                    expr=t.expr, spec=t.spec, components=tuple(t.components))
+                    expr=t.expr, spec=t.spec, components=tuple(t.components),
+                    level_values=getattr(t, "level_values", None))
              for t, c, Z in zip(spec.terms, data.codes, data.Z)]
     extra = {"kind": spec.kind, "family": spec.family, "fixed_rhs": spec.fixed_rhs,
              "intercept_dropped": spec.intercept_dropped, "factor_levels": spec.factor_levels,

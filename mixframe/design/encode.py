@@ -562,8 +562,14 @@ def _learn_term(bar, rows: Rows, kind):
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term {bar} has no effects left of the bar")
     parts = tuple(ColumnLevels(c, cache.kind(c), lv) for c, lv in zip(bar.components, comp_levels))
+    values = None
+    if len(bar.components) == 1:
+        dtype = cache.value_dtype(bar.components[0])
+        if dtype is not None:
+            read = int if dtype.kind in "iu" else float
+            values = np.array([read(lv) for lv in labels], dtype=dtype)
     term = TermSpec(group=bar.group, components=tuple(bar.components), expr=bar.expr, col_names=list(names),
-                    spec=spec, levels=list(labels), parts=parts, keys=keys)
+                    spec=spec, levels=list(labels), parts=parts, keys=keys, level_values=values)
     return term, codes, Z
 
 

@@ -131,6 +131,9 @@ class TermSpec:
     keys : ndarray of int64 or None
         For an interaction: the level combinations, as indices into the product of the components'
         levels (first component slowest), sorted; the term's code is the position in ``keys``.
+    level_values : ndarray or None
+        The levels as the values of a numeric grouping column (its dtype), one per label; None for
+        strings, factors, logicals, dates and interactions.
     """
 
     group: str
@@ -141,6 +144,7 @@ class TermSpec:
     levels: list
     parts: tuple
     keys: Any = None
+    level_values: Any = None
 
     @property
     def k(self) -> int:

@@ -726,6 +726,23 @@ class ColumnCache:
             self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))
         return self._codes[name]
 
+    def value_dtype(self, name: str):
+        """NumPy dtype of an integer or floating column (the type its levels keep in output frames),
+        else None (strings, factors, logicals, dates)."""
+        kind, how = self._info(name)
+        if kind != "numeric" or how == "temporal":
+            return None
+        series = self._native_series(name)
+        if series is not None and isinstance(series.dtype, np.dtype):
+            return series.dtype
+        try:
+            arr = self._arrow_of(name) if how is not None else _arrow(self.frame[name])
+            if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+                return np.dtype(arr.type.to_pandas_dtype())
+        except (pa.ArrowException, TypeError, ValueError, NotImplementedError):
+            pass
+        return None
+
     def unordered_categorical(self, name: str) -> bool:
         """True for a categorical column whose categories carry no order: a pandas categorical made
         without ``ordered=True`` or a pyarrow dictionary that is not ordered (a polars Enum is ordered)."""
