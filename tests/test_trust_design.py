@@ -182,3 +182,27 @@ def test_blup_levels_keep_the_grouping_column_type_and_join_back():
         assert joined["estimate"].null_count() == 0
         np.testing.assert_allclose(joined.group_by(col, maintain_order=True).first()["estimate"].to_numpy(),
                                    b["estimate"].to_numpy())
+
+
+def test_unseen_levels_in_newdata_warn_with_their_count():
+    sleep = mf.datasets.sleepstudy()
+    fit = mf.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    new = sleep.head(6).copy()
+    new["Subject"] = new["Subject"].astype(str)
+    new.loc[new.index[:3], "Subject"] = ["zz1", "zz2", "zz1"]
+    new.loc[new.index[3], "Subject"] = None              # missing, not unseen: not counted
+    msg = "3 rows of newdata have levels of 'Subject' not seen in the fit; their random effects are set to 0"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        pred = np.asarray(fit.predict(new))
+    assert [str(w.message) for w in record if "not seen" in str(w.message)] == [msg]
+    np.testing.assert_allclose(pred[:3], fit.fixef["(Intercept)"] + fit.fixef["Days"] * new["Days"].to_numpy()[:3],
+                               rtol=1e-12)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        fit.augment(new)
+    assert [str(w.message) for w in record if "not seen" in str(w.message)] == [msg]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit.predict(new, re=False)                       # no random effects: nothing to warn about
+        fit.predict(sleep.head(6))                       # every level seen

@@ -763,19 +763,25 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         if not np.isfinite(y).all():
             raise DataError(f"response {spec.response!r} has non-finite values")
     off = _offset(o_all, spec.offsets, rows, check=not newdata)
-    codes, Zs = [], []
+    codes, Zs, unseen = [], [], {}
     for term in spec.terms:
         c = rows.take(term.codes(cache))
-        if not newdata and (c < 0).any():
-            raise DataError(f"grouping factor {term.group!r} has a level that the fit has not seen "
-                            f"(levels: {term.levels[:10]})")
+        if (c < 0).any():
+            if not newdata:
+                raise DataError(f"grouping factor {term.group!r} has a level that the fit has not seen "
+                                f"(levels: {term.levels[:10]})")
+            present = c < 0
+            for comp in term.components:
+                present &= ~rows.take(cache.missing(comp))
+            if present.any():
+                unseen[term.group] = max(unseen.get(term.group, 0), int(present.sum()))
         codes.append(c)
         if term.spec is None:
             Zs.append(None)
         else:
             Zs.append(rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})"))
     return DesignData(X=X, y=y, weights=w, offset=off, codes=codes, Z=Zs, used=used, n_total=n_total,
-                      missing_by_column=culprits, response_levels=response_levels)
+                      missing_by_column=culprits, response_levels=response_levels, unseen_levels=unseen)
 
 
 def _no_rows(spec: DesignSpec, used, n_total, culprits, newdata, weighted, offset) -> DesignData:

@@ -292,6 +292,9 @@ class DesignData:
         Rows with a missing value, per column (and ``weights`` / ``offset`` arrays).
     response_levels : list or None
         The response's levels as found (a factor or ordinal response).
+    unseen_levels : dict of str to int
+        New data: per grouping factor, the rows (complete in its columns) whose level the fit has not
+        seen (code -1).
     """
 
     X: np.ndarray
@@ -304,6 +307,7 @@ class DesignData:
     n_total: int
     missing_by_column: dict = field(default_factory=dict)
     response_levels: Any = None
+    unseen_levels: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:

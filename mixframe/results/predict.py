@@ -69,7 +69,7 @@ def new_linear_predictor(raw, newdata, re: bool = True) -> tuple[np.ndarray, np.
     """
     from mixframe.design.newdata import new_design
 
-    nd = new_design(raw.design, newdata)
+    nd = new_design(raw.design, newdata, warn_unseen=re)
     used = ~np.asarray(nd["missing"], dtype=bool)
     X = np.asarray(nd["X"], dtype=float)
     eta = np.full(X.shape[0], np.nan)
