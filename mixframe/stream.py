@@ -128,6 +128,8 @@ class _Scan:
 
 
 def _template_frame(scan: _Scan, spec: _Spec):
+    if scan.n_total == 0:
+        raise DataError("the streamed data have no rows")
     if scan.n_used == 0:
         raise DataError(f"no complete rows: every row has a missing value in {sorted(scan.missing)}")
     scan.compact(spec)

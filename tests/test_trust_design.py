@@ -206,3 +206,41 @@ def test_unseen_levels_in_newdata_warn_with_their_count():
         warnings.simplefilter("error")
         fit.predict(new, re=False)                       # no random effects: nothing to warn about
         fit.predict(sleep.head(6))                       # every level seen
+
+
+def test_clear_errors_naming_the_column():
+    sleep = mf.datasets.sleepstudy()
+    d = sleep.assign(k=sleep["Days"].astype(float))
+    with pytest.raises(mf.DataError, match=r"random-effect term \(0 \+ I\(1/k\) \| Subject\) has non-finite values in "
+                                           r"'I\(1 / k\)' \(18 row"):
+        mf.lmm("Reaction ~ Days + (0 + I(1/k) | Subject)", d)
+    with pytest.raises(mf.DataError, match=r"non-finite values in 'I\(1 / k\)'"):
+        mf.glmm("I(Reaction > 300) ~ Days + (0 + I(1/k) | Subject)", d, family="binomial")
+    with pytest.raises(mf.DataError, match=r"\(log\(k\) \| Subject\) has non-finite values in 'log\(k\)'"):
+        mf.lmm("Reaction ~ Days + (log(k) | Subject)", d)
+    with pytest.raises(mf.DataError, match=r"column 'g' mixes value types \(int, str\)"):
+        mf.lmm("Reaction ~ Days + (1 | g)", sleep.assign(g=["a", 1] * 90))
+    with pytest.raises(mf.DataError, match=r"column 'z' mixes value types \(float, str\)"):
+        mf.lmm("Reaction ~ z + (1 | Subject)", sleep.assign(z=["a", 1.5] * 90))
+    with pytest.raises(mf.DataError, match=r"duplicate column names \['Days'\]"):
+        mf.lmm("Reaction ~ Days + (1 | Subject)", pd.concat([sleep, sleep[["Days"]]], axis=1))
+    p = pl.from_pandas(sleep)
+    for col, expr in (("L", pl.concat_list("Days", "Days")), ("S", pl.struct("Days")),
+                      ("I128", pl.col("Days").cast(pl.Int128))):
+        with pytest.raises(mf.DataError, match=rf"column '{col}' has"):
+            mf.lmm(f"Reaction ~ {col} + (1 | Subject)", p.with_columns(expr.alias(col)))
+    with pytest.raises(mf.DataError, match=r"the streamed data have no rows"):
+        mf.lmm("Reaction ~ Days + (1 | Subject)", p.head(0).lazy())
+    w = sleep.assign(w=1.0)
+    w.loc[3, "w"] = np.inf
+    with pytest.raises(mf.DataError, match=r"the weights column 'w' has 1 non-finite weight"):
+        mf.lmm("Reaction ~ Days + (1 | Subject)", w, weights="w")
+    with pytest.raises(mf.DataError, match=r"weights= has 1 non-finite weight"):
+        mf.lmm("Reaction ~ Days + (1 | Subject)", w, weights=w["w"].to_numpy())
+    with pytest.raises(mf.DataError, match=r"response 'Reaction' is constant"):   # not blamed on predictors
+        mf.lmm("Reaction ~ Days + (1 | Subject)", sleep.assign(Reaction=250.0))
+    fit = mf.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+    for empty in (sleep.head(0), p.head(0)):
+        assert np.asarray(fit.predict(empty)).shape == (0,)
+        assert fit.augment(empty).shape[0] == 0
+    np.testing.assert_allclose(np.asarray(fit.predict(sleep.head(3))), np.asarray(fit.predict())[:3], rtol=1e-12)

@@ -514,11 +514,26 @@ def _check_response_varies(y, w, response, kind, family):
         raise DataError(f"the poisson response {response!r} is all 0; the model cannot be fitted")
 
 
-def _weights(w_all, rows: Rows):
+def _weights(w_all, rows: Rows, column=None):
     w = None if w_all is None else rows.take(w_all)
+    if w is not None and not np.isfinite(w).all():
+        bad = ~np.isfinite(w)
+        where = f"the weights column {column!r}" if column else "weights="
+        raise DataError(f"{where} has {int(bad.sum())} non-finite weight(s) (e.g. {w[bad][0]}); weights must be "
+                        f"finite and non-negative")
     if w is not None and (w < 0).any():
         raise DataError("weights must be non-negative")
     return w
+
+
+def _check_z(Z, names, where: str):
+    """DataError naming the effect of a random-effect term whose column has non-finite values."""
+    if Z is not None and not np.isfinite(Z).all():
+        bad = ~np.isfinite(Z)
+        j = int(np.nonzero(bad.any(axis=0))[0][0])
+        values = Z[bad[:, j], j]
+        raise DataError(f"{where} has non-finite values in {names[j]!r} ({int(bad[:, j].sum())} row(s), e.g. "
+                        f"{values[0]}); replace or remove them (e.g. a log of 0 or a division by 0)")
 
 
 def _offset(o_all, offsets, rows: Rows, check: bool = True):
@@ -561,6 +576,7 @@ def _learn_term(bar, rows: Rows, kind):
         Z, names, spec = rows.matrix(bar.expr, where=f"random-effect term {bar}")
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term {bar} has no effects left of the bar")
+        _check_z(Z, names, f"random-effect term {bar.source or bar}")
     parts = tuple(ColumnLevels(c, cache.kind(c), lv) for c, lv in zip(bar.components, comp_levels))
     values = None
     if len(bar.components) == 1:
@@ -639,13 +655,13 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     formulaic_cols = roles["fixed"] | roles["lhs"] | roles["offset"] | {
         c for c in roles["response"] if plain_column(parsed.response, cols) != c}
     rows = Rows(cache, used, formulaic_cols)
-    _check_finite(rows, every - roles["grouping"])
+    _check_finite(rows, every - roles["grouping"] - ({w_col} if w_col else set()))
     factor_levels, col_kinds = rows.levels_and_kinds()
     X, x_names, fixed_spec = rows.matrix(parsed.fixed, where="the fixed effects")
     _check_x(X, x_names)
     intercept_dropped = kind in ("clmm", "clm") and "(Intercept)" in x_names
     X, x_names, x_keep = _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns)
-    w = _weights(w_all, rows)
+    w = _weights(w_all, rows, w_col)
     y, w, response_levels = _response(parsed.response, parsed.cbind, rows, kind, family, w, levels)
     if not np.isfinite(y).all():
         raise DataError(f"response {parsed.response!r} has non-finite values")
@@ -744,7 +760,7 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
     if rows.n == 0:
         return _no_rows(spec, used, n_total, culprits, newdata, w_all is not None, o_all is not None)
     if not newdata:
-        _check_finite(rows, set(read) - set(roles["grouping"]))
+        _check_finite(rows, set(read) - set(roles["grouping"]) - {spec.weights_column})
     X = rows.matrix_of(spec.fixed_spec, "the fixed effects")
     if spec.x_keep is not None:
         X = X[:, list(spec.x_keep)]
@@ -757,7 +773,7 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         _check_x(X, spec.x_names)
     y = w = response_levels = None
     if not newdata:
-        w = _weights(w_all, rows)
+        w = _weights(w_all, rows, spec.weights_column)
         y, w, response_levels = _response(spec.response, spec.cbind, rows, spec.kind, spec.family, w, None,
                                           spec.response_levels)
         if not np.isfinite(y).all():
@@ -779,7 +795,10 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         if term.spec is None:
             Zs.append(None)
         else:
-            Zs.append(rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})"))
+            Z = rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})")
+            if not newdata:
+                _check_z(Z, term.col_names, f"random-effect term ({term.expr} | {term.group})")
+            Zs.append(Z)
     return DesignData(X=X, y=y, weights=w, offset=off, codes=codes, Z=Zs, used=used, n_total=n_total,
                       missing_by_column=culprits, response_levels=response_levels, unseen_levels=unseen)
 

@@ -63,6 +63,7 @@ def as_frame(data) -> nw.DataFrame:
     """
     if isinstance(data, nw.DataFrame):
         return data
+    _check_unique_names(data)
     try:
         frame = nw.from_native(data, eager_only=True)
     except TypeError as exc:
@@ -74,6 +75,44 @@ def as_frame(data) -> nw.DataFrame:
     if name not in _NAMESPACES:
         raise DataError(f"data frames from {name!r} are not supported; use pandas, polars or pyarrow")
     return frame
+
+
+def _check_unique_names(data) -> None:
+    """DataError for a pandas frame or pyarrow Table with a column name used twice."""
+    names = getattr(data, "column_names", None) if isinstance(data, pa.Table) else None
+    if names is None and type(data).__module__.startswith("pandas") and hasattr(data, "columns"):
+        if data.columns.is_unique:
+            return
+        names = list(data.columns)
+    if names is None:
+        return
+    seen, repeated = set(), []
+    for nm in names:
+        if nm in seen and nm not in repeated:
+            repeated.append(nm)
+        seen.add(nm)
+    if repeated:
+        raise DataError(f"the data have duplicate column names {repeated}; rename them so that each column "
+                        f"has its own name")
+
+
+_NESTED = (nw.List, nw.Array, nw.Struct)
+
+
+def _unusable(name: str, dtype) -> DataError:
+    text = str(dtype)
+    if "128" in text:
+        return DataError(f"column {name!r} has 128-bit integers ({text}), which NumPy cannot hold; cast it to "
+                         f"Int64 or Float64")
+    return DataError(f"column {name!r} has type {text}, which a model cannot use (lists, arrays, structs and "
+                     f"binary values are not numbers or levels); select or convert a plain column")
+
+
+def _mixed_types(name: str, series) -> DataError:
+    values = series.dropna() if hasattr(series, "dropna") else series
+    kinds = sorted({type(v).__name__ for v in list(values)[:10_000]})
+    return DataError(f"column {name!r} mixes value types ({', '.join(kinds)}); convert it to one type "
+                     f"(e.g. all strings with .astype(str), or numbers with pandas.to_numeric)")
 
 
 def native_namespace_name(frame) -> str:
@@ -184,6 +223,8 @@ def column_kind(frame, name: str) -> str:
     """
     frame = as_frame(frame)
     dtype = _series(frame, name).dtype
+    if isinstance(dtype, _NESTED) or dtype == nw.Binary or "128" in str(dtype):
+        raise _unusable(name, dtype)
     if dtype == nw.Boolean:
         return "bool"
     if dtype.is_numeric() or isinstance(dtype, (nw.Datetime, nw.Duration)) or dtype == nw.Date:
@@ -197,8 +238,8 @@ def column_kind(frame, name: str) -> str:
         try:
             if pa.types.is_boolean(_arrow(_series(frame, name)).type):
                 return "bool"
-        except (pa.ArrowException, TypeError, ValueError):
-            return "string"
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise _mixed_types(name, _series(frame, name).to_native()) from exc
     return "string"
 
 
@@ -606,6 +647,9 @@ class ColumnCache:
         if self.library == "polars":
             import polars as pl
 
+            if isinstance(dtype, (pl.List, pl.Array, pl.Struct)) or dtype in (pl.Binary, pl.Object) \
+                    or "128" in str(dtype):
+                raise _unusable(name, dtype)
             if dtype == pl.Boolean:
                 return "bool", "pl_num"
             if dtype.is_numeric():
@@ -629,8 +673,10 @@ class ColumnCache:
             if dtype.kind == "O":
                 try:
                     arr = self._arrow_of(name)
-                except (pa.ArrowException, TypeError, ValueError):
-                    return None
+                except (pa.ArrowException, TypeError, ValueError) as exc:
+                    raise _mixed_types(name, series) from exc
+                if pa.types.is_nested(arr.type) or pa.types.is_binary(arr.type):
+                    raise _unusable(name, arr.type)
                 if is_temporal_type(arr.type):
                     return "numeric", "temporal"
                 return ("bool", "arrow_num") if pa.types.is_boolean(arr.type) else ("string", "arrow")
