@@ -343,7 +343,19 @@ def independent_columns(xtx: np.ndarray, tol: float = RANK_TOL) -> list[int]:
     [0, 1, 3]
     """
     xtx = np.asarray(xtx, dtype=np.float64)
+    p = xtx.shape[0]
     norms = np.sqrt(np.clip(np.diag(xtx), 0.0, None))
+    if p and (norms > 0).all():
+        # full rank, the usual case: one Cholesky factor of the unit-scaled X'X, whose diagonal holds
+        # the residual norms the loop below would find
+        try:
+            L = np.linalg.cholesky(xtx / np.outer(norms, norms))
+        except np.linalg.LinAlgError:
+            L = None
+        if L is not None and (np.diagonal(L) > tol).all():
+            return list(range(p))
+    from scipy.linalg import solve_triangular
+
     kept: list[int] = []
     L = np.zeros((xtx.shape[0], xtx.shape[0]))     # Cholesky factor of the kept columns (unit scale)
     for j in range(xtx.shape[0]):
@@ -351,8 +363,6 @@ def independent_columns(xtx: np.ndarray, tol: float = RANK_TOL) -> list[int]:
             continue
         b = xtx[kept, j] / (norms[kept] * norms[j]) if kept else np.zeros(0)
         if kept:
-            from scipy.linalg import solve_triangular
-
             lj = solve_triangular(L[:len(kept), :len(kept)], b, lower=True, check_finite=False)
             r2 = 1.0 - float(lj @ lj)
         else:
