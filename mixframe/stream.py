@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from .design.build import build_design
-from .design.encode import _columns_of, plain_column, used_rows
+from .design.encode import _columns_of, plain_column, reduce_fixed, used_rows
 from .errors import DataError, FormulaError
 from .fit.lmm_stream import CrossprodAccumulator, fit_lmm_crossprod, streamed_design
 from .formula import parse_formula
@@ -128,6 +128,8 @@ class _Scan:
 
 
 def _template_frame(scan: _Scan, spec: _Spec):
+    if scan.n_total == 0:
+        raise DataError("the streamed data have no rows")
     if scan.n_used == 0:
         raise DataError(f"no complete rows: every row has a missing value in {sorted(scan.missing)}")
     scan.compact(spec)
@@ -136,11 +138,27 @@ def _template_frame(scan: _Scan, spec: _Spec):
 
 
 # ---------------------------------------------------------------------------------- pass 2: coding batches
-def _template_design(spec: _Spec, scan: _Scan):
+def _template_design(spec: _Spec, scan: _Scan, fixed_columns="all"):
     """The design of the template rows (every level of the data, each at least twice): its
-    :class:`~mixframe.design.spec.DesignSpec` encodes every batch."""
+    :class:`~mixframe.design.spec.DesignSpec` encodes every batch. Its fixed columns are all of the
+    formula's (the template's rows cannot tell which are aliased) or ``fixed_columns``."""
     return build_design(spec.formula, _template_frame(scan, spec), kind="lmm", groups=spec.groups,
-                        random=spec.random, weights=spec.weights, offset=spec.offset)
+                        random=spec.random, weights=spec.weights, offset=spec.offset,
+                        fixed_columns=fixed_columns, check_response=False)
+
+
+def _kept_columns(acc: CrossprodAccumulator, template):
+    """The fixed columns kept by the rank check of the summed X'X (the in-memory fit's rule), or None
+    when X has full rank; warns naming the dropped ones."""
+    from .linalg.crossprod import _tri_order, _values
+
+    p = template.p
+    EE = np.empty((acc.ne, acc.ne))      # the dense columns' block only (not the random effects' blocks)
+    r, c = _tri_order(acc.ne)
+    EE[r, c] = EE[c, r] = _values(acc.ee)
+    XtX = EE[:p, :p]
+    kept = reduce_fixed(XtX, template.x_names, stacklevel=4)
+    return None if len(kept) == p else [template.x_names[j] for j in kept]
 
 
 def _accumulate(acc: CrossprodAccumulator, frame, design):
@@ -164,9 +182,15 @@ def _passes_local(data, spec_args, control):
         for frame in sources.progress(source(spec.columns), control, desc="levels"):
             scan.add(frame, spec)
         template = _template_design(spec, scan)
-        acc = CrossprodAccumulator(template.terms, template.p, weighted=spec.weights is not None)
-        for frame in sources.progress(source(spec.columns), control, total=scan.batches, desc="cross-products"):
-            _accumulate(acc, frame, template)
+        for attempt in range(2):     # a second pass only when X is rank deficient, with the kept columns
+            acc = CrossprodAccumulator(template.terms, template.p, weighted=spec.weights is not None)
+            for frame in sources.progress(source(spec.columns), control, total=scan.batches,
+                                          desc="cross-products"):
+                _accumulate(acc, frame, template)
+            kept = _kept_columns(acc, template) if attempt == 0 else None
+            if kept is None:
+                break
+            template = _template_design(spec, scan, kept)
     finally:
         source.close()
     return spec, scan, template, acc, source.like()
@@ -211,9 +235,14 @@ def _passes_dask(data, spec_args):
     spec_d = dask.delayed(spec, traverse=False)          # one task holding it, shared by every partition
     scan = _tree([dask.delayed(_scan_partition)(p, spec_d) for p in parts], _merge_scans, spec_d).compute()
     template = _template_design(spec, scan)
-    template_d = dask.delayed(template, traverse=False)
-    acc = _tree([dask.delayed(_accumulate_partition)(p, template_d) for p in parts],
-                _merge_accumulators).compute()
+    for attempt in range(2):         # a second pass only when X is rank deficient, with the kept columns
+        template_d = dask.delayed(template, traverse=False)
+        acc = _tree([dask.delayed(_accumulate_partition)(p, template_d) for p in parts],
+                    _merge_accumulators).compute()
+        kept = _kept_columns(acc, template) if attempt == 0 else None
+        if kept is None:
+            break
+        template = _template_design(spec, scan, kept)
     return spec, scan, template, acc, pd.DataFrame({"_": [0]})
 
 

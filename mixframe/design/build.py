@@ -31,7 +31,8 @@ def design_from(spec, data) -> Design:
     n_obs = data.n
     terms = [RETerm(group=t.group, codes=c, levels=list(t.levels),
                     Z=np.ones((n_obs, 1)) if Z is None else _fresh(Z), col_names=list(t.col_names),
-                    expr=t.expr, spec=t.spec, components=tuple(t.components))
+                    expr=t.expr, spec=t.spec, components=tuple(t.components),
+                    level_values=getattr(t, "level_values", None))
              for t, c, Z in zip(spec.terms, data.codes, data.Z)]
     extra = {"kind": spec.kind, "family": spec.family, "fixed_rhs": spec.fixed_rhs,
              "intercept_dropped": spec.intercept_dropped, "factor_levels": spec.factor_levels,
@@ -48,7 +49,7 @@ def design_from(spec, data) -> Design:
 
 
 def build_design(formula, data, *, kind, family=None, groups=None, random=None, weights=None,
-                 offset=None, levels=None) -> Design:
+                 offset=None, levels=None, fixed_columns=None, check_response=True) -> Design:
     """Turn a formula and a data frame into the arrays a fit needs.
 
     Parameters
@@ -66,6 +67,11 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
         A column name or one value per input row.
     levels : list, optional
         Order of the categories of a string ordinal response.
+    fixed_columns : None, "all" or list of str
+        Which fixed-effect columns to keep: None drops the columns aliased with earlier ones (with a
+        warning naming them, as lme4 does); see :func:`mixframe.design.encode.learn`.
+    check_response : bool, default True
+        Refuse a constant response (see :func:`mixframe.design.encode.learn`).
 
     Returns
     -------
@@ -86,5 +92,6 @@ def build_design(formula, data, *, kind, family=None, groups=None, random=None, 
     """
     parsed = parse_formula(formula, groups=groups, random=random)
     spec, encoded = learn(parsed, data, kind=kind, family=family, weights=weights, offset=offset,
-                          levels=levels, kinds=KINDS)
+                          levels=levels, kinds=KINDS, fixed_columns=fixed_columns,
+                          check_response=check_response)
     return design_from(spec, encoded)

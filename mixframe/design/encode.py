@@ -36,7 +36,8 @@ from ..formula.simple import SimpleSpec, evaluate_arithmetic, simple_matrix
 from ..io import frames
 from .spec import ColumnLevels, DesignData, DesignSpec, TermSpec
 
-__all__ = ["Rows", "encode", "group_codes", "learn", "model_frame", "plain_column", "used_rows"]
+__all__ = ["RANK_TOL", "Rows", "encode", "group_codes", "independent_columns", "learn", "model_frame",
+           "plain_column", "reduce_fixed", "used_rows"]
 
 _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _FAST = True  # False: every matrix and expression through formulaic (the reference path)
@@ -319,6 +320,97 @@ def _numeric_expr(expr, rows: Rows, where):
     return evaluate_numeric(expr, rows.frame(), where)
 
 
+# ---------------------------------------------------------------------------------- rank of X
+#: a column is aliased when its residual, after projection on the kept earlier columns, is below this
+#: fraction of its own norm (the tolerance of R's ``qr``, which lm and lme4 use)
+RANK_TOL = 1e-7
+
+
+def independent_columns(xtx: np.ndarray, tol: float = RANK_TOL) -> list[int]:
+    """Indices of the columns kept by the sequential rank check of a cross-product ``X'X``.
+
+    Columns are taken in order; column ``j`` is kept unless its squared residual after projection on
+    the kept earlier columns is below ``tol**2`` of its squared norm (an all-zero column is never kept).
+    This is R's unpivoted ``qr`` rule (lme4 keeps the first of aliased columns in the formula's
+    order), decided from the cross-product so that in-memory and streamed fits decide alike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(5.0)
+    >>> X = np.column_stack([np.ones(5), x, 2 * x, x ** 2])
+    >>> independent_columns(X.T @ X)
+    [0, 1, 3]
+    """
+    xtx = np.asarray(xtx, dtype=np.float64)
+    p = xtx.shape[0]
+    norms = np.sqrt(np.clip(np.diag(xtx), 0.0, None))
+    if p and (norms > 0).all():
+        # full rank, the usual case: one Cholesky factor of the unit-scaled X'X, whose diagonal holds
+        # the residual norms the loop below would find
+        try:
+            L = np.linalg.cholesky(xtx / np.outer(norms, norms))
+        except np.linalg.LinAlgError:
+            L = None
+        if L is not None and (np.diagonal(L) > tol).all():
+            return list(range(p))
+    from scipy.linalg import solve_triangular
+
+    kept: list[int] = []
+    L = np.zeros((xtx.shape[0], xtx.shape[0]))     # Cholesky factor of the kept columns (unit scale)
+    for j in range(xtx.shape[0]):
+        if not norms[j] > 0:
+            continue
+        b = xtx[kept, j] / (norms[kept] * norms[j]) if kept else np.zeros(0)
+        if kept:
+            lj = solve_triangular(L[:len(kept), :len(kept)], b, lower=True, check_finite=False)
+            r2 = 1.0 - float(lj @ lj)
+        else:
+            lj, r2 = b, 1.0
+        if r2 > tol * tol:
+            i = len(kept)
+            L[i, :i] = lj
+            L[i, i] = np.sqrt(r2)
+            kept.append(j)
+    return kept
+
+
+def reduce_fixed(xtx: np.ndarray, names, implicit_intercept: bool = False, stacklevel: int = 2):
+    """The columns of X kept by :func:`independent_columns` (all of them when X has full rank), with one
+    UserWarning naming the dropped ones.
+
+    ``implicit_intercept`` (ordinal models): ``xtx`` is the cross-product of ``[1, X]``, the ones
+    column standing for the thresholds; a column aliased with it (constant on the rows) is dropped.
+
+    Returns
+    -------
+    list of int
+        Indices into ``names`` (the columns of X, without the implicit intercept).
+    """
+    names = list(names)
+    kept = independent_columns(xtx)
+    if implicit_intercept:
+        kept = [j - 1 for j in kept if j > 0]
+    dropped = [nm for j, nm in enumerate(names) if j not in set(kept)]
+    if dropped:
+        n = len(dropped)
+        warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {n} "
+                      f"{'column / coefficient' if n == 1 else 'columns / coefficients'}: {', '.join(dropped)}",
+                      UserWarning, stacklevel=stacklevel)
+    return kept
+
+
+def _x_crossprod(X: np.ndarray, implicit_intercept: bool) -> np.ndarray:
+    if implicit_intercept:
+        s = X.sum(axis=0)
+        out = np.empty((X.shape[1] + 1, X.shape[1] + 1))
+        out[0, 0] = X.shape[0]
+        out[0, 1:] = out[1:, 0] = s
+        out[1:, 1:] = X.T @ X
+        return out
+    return X.T @ X
+
+
 # ---------------------------------------------------------------------------------- the response
 def _binomial_response(response, cbind, rows: Rows, weights, levels=None):
     if cbind:
@@ -378,11 +470,18 @@ def _ordinal_response(response, rows: Rows, levels, fitted_levels=None):
     codes = rows.take(codes)
     if levels is not None:
         lv_given = [_level_text(x) for x in levels]
+        repeated = sorted({x for x in lv_given if lv_given.count(x) > 1})
+        if repeated:
+            raise DataError(f"levels= for the ordinal response {col!r} repeats {repeated}; give each level "
+                            f"once, in order")
         codes = _recode(codes, lv, lv_given, col)
         lv = lv_given
     elif kind == "string":
         raise DataError(f"ordinal response {col!r} holds strings, whose order is unknown; pass levels=[...] "
                         f"in order, or make it an ordered categorical / polars Enum")
+    elif cache.unordered_categorical(col):
+        raise DataError(f"ordinal response {col!r} is an unordered categorical, whose order is unknown; pass "
+                        f"levels=[...] in order, or make it an ordered categorical / polars Enum")
     codes, kept, dropped = frames.drop_unused_levels(codes, lv)
     if dropped:
         warnings.warn(f"response levels {dropped} of {col!r} have no observations and are dropped",
@@ -406,11 +505,45 @@ def _response(response, cbind, rows: Rows, kind, family, weights, levels, fitted
     return _numeric_expr(response, rows, where), weights, None
 
 
-def _weights(w_all, rows: Rows):
+def _check_response_varies(y, w, response, kind, family):
+    """DataError naming the response when it cannot be fitted: a constant LMM response, a binomial
+    response without successes or without failures, a Poisson response of zeros (rows of zero weight
+    do not count)."""
+    yv = y if w is None else y[w > 0]
+    if yv.size == 0:
+        return
+    lo, hi = float(yv.min()), float(yv.max())
+    fam = (family or "binomial") if kind == "glmm" else None
+    if kind == "lmm" and lo == hi:
+        raise DataError(f"the response {response!r} is constant (every value is {lo:g}); a linear mixed "
+                        f"model needs a response that varies")
+    if fam == "binomial" and (hi == 0 or lo == 1):
+        what = "0 (no successes)" if hi == 0 else "1 (no failures)"
+        raise DataError(f"the binomial response {response!r} is all {what}; the model cannot be fitted")
+    if fam == "poisson" and hi == 0:
+        raise DataError(f"the poisson response {response!r} is all 0; the model cannot be fitted")
+
+
+def _weights(w_all, rows: Rows, column=None):
     w = None if w_all is None else rows.take(w_all)
+    if w is not None and not np.isfinite(w).all():
+        bad = ~np.isfinite(w)
+        where = f"the weights column {column!r}" if column else "weights="
+        raise DataError(f"{where} has {int(bad.sum())} non-finite weight(s) (e.g. {w[bad][0]}); weights must be "
+                        f"finite and non-negative")
     if w is not None and (w < 0).any():
         raise DataError("weights must be non-negative")
     return w
+
+
+def _check_z(Z, names, where: str):
+    """DataError naming the effect of a random-effect term whose column has non-finite values."""
+    if Z is not None and not np.isfinite(Z).all():
+        bad = ~np.isfinite(Z)
+        j = int(np.nonzero(bad.any(axis=0))[0][0])
+        values = Z[bad[:, j], j]
+        raise DataError(f"{where} has non-finite values in {names[j]!r} ({int(bad[:, j].sum())} row(s), e.g. "
+                        f"{values[0]}); replace or remove them (e.g. a log of 0 or a division by 0)")
 
 
 def _offset(o_all, offsets, rows: Rows, check: bool = True):
@@ -453,13 +586,42 @@ def _learn_term(bar, rows: Rows, kind):
         Z, names, spec = rows.matrix(bar.expr, where=f"random-effect term {bar}")
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term {bar} has no effects left of the bar")
+        _check_z(Z, names, f"random-effect term {bar.source or bar}")
     parts = tuple(ColumnLevels(c, cache.kind(c), lv) for c, lv in zip(bar.components, comp_levels))
+    values = None
+    if len(bar.components) == 1:
+        dtype = cache.value_dtype(bar.components[0])
+        if dtype is not None:
+            read = int if dtype.kind in "iu" else float
+            values = np.array([read(lv) for lv in labels], dtype=dtype)
     term = TermSpec(group=bar.group, components=tuple(bar.components), expr=bar.expr, col_names=list(names),
-                    spec=spec, levels=list(labels), parts=parts, keys=keys)
+                    spec=spec, levels=list(labels), parts=parts, keys=keys, level_values=values)
     return term, codes, Z
 
 
-def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=None, kinds=()):
+def _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns):
+    """(X, names, x_keep) with the intercept of an ordinal model and aliased columns removed;
+    ``x_keep`` (None when every column stays) indexes the columns of the fixed part's full matrix."""
+    keep = [i for i, n in enumerate(x_names) if n != "(Intercept)"] if intercept_dropped else \
+        list(range(len(x_names)))
+    names = [x_names[i] for i in keep]
+    if fixed_columns is None:
+        implicit = kind in ("clmm", "clm")
+        sel = reduce_fixed(_x_crossprod(X[:, keep] if intercept_dropped else X, implicit), names, implicit,
+                           stacklevel=6)
+    elif isinstance(fixed_columns, str) and fixed_columns == "all":
+        sel = list(range(len(keep)))
+    else:
+        wanted = set(fixed_columns)
+        sel = [i for i, nm in enumerate(names) if nm in wanted]
+    x_keep = [keep[i] for i in sel]
+    if len(x_keep) == len(x_names):
+        return X, list(x_names), None
+    return X[:, x_keep], [x_names[i] for i in x_keep], x_keep
+
+
+def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=None, kinds=(),
+          fixed_columns=None, check_response=True):
     """Read a fit's frame: the arrays of its used rows and the spec learned from them.
 
     Parameters
@@ -471,6 +633,13 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
         As for :func:`mixframe.design.build.build_design`.
     kinds : tuple of str
         The model kinds accepted.
+    fixed_columns : None, "all" or list of str
+        None: aliased columns of X are dropped (:func:`reduce_fixed`, with a warning naming them);
+        ``"all"``: every column is kept; a list: the columns of those names are kept (a streamed fit,
+        whose rank is decided from the summed cross-products).
+    check_response : bool, default True
+        Refuse a response that cannot be fitted (constant, no binomial successes or failures, Poisson
+        zeros); False for the template rows of a streamed fit, which hold a few rows of the data only.
 
     Returns
     -------
@@ -496,18 +665,18 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     formulaic_cols = roles["fixed"] | roles["lhs"] | roles["offset"] | {
         c for c in roles["response"] if plain_column(parsed.response, cols) != c}
     rows = Rows(cache, used, formulaic_cols)
-    _check_finite(rows, every - roles["grouping"])
+    _check_finite(rows, every - roles["grouping"] - ({w_col} if w_col else set()))
     factor_levels, col_kinds = rows.levels_and_kinds()
     X, x_names, fixed_spec = rows.matrix(parsed.fixed, where="the fixed effects")
     _check_x(X, x_names)
     intercept_dropped = kind in ("clmm", "clm") and "(Intercept)" in x_names
-    if intercept_dropped:
-        keep = [i for i, n in enumerate(x_names) if n != "(Intercept)"]
-        X, x_names = X[:, keep], [x_names[i] for i in keep]
-    w = _weights(w_all, rows)
+    X, x_names, x_keep = _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns)
+    w = _weights(w_all, rows, w_col)
     y, w, response_levels = _response(parsed.response, parsed.cbind, rows, kind, family, w, levels)
     if not np.isfinite(y).all():
         raise DataError(f"response {parsed.response!r} has non-finite values")
+    if check_response:
+        _check_response_varies(y, w, parsed.response, kind, family)
     off = _offset(o_all, parsed.offsets, rows)
     learned = [_learn_term(bar, rows, kind) for bar in parsed.bars]
     order = sorted(range(len(learned)), key=lambda i: -len(learned[i][0].levels))  # stable: ties keep order
@@ -528,6 +697,7 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
         offset_array=o_col is None and o_all is not None,
         roles=roles, column_kinds=col_kinds, factor_levels=factor_levels,
         columns=columns, fixed_spec=fixed_spec, x_names=list(x_names), intercept_dropped=intercept_dropped,
+        x_keep=None if x_keep is None else tuple(x_keep),
         terms=tuple(t for t, _, _ in learned), response_levels=response_levels,
         formulaic_columns=tuple(sorted(formulaic_cols)), all_columns=sorted(every))
     out = DesignData(X=X, y=y, weights=w, offset=off, codes=[c for _, c, _ in learned],
@@ -600,9 +770,11 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
     if rows.n == 0:
         return _no_rows(spec, used, n_total, culprits, newdata, w_all is not None, o_all is not None)
     if not newdata:
-        _check_finite(rows, set(read) - set(roles["grouping"]))
+        _check_finite(rows, set(read) - set(roles["grouping"]) - {spec.weights_column})
     X = rows.matrix_of(spec.fixed_spec, "the fixed effects")
-    if spec.intercept_dropped:
+    if spec.x_keep is not None:
+        X = X[:, list(spec.x_keep)]
+    elif spec.intercept_dropped:
         from ..formula.fixed import r_column_names
 
         names = r_column_names(spec.fixed_spec)
@@ -611,25 +783,34 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         _check_x(X, spec.x_names)
     y = w = response_levels = None
     if not newdata:
-        w = _weights(w_all, rows)
+        w = _weights(w_all, rows, spec.weights_column)
         y, w, response_levels = _response(spec.response, spec.cbind, rows, spec.kind, spec.family, w, None,
                                           spec.response_levels)
         if not np.isfinite(y).all():
             raise DataError(f"response {spec.response!r} has non-finite values")
     off = _offset(o_all, spec.offsets, rows, check=not newdata)
-    codes, Zs = [], []
+    codes, Zs, unseen = [], [], {}
     for term in spec.terms:
         c = rows.take(term.codes(cache))
-        if not newdata and (c < 0).any():
-            raise DataError(f"grouping factor {term.group!r} has a level that the fit has not seen "
-                            f"(levels: {term.levels[:10]})")
+        if (c < 0).any():
+            if not newdata:
+                raise DataError(f"grouping factor {term.group!r} has a level that the fit has not seen "
+                                f"(levels: {term.levels[:10]})")
+            present = c < 0
+            for comp in term.components:
+                present &= ~rows.take(cache.missing(comp))
+            if present.any():
+                unseen[term.group] = max(unseen.get(term.group, 0), int(present.sum()))
         codes.append(c)
         if term.spec is None:
             Zs.append(None)
         else:
-            Zs.append(rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})"))
+            Z = rows.matrix_of(term.spec, f"random-effect term ({term.expr} | {term.group})")
+            if not newdata:
+                _check_z(Z, term.col_names, f"random-effect term ({term.expr} | {term.group})")
+            Zs.append(Z)
     return DesignData(X=X, y=y, weights=w, offset=off, codes=codes, Z=Zs, used=used, n_total=n_total,
-                      missing_by_column=culprits, response_levels=response_levels)
+                      missing_by_column=culprits, response_levels=response_levels, unseen_levels=unseen)
 
 
 def _no_rows(spec: DesignSpec, used, n_total, culprits, newdata, weighted, offset) -> DesignData:

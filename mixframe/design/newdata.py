@@ -44,7 +44,7 @@ def _scatter(values: np.ndarray, ok: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(full)
 
 
-def new_design(design: Design, newdata) -> dict:
+def new_design(design: Design, newdata, warn_unseen: bool = True) -> dict:
     """Fixed matrix, offset and random-effect codes/Z for new rows, encoded as in the fit.
 
     Parameters
@@ -53,6 +53,9 @@ def new_design(design: Design, newdata) -> dict:
         The design of a fit (from :func:`~mixframe.design.build.build_design`).
     newdata : pandas.DataFrame, polars.DataFrame or pyarrow.Table
         Rows to encode; the response is not needed.
+    warn_unseen : bool, default True
+        Warn, per grouping factor, how many rows have a level the fit has not seen (their random
+        effects are 0 in predictions).
 
     Returns
     -------
@@ -82,6 +85,11 @@ def new_design(design: Design, newdata) -> dict:
     if spec is None:
         raise DataError("this design carries no spec to encode new rows with (build it with build_design)")
     data = spec.encode(newdata, newdata=True)
+    if warn_unseen:
+        for group, count in data.unseen_levels.items():
+            warnings.warn(f"{count} row{' of newdata has a level' if count == 1 else 's of newdata have levels'} "
+                          f"of {group!r} not seen in the fit; their random effects are set to 0",
+                          UserWarning, stacklevel=2)
     ok = data.used
     n = data.n_total
     if spec.offset_array:

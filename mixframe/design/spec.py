@@ -131,6 +131,9 @@ class TermSpec:
     keys : ndarray of int64 or None
         For an interaction: the level combinations, as indices into the product of the components'
         levels (first component slowest), sorted; the term's code is the position in ``keys``.
+    level_values : ndarray or None
+        The levels as the values of a numeric grouping column (its dtype), one per label; None for
+        strings, factors, logicals, dates and interactions.
     """
 
     group: str
@@ -141,6 +144,7 @@ class TermSpec:
     levels: list
     parts: tuple
     keys: Any = None
+    level_values: Any = None
 
     @property
     def k(self) -> int:
@@ -217,6 +221,10 @@ class DesignSpec:
     x_names : list of str
     intercept_dropped : bool
         An ordinal model: the intercept column of the fixed part is removed.
+    x_keep : tuple of int or None
+        The columns of the fixed part's full matrix that X holds, when some are removed (an ordinal
+        model's intercept, columns aliased with earlier ones); None: all of them. New rows and streamed
+        batches are reduced alike.
     terms : tuple of TermSpec
         In the fit's order (largest first).
     response_levels : list of str or None
@@ -250,6 +258,7 @@ class DesignSpec:
     response_levels: Any = None
     formulaic_columns: tuple = ()
     all_columns: list = field(default_factory=list)
+    x_keep: Any = None
 
     @property
     def p(self) -> int:
@@ -283,6 +292,9 @@ class DesignData:
         Rows with a missing value, per column (and ``weights`` / ``offset`` arrays).
     response_levels : list or None
         The response's levels as found (a factor or ordinal response).
+    unseen_levels : dict of str to int
+        New data: per grouping factor, the rows (complete in its columns) whose level the fit has not
+        seen (code -1).
     """
 
     X: np.ndarray
@@ -295,6 +307,7 @@ class DesignData:
     n_total: int
     missing_by_column: dict = field(default_factory=dict)
     response_levels: Any = None
+    unseen_levels: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -58,6 +58,9 @@ class RETerm:
         What is needed to rebuild ``Z`` on new data (a formulaic ModelSpec, or None for ``1``).
     components : tuple of str
         Column names whose labels make up the grouping factor (``("batch", "cask")``).
+    level_values : ndarray or None
+        The levels as the grouping column's own values (integer or floating, of the column's dtype),
+        one per label; None when the labels are the values (strings, factors) or for an interaction.
     """
 
     group: str
@@ -68,6 +71,7 @@ class RETerm:
     expr: str = "1"
     spec: Any = None
     components: tuple = ()
+    level_values: Any = None
 
     @property
     def k(self) -> int:

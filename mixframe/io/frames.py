@@ -63,6 +63,7 @@ def as_frame(data) -> nw.DataFrame:
     """
     if isinstance(data, nw.DataFrame):
         return data
+    _check_unique_names(data)
     try:
         frame = nw.from_native(data, eager_only=True)
     except TypeError as exc:
@@ -74,6 +75,44 @@ def as_frame(data) -> nw.DataFrame:
     if name not in _NAMESPACES:
         raise DataError(f"data frames from {name!r} are not supported; use pandas, polars or pyarrow")
     return frame
+
+
+def _check_unique_names(data) -> None:
+    """DataError for a pandas frame or pyarrow Table with a column name used twice."""
+    names = getattr(data, "column_names", None) if isinstance(data, pa.Table) else None
+    if names is None and type(data).__module__.startswith("pandas") and hasattr(data, "columns"):
+        if data.columns.is_unique:
+            return
+        names = list(data.columns)
+    if names is None:
+        return
+    seen, repeated = set(), []
+    for nm in names:
+        if nm in seen and nm not in repeated:
+            repeated.append(nm)
+        seen.add(nm)
+    if repeated:
+        raise DataError(f"the data have duplicate column names {repeated}; rename them so that each column "
+                        f"has its own name")
+
+
+_NESTED = (nw.List, nw.Array, nw.Struct)
+
+
+def _unusable(name: str, dtype) -> DataError:
+    text = str(dtype)
+    if "128" in text:
+        return DataError(f"column {name!r} has 128-bit integers ({text}), which NumPy cannot hold; cast it to "
+                         f"Int64 or Float64")
+    return DataError(f"column {name!r} has type {text}, which a model cannot use (lists, arrays, structs and "
+                     f"binary values are not numbers or levels); select or convert a plain column")
+
+
+def _mixed_types(name: str, series) -> DataError:
+    values = series.dropna() if hasattr(series, "dropna") else series
+    kinds = sorted({type(v).__name__ for v in list(values)[:10_000]})
+    return DataError(f"column {name!r} mixes value types ({', '.join(kinds)}); convert it to one type "
+                     f"(e.g. all strings with .astype(str), or numbers with pandas.to_numeric)")
 
 
 def native_namespace_name(frame) -> str:
@@ -117,13 +156,62 @@ def _arrow(series) -> pa.Array:
     return arr
 
 
+def is_temporal_type(patype) -> bool:
+    """Arrow timestamps, dates and durations: numeric predictors (R's POSIXct, Date, difftime)."""
+    return pa.types.is_timestamp(patype) or pa.types.is_date(patype) or pa.types.is_duration(patype)
+
+
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def temporal_numbers(arr: pa.Array) -> np.ndarray:
+    """A temporal column as R's numbers: seconds since 1970-01-01 UTC for datetimes (a time-zone-less
+    datetime is read as UTC), days since 1970-01-01 for dates, seconds for durations; NaN where missing.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> temporal_numbers(pa.array([dt.date(1970, 1, 3), None])).tolist()
+    [2.0, nan]
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if pa.types.is_date32(t):
+        raw, scale = pc.cast(arr, pa.int32()), 1.0
+    elif pa.types.is_date64(t):
+        raw, scale = pc.cast(arr, pa.int64()), 86_400_000.0
+    else:
+        raw, scale = pc.cast(arr, pa.int64()), _PER_SECOND[t.unit]
+    values = np.array(pc.fill_null(raw, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if scale != 1.0:
+        values /= scale
+    if arr.null_count:
+        values[np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = np.nan
+    return values
+
+
+def _encode_temporal(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """A temporal column as a factor of its values: levels in time order, labelled by the values' text."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    raw = pc.cast(arr, pa.int32() if pa.types.is_date32(arr.type) else pa.int64())
+    codes, _ = _encode_integers(raw)
+    first = np.full(int(codes.max()) + 1 if codes.size and codes.max() >= 0 else 0, -1, dtype=np.int64)
+    ok = np.flatnonzero(codes >= 0)
+    first[codes[ok]] = ok                                # a row holding each level
+    labels = [str(x) for x in arr.take(pa.array(first)).to_pylist()]
+    return codes, labels
+
+
 def column_kind(frame, name: str) -> str:
     """Classify a column.
 
     Returns
     -------
     str
-        ``"numeric"`` (integer or floating), ``"bool"``, ``"factor"`` (a pandas categorical or a
+        ``"numeric"`` (integer, floating, or a datetime, date or duration: see
+        :func:`temporal_numbers`), ``"bool"``, ``"factor"`` (a pandas categorical or a
         polars Enum: the levels have an order of their own) or ``"string"`` (strings and other
         categoricals, whose levels are sorted as R sorts them).
 
@@ -135,9 +223,11 @@ def column_kind(frame, name: str) -> str:
     """
     frame = as_frame(frame)
     dtype = _series(frame, name).dtype
+    if isinstance(dtype, _NESTED) or dtype == nw.Binary or "128" in str(dtype):
+        raise _unusable(name, dtype)
     if dtype == nw.Boolean:
         return "bool"
-    if dtype.is_numeric():
+    if dtype.is_numeric() or isinstance(dtype, (nw.Datetime, nw.Duration)) or dtype == nw.Date:
         return "numeric"
     if isinstance(dtype, nw.Enum):
         return "factor"
@@ -148,8 +238,8 @@ def column_kind(frame, name: str) -> str:
         try:
             if pa.types.is_boolean(_arrow(_series(frame, name)).type):
                 return "bool"
-        except (pa.ArrowException, TypeError, ValueError):
-            return "string"
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise _mixed_types(name, _series(frame, name).to_native()) from exc
     return "string"
 
 
@@ -192,6 +282,9 @@ def numeric_column(frame, name: str) -> np.ndarray:
     series = _series(frame, name)
     if column_kind(frame, name) not in ("numeric", "bool"):
         raise DataError(f"column {name!r} is not numeric (found {series.dtype})")
+    arr = None if (series.dtype.is_numeric() or series.dtype == nw.Boolean) else _arrow(series)
+    if arr is not None and is_temporal_type(arr.type):
+        return temporal_numbers(arr)
     null = np.asarray(series.is_null().to_numpy(), dtype=bool)
     if not (series.dtype.is_numeric() or series.dtype == nw.Boolean):
         arr = pc.cast(_arrow(series), pa.float64())
@@ -287,12 +380,48 @@ def _encode_strings(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     return remap[indices], [uniq[i] for i in order]
 
 
+def number_label(value: float) -> str:
+    """A floating level's label: as R prints it (:func:`r_number_label`) when that text reads back as
+    the same number, else the shortest text that does (``repr``), so distinct values never share a label.
+
+    Examples
+    --------
+    >>> number_label(0.5), number_label(0.1 + 0.2), number_label(1e5)
+    ('0.5', '0.30000000000000004', '1e+05')
+    """
+    text = r_number_label(value)
+    try:
+        if float(text.replace("Inf", "inf")) == value:
+            return text
+    except ValueError:
+        pass
+    return repr(float(value))
+
+
 def _encode_numbers(values: np.ndarray, integer: bool) -> tuple[np.ndarray, list[str]]:
     codes = np.full(values.shape[0], -1, dtype=np.int32)
     ok = ~np.isnan(values)
     uniq, inverse = np.unique(values[ok], return_inverse=True)
     codes[ok] = inverse.astype(np.int32)
-    return codes, [r_number_label(float(v), integer) for v in uniq]
+    if integer:
+        return codes, [r_number_label(float(v), True) for v in uniq]
+    return codes, [number_label(float(v)) for v in uniq]
+
+
+def _encode_integers(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Codes and labels of an integer column from its own values (int64/uint64), never through float64:
+    ids above 2**53 stay distinct."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool) if arr.null_count else None
+    values = np.asarray(pc.fill_null(arr, 0).to_numpy(zero_copy_only=False))
+    codes = np.full(values.shape[0], -1, dtype=np.int32)
+    ok = slice(None) if null is None else ~null
+    uniq, inverse = np.unique(values[ok], return_inverse=True)
+    codes[ok] = inverse.astype(np.int32).reshape(-1)
+    return codes, [str(int(v)) for v in uniq.tolist()]
 
 
 def _dictionary_labels(dictionary: pa.Array) -> list[str]:
@@ -327,7 +456,11 @@ def encode_column(frame, name: str) -> tuple[np.ndarray, list[str]]:
     kind = column_kind(frame, name)
     series = _series(frame, name)
     if kind == "numeric":
-        return _encode_numbers(numeric_column(frame, name), series.dtype.is_integer())
+        if series.dtype.is_integer():
+            return _encode_integers(_arrow(series))
+        if not series.dtype.is_numeric():
+            return _encode_temporal(_arrow(series))
+        return _encode_numbers(numeric_column(frame, name), False)
     if kind == "bool":
         values = numeric_column(frame, name)
         codes = np.where(np.isnan(values), -1, values).astype(np.int32)
@@ -514,10 +647,15 @@ class ColumnCache:
         if self.library == "polars":
             import polars as pl
 
+            if isinstance(dtype, (pl.List, pl.Array, pl.Struct)) or dtype in (pl.Binary, pl.Object) \
+                    or "128" in str(dtype):
+                raise _unusable(name, dtype)
             if dtype == pl.Boolean:
                 return "bool", "pl_num"
             if dtype.is_numeric():
                 return "numeric", "pl_num"
+            if isinstance(dtype, (pl.Datetime, pl.Duration)) or dtype == pl.Date:
+                return "numeric", "temporal"
             if isinstance(dtype, pl.Enum):
                 return "factor", "pl_enum"
             if dtype == pl.String:
@@ -530,13 +668,21 @@ class ColumnCache:
                 return "bool", "np"
             if dtype.kind in "iuf":
                 return "numeric", "np"
+            if dtype.kind in "Mm":
+                return "numeric", "temporal"
             if dtype.kind == "O":
                 try:
                     arr = self._arrow_of(name)
-                except (pa.ArrowException, TypeError, ValueError):
-                    return None
+                except (pa.ArrowException, TypeError, ValueError) as exc:
+                    raise _mixed_types(name, series) from exc
+                if pa.types.is_nested(arr.type) or pa.types.is_binary(arr.type):
+                    raise _unusable(name, arr.type)
+                if is_temporal_type(arr.type):
+                    return "numeric", "temporal"
                 return ("bool", "arrow_num") if pa.types.is_boolean(arr.type) else ("string", "arrow")
             return None
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            return "numeric", "temporal"
         if isinstance(dtype, pd.CategoricalDtype):
             return "factor", "pd_cat"
         if isinstance(dtype, pd.StringDtype):
@@ -583,6 +729,8 @@ class ColumnCache:
                     values = series.to_numpy()  # zero-copy without nulls; nulls come back as NaN
                 else:
                     values = series.cast(pl.Float64).to_numpy()
+            elif how == "temporal":
+                values = temporal_numbers(self._arrow_of(name))
             elif how == "arrow_num":
                 arr = self._arrow_of(name)
                 values = np.array(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -596,8 +744,12 @@ class ColumnCache:
         """int32 codes (-1 where missing, read-only) and level labels, as :func:`encode_column`."""
         if name not in self._codes:
             kind, how = self._info(name)
-            if kind == "numeric":
-                codes, levels = _encode_numbers(self.numeric(name), self._is_integer(name))
+            if how == "temporal":
+                codes, levels = _encode_temporal(self._arrow_of(name))
+            elif kind == "numeric" and self._is_integer(name):
+                codes, levels = self._integer_codes(name)
+            elif kind == "numeric":
+                codes, levels = _encode_numbers(self.numeric(name), False)
             elif kind == "bool":
                 values = self.numeric(name)
                 codes, levels = np.where(np.isnan(values), -1, values).astype(np.int32), ["FALSE", "TRUE"]
@@ -620,6 +772,36 @@ class ColumnCache:
             self._codes[name] = (_frozen(np.asarray(codes, dtype=np.int32)), list(levels))
         return self._codes[name]
 
+    def value_dtype(self, name: str):
+        """NumPy dtype of an integer or floating column (the type its levels keep in output frames),
+        else None (strings, factors, logicals, dates)."""
+        kind, how = self._info(name)
+        if kind != "numeric" or how == "temporal":
+            return None
+        series = self._native_series(name)
+        if series is not None and isinstance(series.dtype, np.dtype):
+            return series.dtype
+        try:
+            arr = self._arrow_of(name) if how is not None else _arrow(self.frame[name])
+            if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+                return np.dtype(arr.type.to_pandas_dtype())
+        except (pa.ArrowException, TypeError, ValueError, NotImplementedError):
+            pass
+        return None
+
+    def unordered_categorical(self, name: str) -> bool:
+        """True for a categorical column whose categories carry no order: a pandas categorical made
+        without ``ordered=True`` or a pyarrow dictionary that is not ordered (a polars Enum is ordered)."""
+        if self.kind(name) != "factor":
+            return False
+        series = self._native_series(name)
+        if self.library == "pandas" and series is not None:
+            return not bool(getattr(series.dtype, "ordered", True))
+        if self.library == "polars":
+            return False
+        arr = _arrow(self.frame[name])
+        return pa.types.is_dictionary(arr.type) and not arr.type.ordered
+
     def strings(self, name: str):
         """A string column as a pyarrow large_string array (None for a column of another kind)."""
         if self.kind(name) != "string":
@@ -635,7 +817,18 @@ class ColumnCache:
             return arr.cast(pa.large_string())
         return None
 
+    def _integer_codes(self, name: str):
+        series = self._native_series(name)
+        if series is not None and isinstance(series.dtype, np.dtype):    # NumPy integers: no conversion
+            uniq, inverse = np.unique(series.to_numpy(), return_inverse=True)
+            return inverse.astype(np.int32).reshape(-1), [str(int(v)) for v in uniq.tolist()]
+        _, how = self._info(name)
+        arr = self._arrow_of(name) if how is not None else _arrow(self.frame[name])
+        return _encode_integers(arr)
+
     def _is_integer(self, name: str) -> bool:
+        if self._info(name)[1] == "temporal":
+            return False
         series = self._native_series(name)
         if series is not None and isinstance(series.dtype, np.dtype):
             return series.dtype.kind in "iu"

@@ -21,8 +21,8 @@ def _prepare(values):
         return np.asarray(arr, dtype=np.float64), False
     if arr is not None and arr.dtype.kind == "b":
         return arr, False
-    if arr is not None and arr.dtype.kind in "iu":
-        return np.asarray(arr, dtype=np.int64), False
+    if arr is not None and arr.dtype.kind in "iu":   # the integer type as it is (levels keep their column's)
+        return arr, False
     return [None if v is None else str(v) for v in list(values)], True
 
 

@@ -49,6 +49,8 @@ def random_part(raw, codes: list, Zs: list) -> np.ndarray:
     """Σ_t rowsum(Z_t * b_t[code]) with code −1 (a level the fit never saw) contributing 0."""
     n = Zs[0].shape[0] if Zs else 0
     out = np.zeros(n)
+    if n == 0:                        # no rows (an empty new frame): nothing to add
+        return out
     for b, code, Z in zip(raw.b, codes, Zs):
         code = np.asarray(code, dtype=np.int64)
         Z = np.asarray(Z, dtype=float).reshape(n, -1)
@@ -69,7 +71,7 @@ def new_linear_predictor(raw, newdata, re: bool = True) -> tuple[np.ndarray, np.
     """
     from mixframe.design.newdata import new_design
 
-    nd = new_design(raw.design, newdata)
+    nd = new_design(raw.design, newdata, warn_unseen=re)
     used = ~np.asarray(nd["missing"], dtype=bool)
     X = np.asarray(nd["X"], dtype=float)
     eta = np.full(X.shape[0], np.nan)

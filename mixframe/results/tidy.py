@@ -161,20 +161,40 @@ def variance_component_columns(raw) -> dict:
             "vcov": np.asarray(vcov, dtype=float), "sdcor": np.asarray(sdcor, dtype=float)}
 
 
+def _level_column(terms):
+    """The ``level`` column of ``blups()``: the grouping columns' own values (integers or floats, of
+    the column's dtype) when every term has such levels of one kind, else the labels as strings
+    (strings, factors, interactions ``a:b``, or terms of different kinds)."""
+    values = [getattr(t, "level_values", None) for t in terms]
+    kinds = {v.dtype.kind if v is not None else None for v in values}
+    typed = bool(values) and None not in kinds and (kinds <= {"i"} or kinds <= {"u"} or kinds <= {"f"})
+    parts = []
+    for term, v in zip(terms, values):
+        lv = np.asarray(v) if typed else np.array([str(x) for x in term.levels], dtype=object)
+        parts.extend([lv] * term.k)
+    if not parts:
+        return []
+    out = np.concatenate(parts)
+    return out if typed else out.tolist()
+
+
 def blup_columns(raw) -> dict:
-    """Columns of ``blups()``: per term, per effect, per level (lme4's ``as.data.frame(ranef())``)."""
-    group, level, name, est, se = [], [], [], [], []
+    """Columns of ``blups()``: per term, per effect, per level (lme4's ``as.data.frame(ranef())``).
+
+    ``level`` keeps the grouping column's type (integers, floats) so that the table joins back to the
+    data; string, factor and interaction levels are strings."""
+    group, name, est, se = [], [], [], []
     for term, b, b_sd in zip(raw.design.terms, raw.b, raw.b_sd):
         b = np.asarray(b, dtype=float).reshape(term.n_levels, term.k)
         b_sd = np.asarray(b_sd, dtype=float).reshape(term.n_levels, term.k)
         for j, effect in enumerate(term.col_names):
             group.extend([term.group] * term.n_levels)
-            level.extend(str(lv) for lv in term.levels)
             name.extend([effect] * term.n_levels)
             est.append(b[:, j])
             se.append(b_sd[:, j])
     est = np.concatenate(est) if est else np.zeros(0)
     se = np.concatenate(se) if se else np.zeros(0)
+    level = _level_column(raw.design.terms)
     return {"group": group, "level": level, "term": name, "estimate": est, "std_error": se}
 
 

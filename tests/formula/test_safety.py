@@ -115,8 +115,8 @@ def test_messages_name_the_piece(sleep):
      lambda x: [np.log(x + 1), np.exp(x / 10), np.sqrt(x + 1), np.abs(x - 4), x ** 2, (x > 4).astype(float)]),
     ("sin(Days) + cos(Days) + floor(Days / 3) + ceil(Days / 4) + round(Days / 7)",
      lambda x: [np.sin(x), np.cos(x), np.floor(x / 3), np.ceil(x / 4), np.round(x / 7)]),
-    ("log1p(Days) + scale(w) + log10(w) + I(Days^2)",
-     lambda x: [np.log1p(x), (x - x.mean()) / x.std(ddof=1), np.log10(x + 1), x ** 2]),
+    ("log1p(Days) + scale(w) + log10(w + Days) + I(Days^2)",   # log10(w) would be aliased with log1p(Days)
+     lambda x: [np.log1p(x), (x - x.mean()) / x.std(ddof=1), np.log10(2 * x + 1), x ** 2]),
 ])
 def test_allowed_functions_fit(sleep, terms, columns):
     d = sleep.assign(w=sleep["Days"] + 1.0)
