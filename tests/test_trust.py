@@ -3,6 +3,8 @@ never a silent wrong answer). Formula safety is held by tests/formula/test_safet
 failures by tests/test_cli.py."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -114,3 +116,17 @@ def test_dask_process_cluster():
     ref = mf.lmm(formula, sleep)
     assert fit.loglik == pytest.approx(ref.loglik, rel=1e-10)
     np.testing.assert_allclose(augmented[".fitted"].to_numpy(), ref.augment()[".fitted"].to_numpy(), rtol=1e-9)
+
+
+# A perfectly separated ordinal model gets the separation warning a GLMM gets.
+
+@pytest.mark.parametrize("kind", ["clm", "clmm"])
+def test_separated_ordinal_model_warns(kind):
+    wine = mf.datasets.wine()
+    data = wine.assign(sep=(np.asarray(wine["rating"].astype(int)) >= 3).astype(float))
+    formula = "rating ~ temp + sep" + (" + (1 | judge)" if kind == "clmm" else "")
+    with pytest.warns(mf.ConvergenceWarning, match="separated"):
+        getattr(mf, kind)(formula, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mf.ConvergenceWarning)
+        getattr(mf, kind)("rating ~ temp + contact" + (" + (1 | judge)" if kind == "clmm" else ""), wine)

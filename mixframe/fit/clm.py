@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from .._ext.ordinal import cumlink_full
+from .convergence import SEPARATION_MESSAGE, separated
 from ..errors import ConvergenceWarning, DataError
 from ..families.cumulative import LINKS, THRESHOLDS, link_code, make_cdf, quantile, threshold_structure
 from .result import RawFit
@@ -174,6 +175,9 @@ def fit_clm(design, link: str = "logit", threshold: str = "flexible", control: d
     except np.linalg.LinAlgError:
         vcov = np.full_like(H, np.nan)
         messages.append("the Hessian is singular; standard errors are not available")
+    if separated(par[problem.n_xi:], np.sqrt(np.abs(np.diag(vcov)))[problem.n_xi:]):
+        warnings.warn(SEPARATION_MESSAGE, ConvergenceWarning, stacklevel=2)
+        messages.append(SEPARATION_MESSAGE)
     ev = np.linalg.eigvalsh(-H)
     xi, beta = problem.split(par)
     eta = design.X @ beta + problem.offset

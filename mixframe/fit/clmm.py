@@ -18,7 +18,7 @@ import numpy as np
 
 from ..design.terms import theta_to_lambdas
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
-from .convergence import convergence_failures
+from .convergence import SEPARATION_MESSAGE, convergence_failures, separated
 from .checks import check_random_effect_sizes
 from .clm import CLMProblem, make_cdf, newton_clm, start_thresholds, threshold_structure
 from .clmm_laplace import LaplaceObjective
@@ -154,6 +154,9 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
                f"Newton decrement {decrement:.2e}" + "".join(f"; {c}" for c in checks))
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
         messages.append(msg)
+    if separated(beta, np.sqrt(np.abs(np.diag(vcov_full)))[clm.n_xi:n_coef]):
+        warnings.warn(SEPARATION_MESSAGE, ConvergenceWarning, stacklevel=2)
+        messages.append(SEPARATION_MESSAGE)
     if singular:   # recorded in RawFit.singular; the results layer reports it
         warnings.warn("boundary (singular) fit: a random-effect variance is estimated as 0",
                       SingularFitWarning, stacklevel=2)

@@ -81,3 +81,21 @@ def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TO
     if worst >= grad_tol:
         out.append(f"failed to converge with max|grad| = {max_g:.3g} (tol = {grad_tol:g})")
     return out
+
+
+SEPARATION_MESSAGE = ("fitted probabilities numerically 0 or 1 or very large coefficients: the data may be "
+                      "(quasi-)completely separated")
+
+
+def separated(coef, se, probabilities=None, coef_limit: float = 15.0, se_limit: float = 1e3) -> bool:
+    """lme4-style separation test of a model for probabilities (binomial GLMMs, cumulative link models): a
+    coefficient above ``coef_limit`` in absolute value on the link scale, a standard error above ``se_limit``
+    (or not finite where the coefficient is large), or fitted probabilities numerically 0 or 1."""
+    coef = np.abs(np.asarray(coef, dtype=float))
+    se = np.asarray(se, dtype=float)
+    if coef.size and (np.any(coef > coef_limit) or np.any(se > se_limit)):
+        return True
+    if probabilities is not None:
+        p = np.asarray(probabilities, dtype=float)
+        return bool(np.any((p < 1e-8) | (p > 1 - 1e-8)))
+    return False

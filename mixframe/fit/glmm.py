@@ -25,7 +25,7 @@ from ..families import Family, get_family
 from ..laplace.modes import conditional_sds
 from ..numerics.quadrature import gauss_hermite
 from .boundary import snap_to_bounds
-from .convergence import convergence_failures
+from .convergence import SEPARATION_MESSAGE, convergence_failures, separated
 from .checks import check_random_effect_sizes
 from .glmm_grad import gradient_available, laplace_gradient, mode_sensitivity
 from .glmm_laplace import GLMMObjective, PirlsError
@@ -432,9 +432,7 @@ def _vcov_rx(obj, theta, beta, disp):
 def _check_separation(fam, beta, vcov, mu, obj, messages):
     se = np.sqrt(np.abs(np.diag(vcov)))
     if fam.name == "binomial":
-        extreme = np.mean((mu < 1e-8) | (mu > 1 - 1e-8))
-        if np.any(np.abs(beta) > 15) or np.any(se > 1e3) or extreme > 0:
-            messages.append("fitted probabilities numerically 0 or 1 or very large coefficients: the data may be "
-                            "(quasi-)completely separated")
+        if separated(beta, se, mu):
+            messages.append(SEPARATION_MESSAGE)
     elif np.any(np.abs(beta) > 50) or np.any(se > 1e4):
         messages.append("very large coefficients or standard errors")
