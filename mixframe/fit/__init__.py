@@ -1,4 +1,8 @@
-"""Fitting: the objective at theta for each model kind, the optimizer, and the raw fit record.
+"""Fitting, per model kind: the objective at its parameters and the fit (``lmm``, ``glmm``, ``clmm``, ``clm``,
+with their derivatives, starts and checks), and the plain fit record (``result``).
 
-Only this package imports the compiled kernels (mixframe._ext).
+The numerical building blocks they compose live in :mod:`mixframe.linalg` (the penalized system),
+:mod:`mixframe.laplace` (conditional modes, quadrature), :mod:`mixframe.numerics` (optimizers, finite
+differences) and :mod:`mixframe.families`; which module may import which compiled kernel is listed in
+:mod:`mixframe._ext`.
 """
