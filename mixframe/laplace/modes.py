@@ -365,16 +365,27 @@ def nested_parent(terms):
     return np.ascontiguousarray(parent, dtype=np.int32)
 
 
-class CumulativeScalar:
-    """Compiled modes of one scalar cumulative-link term, group by group (``_ext.ordinal_laplace``)."""
+class _CumulativeCompiled:
+    """What the compiled cumulative-link mode drivers share: the row model and the limits from the settings."""
 
-    def __init__(self, model, terms, settings):
-        from .._ext.ordinal_laplace import laplace_scalar
+    kernel_name = ""
 
-        self._kernel = laplace_scalar
+    def __init__(self, model, settings):
+        from .._ext import ordinal_laplace
+
+        self._kernel = getattr(ordinal_laplace, self.kernel_name)
         self.model = model
         self.settings = s = settings or CLMM_MODES
         self._limits = (s.maxit, s.utol, s.max_halvings, s.slack)
+
+
+class CumulativeScalar(_CumulativeCompiled):
+    """Compiled modes of one scalar cumulative-link term, group by group (``_ext.ordinal_laplace``)."""
+
+    kernel_name = "laplace_scalar"
+
+    def __init__(self, model, terms, settings):
+        super().__init__(model, settings)
         t = terms[0]
         self.codes = np.ascontiguousarray(t.codes, dtype=np.int32)
         self.z = np.ascontiguousarray(t.Z[:, 0], dtype=float)
@@ -394,16 +405,13 @@ class CumulativeScalar:
         return [(1.0 / self.h)[:, None, None]]
 
 
-class CumulativeNested:
+class CumulativeNested(_CumulativeCompiled):
     """Compiled modes of two nested scalar cumulative-link terms, outer group by outer group."""
 
-    def __init__(self, model, terms, settings):
-        from .._ext.ordinal_laplace import laplace_nested
+    kernel_name = "laplace_nested"
 
-        self._kernel = laplace_nested
-        self.model = model
-        self.settings = s = settings or CLMM_MODES
-        self._limits = (s.maxit, s.utol, s.max_halvings, s.slack)
+    def __init__(self, model, terms, settings):
+        super().__init__(model, settings)
         t_in, t_out = terms
         self.n_in = t_in.n_levels
         self.parent = nested_parent(terms)
