@@ -28,8 +28,9 @@
 
 cimport cython
 from libc.math cimport INFINITY, M_PI, log, sqrt
+from libc.stdlib cimport calloc, free
 
-import numpy as np
+from mixframe._ext.trust_region cimport SmoothObjective
 
 
 include "small_dense.pxi"
@@ -57,82 +58,141 @@ cdef void _spd_inverse(const double* L, double* Linv, double* out, Py_ssize_t k)
 
 
 @cython.final
-cdef class OneBlockDeviance:
+cdef class OneBlockDeviance(SmoothObjective):
     """The profiled deviance of a one-term LMM from its cross-products, with exact derivatives.
 
     Parameters: the cross-products A11 (m, k, k), AE1 (ne, m k), AEE (ne, ne) (kept by reference: refresh
     nothing, they are read at each call), the position (rows[i], cols[i]) of each theta in the relative
     factor, the number of observations n, whether the criterion is REML, and the sum of the log prior weights.
+
+    A SmoothObjective of the ntheta variables: mixframe.numerics.optim.trust_region evaluates it through the
+    C methods ``value`` (the deviance) and ``value_grad_hess`` (deviance, gradient, Hessian), of which
+    :meth:`deviance` and :meth:`derivatives` are the Python wrappers.
     """
     cdef const double[:, :, ::1] A11
     cdef const double[:, ::1] AE1, AEE
-    cdef int[::1] rows, cols
+    cdef const int[::1] rows, cols
     cdef Py_ssize_t m, k, ne, nt, p
     cdef double n, log_w
     cdef bint reml
-    # workspace
-    cdef double[::1] lam, T, M, Li, Mi, G, H, R, Hv, S, Lp, Lpi, P, v, Sv, dr2, gz
-    cdef double[:, ::1] Md, Rt, RtP, HP, hz, a2, b2, W
-    cdef double[:, :, ::1] dS
-    # the theta of the last deviance() call whose state the workspace holds (derivatives() there reuse it)
-    cdef double[::1] last_theta
+    # workspace: pieces of one zeroed allocation (work), each of the size allocated in __init__
+    cdef double* work
+    cdef double* lam
+    cdef double* T
+    cdef double* M
+    cdef double* Li
+    cdef double* Mi
+    cdef double* G
+    cdef double* H
+    cdef double* Hv
+    cdef double* S
+    cdef double* Lp
+    cdef double* Lpi
+    cdef double* P
+    cdef double* v
+    cdef double* Sv
+    cdef double* dr2
+    cdef double* gz
+    cdef double* Md
+    cdef double* Rt
+    cdef double* RtP
+    cdef double* HP
+    cdef double* hz
+    cdef double* a2
+    cdef double* b2
+    cdef double* W
+    cdef double* dS
+    # the theta of the last value() call whose state the workspace holds (value_grad_hess() there reuses it)
+    cdef double* last_theta
     cdef bint have_last
     cdef double _last_f
 
     def __init__(self, const double[:, :, ::1] A11, const double[:, ::1] AE1, const double[:, ::1] AEE,
-                 int[::1] rows, int[::1] cols, double n, bint reml, double log_w):
+                 const int[::1] rows, const int[::1] cols, double n, bint reml, double log_w):
+        cdef Py_ssize_t k, ne, nt, p, kk, total
+        cdef double* w
         self.A11, self.AE1, self.AEE = A11, AE1, AEE
         self.rows, self.cols = rows, cols
         self.m, self.k, self.ne, self.nt = A11.shape[0], A11.shape[1], AEE.shape[0], rows.shape[0]
+        self.n_vars = self.nt
         self.p = self.ne - 1
         self.n, self.reml, self.log_w = n, reml, log_w
         k, ne, nt, p = self.k, self.ne, self.nt, max(self.p, 1)
-        self.lam, self.T, self.M, self.Li, self.Mi = (np.zeros(k * k) for _ in range(5))
-        self.G, self.H, self.R = (np.zeros(k * ne) for _ in range(3))
-        self.Hv = np.zeros(k)
-        self.S = np.zeros(ne * ne)
-        self.Lp, self.Lpi, self.P = (np.zeros(p * p) for _ in range(3))
-        self.v = np.zeros(ne)
-        self.Sv = np.zeros(nt * ne)
-        self.dr2 = np.zeros(nt)
-        self.gz = np.zeros(nt)
-        self.Md = np.zeros((nt, 4 * k))
-        self.Rt = np.zeros((nt, ne))
-        self.RtP, self.HP = np.zeros((nt, p)), np.zeros((k, p))
-        self.hz, self.a2, self.b2 = np.zeros((nt, nt)), np.zeros((nt, nt)), np.zeros((nt, nt))
-        self.W = np.zeros((nt, p * p))
-        self.dS = np.zeros((nt, ne, ne))
-        self.last_theta = np.zeros(nt)
+        kk = k * k
+        total = (5 * kk + 2 * k * ne + k + ne * ne + 3 * p * p + ne + nt * ne + 2 * nt + nt * 4 * k + nt * ne
+                 + nt * p + k * p + 3 * nt * nt + nt * p * p + nt * ne * ne + nt)
+        free(self.work)
+        self.work = <double*>calloc(total, sizeof(double))
+        if self.work == NULL:
+            raise MemoryError()
+        w = self.work
+        self.lam = w; w += kk
+        self.T = w; w += kk
+        self.M = w; w += kk
+        self.Li = w; w += kk
+        self.Mi = w; w += kk
+        self.G = w; w += k * ne
+        self.H = w; w += k * ne
+        self.Hv = w; w += k
+        self.S = w; w += ne * ne
+        self.Lp = w; w += p * p
+        self.Lpi = w; w += p * p
+        self.P = w; w += p * p
+        self.v = w; w += ne
+        self.Sv = w; w += nt * ne
+        self.dr2 = w; w += nt
+        self.gz = w; w += nt
+        self.Md = w; w += nt * 4 * k
+        self.Rt = w; w += nt * ne
+        self.RtP = w; w += nt * p
+        self.HP = w; w += k * p
+        self.hz = w; w += nt * nt
+        self.a2 = w; w += nt * nt
+        self.b2 = w; w += nt * nt
+        self.W = w; w += nt * p * p
+        self.dS = w; w += nt * ne * ne
+        self.last_theta = w; w += nt
         self.have_last = False
+
+    def __dealloc__(self):
+        free(self.work)
 
     def deviance(self, const double[::1] theta):
         """The profiled deviance at theta (inf where the system is not positive definite)."""
-        cdef double f
-        cdef Py_ssize_t i
-        with nogil:
-            f = self._value(theta)
-            self.have_last = f != INFINITY
-            self._last_f = f
-            if self.have_last:
-                for i in range(self.nt):
-                    self.last_theta[i] = theta[i]
-        return f
+        if theta.shape[0] != self.nt:
+            raise ValueError(f"theta has {theta.shape[0]} entries, not {self.nt}")
+        return self.value(&theta[0])
 
     def derivatives(self, const double[::1] theta, double[::1] grad, double[:, ::1] hess):
-        """The profiled deviance at theta, its gradient into ``grad`` and Hessian into ``hess``. Right after
-        :meth:`deviance` at the same theta the deviance is not evaluated again."""
-        cdef double f = 0.0
+        """The profiled deviance at theta, its gradient into ``grad`` and Hessian into ``hess`` (left as
+        they are where the deviance is inf). Right after :meth:`deviance` at the same theta the deviance is
+        not evaluated again."""
+        if theta.shape[0] != self.nt or grad.shape[0] != self.nt or hess.shape[0] != self.nt \
+                or hess.shape[1] != self.nt:
+            raise ValueError(f"theta, the gradient and the Hessian must have {self.nt} entries a side")
+        return self.value_grad_hess(&theta[0], &grad[0], &hess[0, 0])
+
+    cdef double value(self, const double* theta) noexcept nogil:
+        cdef double f = self._value(theta)
         cdef Py_ssize_t i
-        cdef bint again
-        with nogil:
-            again = self.have_last
+        self.have_last = f != INFINITY
+        self._last_f = f
+        if self.have_last:
             for i in range(self.nt):
-                if self.last_theta[i] != theta[i]:
-                    again = False
-            self.have_last = False
-            f = self._last_f if again else self._value(theta)
-            if f != INFINITY:
-                self._derivs(grad, hess)
+                self.last_theta[i] = theta[i]
+        return f
+
+    cdef double value_grad_hess(self, const double* theta, double* grad, double* hess) noexcept nogil:
+        cdef double f
+        cdef Py_ssize_t i
+        cdef bint again = self.have_last
+        for i in range(self.nt):
+            if self.last_theta[i] != theta[i]:
+                again = False
+        self.have_last = False
+        f = self._last_f if again else self._value(theta)
+        if f != INFINITY:
+            self._derivs(grad, hess)
         return f
 
     # ---------------------------------------------------------------------------------------------
@@ -142,9 +202,9 @@ cdef class OneBlockDeviance:
         cdef Py_ssize_t k = self.k, a, b, c
         cdef double s
         cdef const double* A = &self.A11[j, 0, 0]
-        cdef double* lam = &self.lam[0]
-        cdef double* T = &self.T[0]
-        cdef double* M = &self.M[0]
+        cdef double* lam = self.lam
+        cdef double* T = self.T
+        cdef double* M = self.M
         for a in range(k):                           # T = A Lambda
             for b in range(k):
                 s = 0.0
@@ -164,14 +224,14 @@ cdef class OneBlockDeviance:
         cdef Py_ssize_t k = self.k, ne = self.ne, mk = self.AE1.shape[1], a, b, c, d
         cdef double s
         cdef const double* C = &self.AE1[0, 0] + j * k        # C[d, c] = C[d * mk + c]
-        cdef double* lam = &self.lam[0]
-        cdef double* M = &self.M[0]
-        cdef double* Mi = &self.Mi[0]
-        cdef double* G = &self.G[0]
-        cdef double* H = &self.H[0]
+        cdef double* lam = self.lam
+        cdef double* M = self.M
+        cdef double* Mi = self.Mi
+        cdef double* G = self.G
+        cdef double* H = self.H
         if self._level_factor(j) != 0:
             return 1
-        _spd_inverse(M, &self.Li[0], Mi, k)
+        _spd_inverse(M, self.Li, Mi, k)
         for a in range(k):                           # G = Lambda'C'
             for d in range(ne):
                 s = 0.0
@@ -191,9 +251,9 @@ cdef class OneBlockDeviance:
         cdef Py_ssize_t k = self.k, ne = self.ne, mk = self.AE1.shape[1], a, b, c, d
         cdef double s
         cdef const double* C = &self.AE1[0, 0] + j * k
-        cdef double* lam = &self.lam[0]
-        cdef double* M = &self.M[0]
-        cdef double* Y = &self.H[0]
+        cdef double* lam = self.lam
+        cdef double* M = self.M
+        cdef double* Y = self.H
         if self._level_factor(j) != 0:
             return 1
         for a in range(k):                           # Y = L^{-1} Lambda'C'
@@ -206,16 +266,16 @@ cdef class OneBlockDeviance:
                 Y[a * ne + d] = s / M[a * k + a]
         return 0
 
-    cdef double _value(self, const double[::1] theta) noexcept nogil:
+    cdef double _value(self, const double* theta) noexcept nogil:
         cdef Py_ssize_t k = self.k, ne = self.ne, p = self.p, j, a, d, e, i
         cdef double s, ldz = 0.0, ldx = 0.0, r2, dof
-        cdef double* lam = &self.lam[0]
-        cdef double* S = &self.S[0]
-        cdef double* M = &self.M[0]
-        cdef double* Y = &self.H[0]
-        cdef double* Lp = &self.Lp[0]
-        cdef double* P = &self.P[0]
-        cdef double* v = &self.v[0]
+        cdef double* lam = self.lam
+        cdef double* S = self.S
+        cdef double* M = self.M
+        cdef double* Y = self.H
+        cdef double* Lp = self.Lp
+        cdef double* P = self.P
+        cdef double* v = self.v
         for a in range(k * k):
             lam[a] = 0.0
         for i in range(self.nt):
@@ -246,7 +306,7 @@ cdef class OneBlockDeviance:
                 return INFINITY
             for d in range(p):
                 ldx += 2.0 * log(Lp[d * p + d])
-            _spd_inverse(Lp, &self.Lpi[0], P, p)
+            _spd_inverse(Lp, self.Lpi, P, p)
         for d in range(p):
             s = 0.0
             for e in range(p):
@@ -266,7 +326,7 @@ cdef class OneBlockDeviance:
             return ldz + ldx + dof * (1.0 + log(2.0 * M_PI) + log(r2 / dof)) - self.log_w
         return ldz + self.n * (1.0 + log(2.0 * M_PI) + log(r2 / self.n)) - self.log_w
 
-    cdef void _derivs(self, double[::1] grad, double[:, ::1] hess) noexcept nogil:
+    cdef void _derivs(self, double* grad, double* hess) noexcept nogil:
         """Gradient and Hessian at the theta of the last _value (which left lam, S, P and v).
 
         Per level, with t_i = (A Lambda)[r_i, :], u_i = M^{-1} e_{c_i}, w_i = M^{-1} t_i, h_i = H[c_i, :],
@@ -281,26 +341,26 @@ cdef class OneBlockDeviance:
         cdef double s, t, ail, r2 = 0.0, wt, trw, bv, x1, x2, x3, x4
         cdef const double* A
         cdef const double* C
-        cdef double* T = &self.T[0]
-        cdef double* Li = &self.Li[0]
-        cdef double* Mi = &self.Mi[0]
-        cdef double* H = &self.H[0]
-        cdef double* Hv = &self.Hv[0]
-        cdef double* HP = &self.HP[0, 0]
-        cdef double* S = &self.S[0]
-        cdef double* P = &self.P[0]
-        cdef double* v = &self.v[0]
-        cdef double* Sv = &self.Sv[0]
-        cdef double* dr2 = &self.dr2[0]
-        cdef double* gz = &self.gz[0]
-        cdef double* wv = &self.Md[0, 0]          # per i: w_i (k), alpha_i (k), gamma_i (k), Rt_i v (k)
-        cdef double* beta = &self.Rt[0, 0]        # per i: beta_i (ne)
-        cdef double* Pb = &self.RtP[0, 0]         # per i: P beta_i,p (p)
-        cdef double* hz = &self.hz[0, 0]
-        cdef double* a2 = &self.a2[0, 0]
-        cdef double* b2 = &self.b2[0, 0]
-        cdef double* W = &self.W[0, 0]
-        cdef double* dS = &self.dS[0, 0, 0]
+        cdef double* T = self.T
+        cdef double* Li = self.Li
+        cdef double* Mi = self.Mi
+        cdef double* H = self.H
+        cdef double* Hv = self.Hv
+        cdef double* HP = self.HP
+        cdef double* S = self.S
+        cdef double* P = self.P
+        cdef double* v = self.v
+        cdef double* Sv = self.Sv
+        cdef double* dr2 = self.dr2
+        cdef double* gz = self.gz
+        cdef double* wv = self.Md          # per i: w_i (k), alpha_i (k), gamma_i (k), Rt_i v (k)
+        cdef double* beta = self.Rt        # per i: beta_i (ne)
+        cdef double* Pb = self.RtP         # per i: P beta_i,p (p)
+        cdef double* hz = self.hz
+        cdef double* a2 = self.a2
+        cdef double* b2 = self.b2
+        cdef double* W = self.W
+        cdef double* dS = self.dS
         cdef double* wi
         cdef double* wl
         cdef double* bi
@@ -452,5 +512,5 @@ cdef class OneBlockDeviance:
                     for a in range(p):
                         for b in range(p):
                             t = t - W[i * pp + a * p + b] * W[l * pp + b * p + a]
-                hess[i, l] = t
-                hess[l, i] = t
+                hess[i * nt + l] = t
+                hess[l * nt + i] = t

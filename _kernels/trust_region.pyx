@@ -1,7 +1,8 @@
 # The bounded trust-region (quasi-)Newton loop of mixframe.numerics.optim.trust_region and its subproblem
-# solver, compiled: the objective and its derivatives stay Python callables, called once per evaluation; all
-# the arithmetic between two calls (free set, subproblem, projection, radius, stopping rules, BFGS update)
-# runs here on caller-sized work buffers.
+# solver, compiled: the objective and its derivatives are Python callables, called once per evaluation, or a
+# compiled SmoothObjective (declared in mixframe/_ext/trust_region.pxd), whose C methods the loop calls
+# directly; all the arithmetic between two calls (free set, subproblem, projection, radius, stopping rules,
+# BFGS update) runs here on caller-sized work buffers.
 #
 # The subproblem: minimise g'd + d'Hd/2 over ||s * d|| <= radius (Moré and Sorensen). With H = V diag(w) V'
 # (one dsyev) and gl = V'g, the step in the eigenbasis is z_i = -gl_i / (w_i + mu): mu = 0 where H is
@@ -14,7 +15,7 @@
 
 cimport cython
 cimport numpy as cnp
-from libc.math cimport INFINITY, copysign, fabs, isfinite, sqrt
+from libc.math cimport INFINITY, NAN, copysign, fabs, isfinite, sqrt
 from libc.stdlib cimport free, malloc
 from scipy.linalg.cython_blas cimport ddot, dgemv
 from scipy.linalg.cython_lapack cimport dsyev
@@ -31,6 +32,28 @@ STOP_GTOL = 3
 STOP_FAILED = 4
 
 cdef int _NONE = -1, _MAXEVAL = 0, _FTOL = 1, _XTOL = 2, _GTOL = 3, _FAILED = 4
+
+
+cdef class SmoothObjective:
+    """A compiled objective of ``n_vars`` variables with its gradient and Hessian: the loop of
+    :func:`minimize` calls its C methods (see trust_region.pxd) without Python. Subclasses (in other kernels)
+    implement them; the base class is defined nowhere (its value is NaN)."""
+
+    cdef double value(self, const double* x) noexcept nogil:
+        return NAN
+
+    cdef double value_grad_hess(self, const double* x, double* g, double* H) noexcept nogil:
+        return NAN
+
+    def evaluate(self, x):
+        """(f, gradient, Hessian) at x, or (f, None, None) where f is not finite."""
+        cdef cnp.ndarray xa = as_doubles(x, self.n_vars, "point")
+        cdef cnp.ndarray g = new_vector(self.n_vars)
+        cdef cnp.ndarray H = new_matrix(self.n_vars)
+        cdef double f = self.value_grad_hess(data(xa), data(g), data(H))
+        if not isfinite(f):
+            return f, None, None
+        return f, g, H
 
 
 cdef inline Py_ssize_t step_work_size(int m) noexcept nogil:
@@ -243,6 +266,13 @@ cdef inline cnp.ndarray new_vector(Py_ssize_t n):
     return <cnp.ndarray>cnp.PyArray_EMPTY(1, dims, cnp.NPY_DOUBLE, 0)
 
 
+cdef inline cnp.ndarray new_matrix(Py_ssize_t n):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = n
+    dims[1] = n
+    return <cnp.ndarray>cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+
+
 def all_finite(g) -> bool:
     """Whether every entry of the float array g is finite."""
     cdef cnp.ndarray arr = <cnp.ndarray>cnp.PyArray_FROM_OTF(g, cnp.NPY_DOUBLE, cnp.NPY_ARRAY_IN_ARRAY)
@@ -308,11 +338,15 @@ def minimize(fun, derivs, refresh, progress, cnp.ndarray x, double f, g, H, bint
     """The loop of mixframe.numerics.optim.trust_region from the point x (within the bounds ``lower``, a
     float array or None where no bound is finite) with value f, gradient g and Hessian model H (exact or not),
     after ``evals`` evaluations. Returns (x, f, g, H, evaluations, STOP_* code, settled), ``settled`` false
-    where a quasi-Newton model met no stopping rule since its last refresh."""
+    where a quasi-Newton model met no stopping rule since its last refresh.
+
+    ``fun`` is a Python callable (then ``derivs`` as in trust_region) or a SmoothObjective (``derivs``
+    unused), evaluated through its C methods: ``value`` at each trial point, ``value_grad_hess`` at each
+    accepted one (its Hessian is ignored for a quasi-Newton model)."""
     cdef int n = <int>cnp.PyArray_SIZE(x)
     cdef int m, i, k, l, rc, stop, status = _MAXEVAL, one = 1
     cdef bint bounded = lower is not None, all_free, settled = True, accepted
-    cdef double xnorm, bound, pred = 0.0, dec, step = 0.0, tol, ft, actual, v, zero = 0.0, unit = 1.0
+    cdef double xnorm, bound, pred = 0.0, dec, step = 0.0, tol, ft = 0.0, actual, v, zero = 0.0, unit = 1.0
     cdef double res[3]
     cdef cnp.ndarray xa = as_doubles(x, n, "start")
     cdef cnp.ndarray ga = as_doubles(g, n, "gradient")
@@ -331,6 +365,9 @@ def minimize(fun, derivs, refresh, progress, cnp.ndarray x, double f, g, H, bint
     cdef double* gfp
     cdef double* Hfp
     cdef double* sfp
+    cdef SmoothObjective smooth = fun if isinstance(fun, SmoothObjective) else None
+    if smooth is not None and smooth.n_vars != n:
+        raise ValueError(f"the objective has {smooth.n_vars} variables, not {n}")
     if not exact:           # the quasi-Newton model lives in an array of its own, updated in place
         Ha = np.array(Ha, dtype=np.float64, order="C", copy=True)
     Hp = data(Ha)
@@ -428,25 +465,36 @@ def minimize(fun, derivs, refresh, progress, cnp.ndarray x, double f, g, H, bint
                 copy_into(Hp, as_doubles(refresh(xa, ga), nn, "refreshed Hessian"), nn)
                 settled = True
                 continue
-            out = fun(xt)
+            if smooth is not None:
+                ft = smooth.value(xtp)
+            else:
+                out = fun(xt)
             evals += 1
             if progress is not None:
                 progress(1)
-            ft = <double>(out[0] if type(out) is tuple else out)
+            if smooth is None:
+                ft = <double>(out[0] if type(out) is tuple else out)
             if ft < f:          # False for NaN
                 actual = f - ft
                 if actual > 0.75 * pred and step > 0.8 * rad:      # (a projected step may beat its model)
                     rad *= 2.0
                 elif actual < 0.25 * pred:
                     rad = 0.5 * step
-                if derivs is not None and exact:
-                    gt_obj, Ht_obj = derivs(xt)
+                if smooth is not None:
+                    gt = new_vector(n)
+                    if exact:
+                        Ha = new_matrix(n)
+                    smooth.value_grad_hess(xtp, data(gt), data(Ha) if exact else Hf)
                 else:
-                    gt_obj, Ht_obj = unpack_derivatives(out, derivs, xt)
-                gt = as_doubles(gt_obj, n, "gradient")
+                    if derivs is not None and exact:
+                        gt_obj, Ht_obj = derivs(xt)
+                    else:
+                        gt_obj, Ht_obj = unpack_derivatives(out, derivs, xt)
+                    gt = as_doubles(gt_obj, n, "gradient")
+                    if exact:
+                        Ha = as_doubles(Ht_obj, nn, "Hessian")
                 gtp = data(gt)
                 if exact:
-                    Ha = as_doubles(Ht_obj, nn, "Hessian")
                     Hp = data(Ha)
                 else:
                     for i in range(n):

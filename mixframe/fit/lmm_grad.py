@@ -17,8 +17,9 @@ import math
 
 import numpy as np
 
+from .._ext.lmm_derivs import OneBlockDeviance
 from ..numerics import fdiff
-from ..numerics.optim import minimize_1d
+from ..numerics.optim import minimize_1d, trust_region
 
 #: theta_t below this uses a one-sided difference for its gradient component (the analytic form is 0/0 at 0)
 SMALL_THETA = 1e-5
@@ -127,6 +128,23 @@ def one_block(objective) -> bool:
     return objective.system.q2 == 0 and len(objective.system.terms) == 1
 
 
+def _theta_layout(k, cache={}):
+    """For a k x k relative factor: the (row, column) int32 arrays of its theta (the lower triangle by
+    columns) and each column's (start, stop) in theta, its diagonal element first."""
+    layout = cache.get(k)
+    if layout is None:
+        pairs = [(i, j) for j in range(k) for i in range(j, k)]
+        columns, start = [], 0
+        for j in range(k):
+            columns.append((start, start + k - j))
+            start += k - j
+        layout = cache[k] = (np.array([r for r, _ in pairs], dtype=np.int32),
+                             np.array([c for _, c in pairs], dtype=np.int32), tuple(columns))
+        layout[0].flags.writeable = False
+        layout[1].flags.writeable = False
+    return layout
+
+
 class OneBlockDerivatives:
     """Value, gradient and Hessian of the profiled (RE)ML deviance of a one-term LMM, exactly, from the
     cross-products of the objective's system (compiled: :class:`mixframe._ext.lmm_derivs.OneBlockDeviance`;
@@ -136,18 +154,12 @@ class OneBlockDerivatives:
     """
 
     def __init__(self, objective):
-        from .._ext.lmm_derivs import OneBlockDeviance
-
         system = objective.system
-        k = system.k0
-        pairs = [(i, j) for j in range(k) for i in range(j, k)]     # theta order: lower triangle by columns
-        rows = np.array([r for r, _ in pairs], dtype=np.int32)
-        cols = np.array([c for _, c in pairs], dtype=np.int32)
+        rows, cols, self._columns = _theta_layout(system.k0)
         A = system.crossprod_blocks()
-        self._k, self._rows, self._cols = k, rows, cols
         self._dev = OneBlockDeviance(A.A11, A.AE1, A.AEE, rows, cols, float(objective.n), objective.reml,
                                      float(objective.log_w))
-        self.n_theta = len(pairs)
+        self.n_theta = rows.size
 
     def value(self, theta) -> float:
         return self._dev.deviance(np.ascontiguousarray(theta, dtype=np.float64))
@@ -161,24 +173,15 @@ class OneBlockDerivatives:
         negative is negated (lme4's parameterization keeps the diagonal non-negative). A projection onto
         the bound instead would stop at diagonal 0, where every column's gradient vanishes by that symmetry
         even when 0 is a maximum."""
-        from ..numerics.optim import trust_region
         from .optimize import control_settings, trust_region_tolerances
 
-        dev, nt = self._dev, self.n_theta
-        empty = np.empty
-
-        def derivs(theta):          # right after dev.deviance(theta): the kernel reuses that evaluation
-            grad, hess = empty(nt), empty((nt, nt))
-            dev.derivatives(theta, grad, hess)
-            return grad, hess
-
-        opt = trust_region(dev.deviance, np.asarray(x0, dtype=np.float64), derivs,
+        # the kernel is a SmoothObjective: the compiled loop evaluates it without Python
+        opt = trust_region(self._dev, np.asarray(x0, dtype=np.float64),
                            **trust_region_tolerances(control_settings(control)))
         x = opt.x
-        for c in range(self._k):
-            column = self._cols == c
-            if x[np.flatnonzero(column & (self._rows == c))[0]] < 0.0:
-                x[column] = -x[column]
+        for start, stop in self._columns:
+            if x[start] < 0.0:
+                x[start:stop] = -x[start:stop]
         return opt
 
     def __call__(self, theta):

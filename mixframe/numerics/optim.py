@@ -220,8 +220,10 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
 
     Parameters
     ----------
-    fun : callable
-        ``fun(x)`` returns f, or ``(f, g)``, or ``(f, g, H)`` (gradient and Hessian at every trial point).
+    fun : callable or SmoothObjective
+        ``fun(x)`` returns f, or ``(f, g)``, or ``(f, g, H)`` (gradient and Hessian at every trial point). Or
+        a compiled :class:`mixframe._ext.trust_region.SmoothObjective` (value, exact gradient and Hessian),
+        which the loop evaluates through its C methods without Python (``derivs`` must then be None).
     x0 : array_like
         Start; moved onto the bounds.
     derivs : callable, optional
@@ -262,7 +264,8 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
     becomes half the step where the decrease is below 1/4 of it, and a quarter of the step after a rejection.
     An exact Hessian is used as it is (indefinite ones included); a quasi-Newton model takes
     :func:`bfgs_update` after every accepted step. The loop is compiled (:mod:`mixframe._ext.trust_region`):
-    between two evaluations of ``fun`` (and ``derivs``, ``refresh``, ``progress``) no Python runs.
+    between two evaluations of ``fun`` (and ``derivs``, ``refresh``, ``progress``) no Python runs, and none at
+    all for a SmoothObjective.
 
     Examples
     --------
@@ -280,8 +283,11 @@ def trust_region(fun, x0, derivs=None, *, lower=None, hess0=None, scale=None, re
             x = np.maximum(x, lo)
         else:
             lo = None
+    smooth = isinstance(fun, _tr.SmoothObjective)
+    if smooth and derivs is not None:
+        raise ValueError("a SmoothObjective brings its own derivatives: derivs must be None")
     if start is None:
-        f, g, H = _unpack(fun(x), derivs, x)
+        f, g, H = _unpack(fun.evaluate(x) if smooth else fun(x), derivs, x)
         evals = 1
         if progress is not None:
             progress(1)
