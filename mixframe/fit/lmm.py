@@ -139,6 +139,7 @@ def optimize_lmm(obj, design, control=None):
                              tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
     if not np.array_equal(x, opt.x):
         opt.x, opt.fun = x, fmin
+        opt.gradient = opt.hessian = None      # the search's derivatives were at the point before the snap
     opt.checks = _check_lmm(obj, opt, lower)
     if opt.checks and not _default_optimizer(control) and control_settings(control)["optimizer"] != "bobyqa":
         # the optimizer the caller chose stopped where the checks fail (Nelder-Mead on a simplex collapsed
@@ -169,7 +170,7 @@ def _check_lmm(obj, opt, lower) -> list:
     if derivs is not None:
         _, g, H = derivs(x)
     elif opt.hessian is not None and opt.gradient is not None:
-        g, H = profiled_gradient(obj, x), opt.hessian
+        g, H = opt.gradient, opt.hessian       # the search's gradient at x (exact) and its Hessian model
     else:
         _, g, H = hessian_fd(obj, x, 1e-4, floor=1e-2)
     return convergence_failures(g, H, free)
@@ -189,7 +190,14 @@ def _search_lmm(obj, design, control, lower, desc):
                                     np.full(lower.size, -np.inf),
                                     hess0=curv if np.all(np.isfinite(curv)) else None, control=control,
                                     desc=desc)
+        # |theta| is reported; the deviance is even in each theta_t, so its derivatives there change sign
+        # with the coordinates that were negative
+        signs = np.where(opt.x < 0.0, -1.0, 1.0)
         opt.x = np.abs(opt.x)
+        if opt.gradient is not None:
+            opt.gradient = np.asarray(opt.gradient) * signs
+        if opt.hessian is not None:
+            opt.hessian = np.asarray(opt.hessian) * np.outer(signs, signs)
         return opt
     return minimize_bounded(obj, design.theta_start(), lower, control=control, desc=desc)
 
