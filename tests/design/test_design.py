@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import case_frame
+
 from mixframe.io import frames
 from mixframe.design.build import build_design
 from mixframe.design.newdata import new_design
@@ -29,18 +31,7 @@ def load_case(name, backend):
     that order (an ordinal response ordered), grouping columns strings; polars: Enum columns."""
     case = json.loads((REF / f"{name}.json").read_text())
     formula = FORMULA_OVERRIDE.get(name, case["formula"])
-    levels = case.get("factor_levels") or {}
-    groups = {c for b in parse_formula(formula).bars for c in b.components}
-    df = pd.read_csv(DATA / case["data"], dtype={c: str for c in set(levels) | groups})
-    response = formula.split("~")[0].strip()
-    for col, lv in levels.items():
-        if col in df.columns:
-            ordered = case["package"] == "ordinal" and col == response
-            df[col] = pd.Categorical(df[col], categories=[str(x) for x in lv], ordered=ordered)
-    if backend == "polars":
-        out = pl.from_pandas(df)
-        df = out.with_columns([pl.col(c).cast(pl.Enum([str(x) for x in lv]))
-                               for c, lv in levels.items() if c in out.columns])
+    df = case_frame(case, backend, formula)
     return case, formula, df
 
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import case_frame
 from mixframe.io import frames
 from mixframe.design import encode as build
 from mixframe.design.build import build_design, group_codes
@@ -38,18 +39,7 @@ def reference_case(name, backend):
     (an ordinal response ordered), grouping columns strings; polars: those columns as Enum."""
     case = json.loads((REF / f"{name}.json").read_text())
     formula = OVERRIDE.get(name, case["formula"])
-    levels = case.get("factor_levels") or {}
-    groups = {c for b in parse_formula(formula).bars for c in b.components}
-    df = pd.read_csv(DATA / case["data"], dtype={c: str for c in set(levels) | groups})
-    response = formula.split("~")[0].strip()
-    for col, lv in levels.items():
-        if col in df.columns:
-            ordered = case["package"] == "ordinal" and col == response
-            df[col] = pd.Categorical(df[col], categories=[str(x) for x in lv], ordered=ordered)
-    if backend == "polars":
-        out = pl.from_pandas(df)
-        df = out.with_columns([pl.col(c).cast(pl.Enum([str(x) for x in lv]))
-                               for c, lv in levels.items() if c in out.columns])
+    df = case_frame(case, backend, formula)
     if case["package"] == "ordinal":
         kind = "clmm" if parse_formula(formula).bars else "clm"
         kw = {}
