@@ -33,6 +33,7 @@ from ..errors import DataError, FormulaError
 from ..formula.fixed import (check_columns, evaluate_numeric, expression_columns, fixed_matrix,
                              matrix_from_spec)
 from ..formula.simple import SimpleSpec, evaluate_arithmetic, simple_matrix
+from ..numerics.small import cholesky
 from ..io import frames
 from .spec import ColumnLevels, DesignData, DesignSpec, TermSpec
 
@@ -347,12 +348,17 @@ def independent_columns(xtx: np.ndarray, tol: float = RANK_TOL) -> list[int]:
     norms = np.sqrt(np.clip(np.diag(xtx), 0.0, None))
     if p and (norms > 0).all():
         # full rank, the usual case: one Cholesky factor of the unit-scaled X'X, whose diagonal holds
-        # the residual norms the loop below would find
-        try:
-            L = np.linalg.cholesky(xtx / np.outer(norms, norms))
-        except np.linalg.LinAlgError:
-            L = None
-        if L is not None and (np.diagonal(L) > tol).all():
+        # the residual norms the loop below would find (plain floats for a few columns)
+        scaled = xtx / np.outer(norms, norms)
+        if p <= 12:
+            Ll = cholesky(scaled.tolist())
+            diag = None if Ll is None else [Ll[i][i] for i in range(p)]
+        else:
+            try:
+                diag = np.diagonal(np.linalg.cholesky(scaled)).tolist()
+            except np.linalg.LinAlgError:
+                diag = None
+        if diag is not None and min(diag) > tol:
             return list(range(p))
     from scipy.linalg import solve_triangular
 

@@ -12,32 +12,10 @@ import math
 
 import numpy as np
 
+from ..numerics.small import cholesky, forward_solve
+
 GRAD_TOL = 2e-3
 HESS_TOL = 1e-6
-
-
-def _cholesky(H):
-    """Lower Cholesky factor of a small symmetric matrix given as lists (plain floats), or None when it is
-    not positive definite."""
-    n = len(H)
-    L = [[0.0] * n for _ in range(n)]
-    for j in range(n):
-        s = H[j][j] - sum(L[j][k] * L[j][k] for k in range(j))
-        if not s > 0.0:
-            return None
-        d = math.sqrt(s)
-        L[j][j] = d
-        for i in range(j + 1, n):
-            L[i][j] = (H[i][j] - sum(L[i][k] * L[j][k] for k in range(j))) / d
-    return L
-
-
-def _forward_solve(L, b):
-    """L^{-1} b for a lower-triangular L, as lists."""
-    x = []
-    for i, row in enumerate(L):
-        x.append((b[i] - sum(row[j] * x[j] for j in range(i))) / row[i])
-    return x
 
 
 def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TOL,
@@ -68,7 +46,7 @@ def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TO
     Hs = [[0.5 * (Hm[i][j] + Hm[j][i]) for j in idx] for i in idx]
     if not (all(map(math.isfinite, gs)) and all(math.isfinite(v) for row in Hs for v in row)):
         return ["the gradient or Hessian of the criterion is not finite at the reported point"]
-    L = _cholesky(Hs)                          # H = L L' = R'R with R = L'
+    L = cholesky(Hs)                           # H = L L' = R'R with R = L'
     max_g = max(abs(v) for v in gs)
     if L is None:                              # not positive definite: how many directions descend
         n_neg = int(np.sum(np.linalg.eigvalsh(np.array(Hs)) < -hess_tol))
@@ -76,7 +54,7 @@ def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TO
                    else "the Hessian is not positive definite (unable to evaluate the scaled gradient)")
         worst = max_g
     else:
-        step = _forward_solve(L, gs)           # R^{-T} g = L^{-1} g: lme4's scaled gradient
+        step = forward_solve(L, gs)            # R^{-T} g = L^{-1} g: lme4's scaled gradient
         worst = max(min(abs(a), abs(b)) for a, b in zip(step, gs))
     if worst >= grad_tol:
         out.append(f"failed to converge with max|grad| = {max_g:.3g} (tol = {grad_tol:g})")
