@@ -146,7 +146,7 @@ def fit_clm(design, link: str = "logit", threshold: str = "flexible", control: d
     --------
     >>> import numpy as np
     >>> from mixframe.design.terms import Design
-    >>> y = np.array([0, 1, 2, 1, 0, 2, 2, 1, 0, 1], dtype=float)
+    >>> y = np.array([0, 1, 2, 2, 0, 2, 0, 1, 0, 1], dtype=float)
     >>> x = np.array([[0.], [1.], [1.], [0.], [0.], [1.], [1.], [1.], [0.], [0.]])
     >>> d = Design(X=x, x_names=["x"], y=y, weights=None, offset=None, terms=[],
     ...            used=np.ones(10, bool), n_total=10, response="y", response_levels=["a", "b", "c"])
