@@ -91,14 +91,19 @@ def test_link_against_numpy_and_fd(fam, link):
     np.testing.assert_allclose(f.mu_eta(eta), fd, rtol=1e-6)
 
 
-@pytest.mark.parametrize("fam,link", PAIRS)
-def test_variance_deviance_loglik(fam, link):
+def family_sample(fam, link):
+    """The family, its dispersion, means on a grid (binomial kept inside (0.05, 0.95)) and a response there."""
     f = get_family(fam, link)
-    d = DISP[fam]
     mu = f.linkinv(eta_for(fam, link))
     if fam == "binomial":
         mu = np.clip(mu, 0.05, 0.95)
     y, wt = response_for(fam, mu)
+    return f, DISP[fam], mu, y, wt
+
+
+@pytest.mark.parametrize("fam,link", PAIRS)
+def test_variance_deviance_loglik(fam, link):
+    f, d, mu, y, wt = family_sample(fam, link)
     np.testing.assert_allclose(f.variance(mu, d), VAR[fam](mu, d), rtol=1e-12)
     np.testing.assert_allclose(f.dev_resid(y, mu, wt, d), oracle_dev(fam, y, mu, wt, d), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(f.loglik_terms(y, mu, wt, d), oracle_loglik(fam, y, mu, wt, d), rtol=1e-9)
@@ -233,12 +238,7 @@ def test_variance_function_is_the_scipy_variance(fam, link):
 @pytest.mark.parametrize("fam,link", PAIRS)
 def test_deviance_is_twice_phi_times_the_scipy_loglik_ratio(fam, link):
     """dev_resid = 2 phi (loglik(y; mu = y) - loglik(y; mu)), the log-likelihoods from scipy.stats."""
-    f = get_family(fam, link)
-    d = DISP[fam]
-    mu = f.linkinv(eta_for(fam, link))
-    if fam == "binomial":
-        mu = np.clip(mu, 0.05, 0.95)
-    y, wt = response_for(fam, mu)
+    f, d, mu, y, wt = family_sample(fam, link)
     sat = np.clip(y, 1e-300, None) if fam in ("poisson", "negative_binomial") else y
     ratio = oracle_loglik(fam, y, sat, wt, d) - oracle_loglik(fam, y, mu, wt, d)
     if fam == "binomial":   # the saturated binomial mean can be 0 or 1

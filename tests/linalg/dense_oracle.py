@@ -16,6 +16,14 @@ def make_term(rng, n, m, k, name):
                   col_names=["(Intercept)"] + [f"x{i}" for i in range(1, k)])
 
 
+def random_theta(rng, terms, off_scale):
+    """A random theta for ``terms``: diagonal entries uniform on [0.3, 1.5], the others normal with SD
+    ``off_scale`` (in the θ layout's order, column by column)."""
+    return np.concatenate([
+        np.array([rng.uniform(0.3, 1.5) if i == j else rng.normal(scale=off_scale)
+                  for j in range(t.k) for i in range(j, t.k)]) for t in terms])
+
+
 def dense_Z(terms, n):
     blocks = []
     for t in terms:

@@ -4,7 +4,7 @@ import pytest
 
 from mixframe.linalg.blocked import BlockedSystem
 
-from linalg.dense_oracle import dense_lambda, dense_Z, make_term
+from linalg.dense_oracle import dense_lambda, dense_Z, make_term, random_theta
 
 
 CASES = [
@@ -37,9 +37,7 @@ def test_factor_matches_dense(spec, weighted):
     X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
     y = rng.normal(size=n)
     w = rng.uniform(0.5, 2.0, size=n) if weighted else None
-    theta = np.concatenate([
-        np.array([rng.uniform(0.3, 1.5) if i == j else rng.normal(scale=0.3)
-                  for j in range(t.k) for i in range(j, t.k)]) for t in terms])
+    theta = random_theta(rng, terms, 0.3)
     sys = BlockedSystem(terms, p + 1)
     sys.crossprod(np.column_stack([X, y]), w)
     assert sys.factor(theta) == 0
@@ -80,9 +78,7 @@ def test_dense_factor_is_the_factor_of_the_schur_complement(spec):
     rng = np.random.default_rng(len(spec) + 40)
     n = 300
     terms = [make_term(rng, n, m, k, f"g{i}") for i, (m, k) in enumerate(spec)]
-    theta = np.concatenate([
-        np.array([rng.uniform(0.3, 1.5) if i == j else rng.normal(scale=0.3)
-                  for j in range(t.k) for i in range(j, t.k)]) for t in terms])
+    theta = random_theta(rng, terms, 0.3)
     w = rng.uniform(0.5, 2.0, size=n)
     sys = BlockedSystem(terms, 2)
     sys.crossprod(np.column_stack([np.ones(n), rng.normal(size=n)]), w)

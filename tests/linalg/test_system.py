@@ -5,7 +5,7 @@ import pytest
 from mixframe.linalg.blocked import BlockedSystem
 from mixframe.linalg.system import FACTOR_FIXED, FACTOR_OK, PenalizedSystem
 
-from linalg.dense_oracle import dense_system, dense_Z, make_term
+from linalg.dense_oracle import dense_system, dense_Z, make_term, random_theta
 
 # crossed designs; the first has a vector term in each block, the scalar ones serve the gradient's diagonals
 VECTOR = [[(14, 2), (6, 1), (5, 2)], [(9, 1), (7, 2)], [(11, 2), (4, 1)]]
@@ -18,9 +18,7 @@ def _case(spec, weighted, seed, p=3, n=260):
     X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
     y = rng.normal(size=n) + X @ rng.normal(size=p)
     w = rng.uniform(0.5, 2.0, size=n) if weighted else None
-    theta = np.concatenate([
-        np.array([rng.uniform(0.3, 1.5) if i == j else rng.normal(scale=0.4)
-                  for j in range(t.k) for i in range(j, t.k)]) for t in terms])
+    theta = random_theta(rng, terms, 0.4)
     system = BlockedSystem(terms, p + 1)
     system.crossprod(np.column_stack([X, y]), w)
     assert system.factor(theta) == FACTOR_OK
