@@ -109,7 +109,6 @@ def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
     """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
     check_random_effect_sizes(design, "lmm")
     obj = LmmObjective(design, reml)
-    opt = optimize_lmm(obj, design, control)
 
     def linear_predictors(beta, bs):
         eta_fixed = design.X @ beta
@@ -117,7 +116,9 @@ def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
             eta_fixed = eta_fixed + design.offset
         return eta_fixed + z_times_b(design.terms, bs), eta_fixed
 
-    return finish_lmm(obj, design, opt, linear_predictors)
+    with obj.system.blas_context():     # entered once: every factorization of the fit runs inside it
+        opt = optimize_lmm(obj, design, control)
+        return finish_lmm(obj, design, opt, linear_predictors)
 
 
 def optimize_lmm(obj, design, control=None):
@@ -167,10 +168,10 @@ def _check_lmm(obj, opt, lower) -> list:
     x = np.asarray(opt.x, dtype=float)
     free = ~(np.isfinite(lower) & (x <= lower))
     derivs = getattr(opt, "derivatives", None)
-    if derivs is not None:
+    if opt.hessian is not None and opt.gradient is not None:
+        g, H = opt.gradient, opt.hessian       # the search's gradient at x (exact) and its Hessian (exact, or its model)
+    elif derivs is not None:
         _, g, H = derivs(x)
-    elif opt.hessian is not None and opt.gradient is not None:
-        g, H = opt.gradient, opt.hessian       # the search's gradient at x (exact) and its Hessian model
     else:
         _, g, H = hessian_fd(obj, x, 1e-4, floor=1e-2)
     return convergence_failures(g, H, free)

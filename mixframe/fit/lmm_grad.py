@@ -179,9 +179,17 @@ class OneBlockDerivatives:
         opt = trust_region(self._dev, np.asarray(x0, dtype=np.float64),
                            **trust_region_tolerances(control_settings(control)))
         x = opt.x
+        signs = np.ones(x.size)
         for start, stop in self._columns:
             if x[start] < 0.0:
-                x[start:stop] = -x[start:stop]
+                signs[start:stop] = -1.0
+        if (signs < 0.0).any():
+            # the deviance is unchanged by the negation, its derivatives change sign with the coordinates
+            x *= signs
+            if opt.gradient is not None:
+                opt.gradient = np.asarray(opt.gradient) * signs
+            if opt.hessian is not None:
+                opt.hessian = np.asarray(opt.hessian) * np.outer(signs, signs)
         return opt
 
     def __call__(self, theta):
