@@ -33,7 +33,7 @@ from ..errors import DataError, FormulaError
 from ..formula.fixed import (check_columns, evaluate_numeric, expression_columns, fixed_matrix,
                              matrix_from_spec)
 from ..formula.simple import SimpleSpec, evaluate_arithmetic, simple_matrix
-from ..numerics.small import cholesky
+from .._ext.checks import finite_range, first_nonfinite_column, full_rank_crossprod
 from ..io import frames
 from .spec import ColumnLevels, DesignData, DesignSpec, TermSpec
 
@@ -290,20 +290,31 @@ def used_rows(cache, columns, n_total, arrays):
     return used, culprits
 
 
+def _n_nonfinite(values) -> int:
+    """The number of non-finite values of a vector (one compiled pass)."""
+    return finite_range(np.ascontiguousarray(values, dtype=np.float64))[0]
+
+
+def _all_finite(M) -> bool:
+    """True when a matrix (or vector) holds finite values only (one compiled pass)."""
+    M = np.asarray(M, dtype=np.float64)
+    return first_nonfinite_column(M.reshape(-1, 1) if M.ndim == 1 else M) < 0
+
+
 def _check_finite(rows: Rows, names):
     for name in sorted(names):
         if rows.cache.kind(name) == "numeric":
             values = rows.numeric(name)
-            if not np.isfinite(values).all():
+            if _n_nonfinite(values):
                 bad = ~np.isfinite(values)
                 raise DataError(f"column {name!r} has {int(bad.sum())} non-finite value(s) "
                                 f"(e.g. {values[bad][0]}); replace or remove them")
 
 
 def _check_x(X, x_names):
-    if not np.isfinite(X).all():
-        bad = ~np.isfinite(X)
-        name = x_names[int(np.nonzero(bad.any(axis=0))[0][0])]
+    j = first_nonfinite_column(np.asarray(X, dtype=np.float64))
+    if j >= 0:
+        name = x_names[j]
         raise DataError(f"fixed-effect column {name!r} has non-finite values (e.g. log of 0)")
 
 
@@ -345,21 +356,11 @@ def independent_columns(xtx: np.ndarray, tol: float = RANK_TOL) -> list[int]:
     """
     xtx = np.asarray(xtx, dtype=np.float64)
     p = xtx.shape[0]
+    # full rank, the usual case: one Cholesky factor of the unit-scaled X'X, whose diagonal holds the residual
+    # norms the loop below would find
+    if full_rank_crossprod(xtx, tol):
+        return list(range(p))
     norms = np.sqrt(np.clip(np.diag(xtx), 0.0, None))
-    if p and (norms > 0).all():
-        # full rank, the usual case: one Cholesky factor of the unit-scaled X'X, whose diagonal holds
-        # the residual norms the loop below would find (plain floats for a few columns)
-        scaled = xtx / np.outer(norms, norms)
-        if p <= 12:
-            Ll = cholesky(scaled.tolist())
-            diag = None if Ll is None else [Ll[i][i] for i in range(p)]
-        else:
-            try:
-                diag = np.diagonal(np.linalg.cholesky(scaled)).tolist()
-            except np.linalg.LinAlgError:
-                diag = None
-        if diag is not None and min(diag) > tol:
-            return list(range(p))
     from scipy.linalg import solve_triangular
 
     kept: list[int] = []
@@ -518,7 +519,7 @@ def _check_response_varies(y, w, response, kind, family):
     yv = y if w is None else y[w > 0]
     if yv.size == 0:
         return
-    lo, hi = float(yv.min()), float(yv.max())
+    _, lo, hi = finite_range(np.ascontiguousarray(yv, dtype=np.float64))
     fam = (family or "binomial") if kind == "glmm" else None
     if kind == "lmm" and lo == hi:
         raise DataError(f"the response {response!r} is constant (every value is {lo:g}); a linear mixed "
@@ -532,7 +533,7 @@ def _check_response_varies(y, w, response, kind, family):
 
 def _weights(w_all, rows: Rows, column=None):
     w = None if w_all is None else rows.take(w_all)
-    if w is not None and not np.isfinite(w).all():
+    if w is not None and _n_nonfinite(w):
         bad = ~np.isfinite(w)
         where = f"the weights column {column!r}" if column else "weights="
         raise DataError(f"{where} has {int(bad.sum())} non-finite weight(s) (e.g. {w[bad][0]}); weights must be "
@@ -544,7 +545,7 @@ def _weights(w_all, rows: Rows, column=None):
 
 def _check_z(Z, names, where: str):
     """DataError naming the effect of a random-effect term whose column has non-finite values."""
-    if Z is not None and not np.isfinite(Z).all():
+    if Z is not None and not _all_finite(Z):
         bad = ~np.isfinite(Z)
         j = int(np.nonzero(bad.any(axis=0))[0][0])
         values = Z[bad[:, j], j]
@@ -557,7 +558,7 @@ def _offset(o_all, offsets, rows: Rows, check: bool = True):
     for expr in offsets:
         values = _numeric_expr(expr, rows, "offset")
         off = values if off is None else off + values
-    if check and off is not None and not np.isfinite(off).all():
+    if check and off is not None and _n_nonfinite(off):
         raise DataError("the offset has non-finite values")
     return off
 
@@ -679,7 +680,7 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     X, x_names, x_keep = _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns)
     w = _weights(w_all, rows, w_col)
     y, w, response_levels = _response(parsed.response, parsed.cbind, rows, kind, family, w, levels)
-    if not np.isfinite(y).all():
+    if _n_nonfinite(y):
         raise DataError(f"response {parsed.response!r} has non-finite values")
     if check_response:
         _check_response_varies(y, w, parsed.response, kind, family)
@@ -792,7 +793,7 @@ def encode(spec: DesignSpec, data, *, newdata: bool = False, weights=None, offse
         w = _weights(w_all, rows, spec.weights_column)
         y, w, response_levels = _response(spec.response, spec.cbind, rows, spec.kind, spec.family, w, None,
                                           spec.response_levels)
-        if not np.isfinite(y).all():
+        if _n_nonfinite(y):
             raise DataError(f"response {spec.response!r} has non-finite values")
     off = _offset(o_all, spec.offsets, rows, check=not newdata)
     codes, Zs, unseen = [], [], {}

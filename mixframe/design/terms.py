@@ -175,11 +175,7 @@ def theta_lower_bounds(terms) -> np.ndarray:
     >>> theta_lower_bounds([t]).tolist()
     [0.0, -inf, 0.0]
     """
-    out = []
-    for t in terms:
-        rows, cols = _tri(t.k)
-        out.append(np.where(rows == cols, 0.0, -np.inf))
-    return np.concatenate(out) if out else np.zeros(0)
+    return _diagonal_pattern(tuple(t.k for t in terms), 0.0, -np.inf).copy()
 
 
 def theta_start(terms) -> np.ndarray:
@@ -191,11 +187,16 @@ def theta_start(terms) -> np.ndarray:
     >>> theta_start([t]).tolist()
     [1.0, 0.0, 1.0]
     """
-    out = []
-    for t in terms:
-        rows, cols = _tri(t.k)
-        out.append(np.where(rows == cols, 1.0, 0.0))
-    return np.concatenate(out) if out else np.zeros(0)
+    return _diagonal_pattern(tuple(t.k for t in terms), 1.0, 0.0).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _diagonal_pattern(ks: tuple, on: float, off: float) -> np.ndarray:
+    """theta's layout for terms of sizes ``ks``: ``on`` at the diagonal elements, ``off`` elsewhere (read-only)."""
+    out = [np.where(rows == cols, on, off) for rows, cols in map(_tri, ks)]
+    values = np.concatenate(out) if out else np.zeros(0)
+    values.flags.writeable = False
+    return values
 
 
 def theta_to_lambdas(terms, theta) -> list[np.ndarray]:

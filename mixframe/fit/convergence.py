@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..numerics.small import cholesky, forward_solve
+from .._ext.checks import scaled_gradient
 
 GRAD_TOL = 2e-3
 HESS_TOL = 1e-6
@@ -23,39 +23,35 @@ def convergence_failures(gradient, hessian, free=None, grad_tol: float = GRAD_TO
     """What fails at a reported point (an empty list when nothing does).
 
     ``gradient``/``hessian`` are of the deviance (-2 log L scale); ``free`` selects the parameters that are
-    not on a bound (all when None). Plain-float arithmetic: the parameters are few and the check runs after
-    every fit."""
-    g = np.asarray(gradient, dtype=float).ravel().tolist()
-    Hm = np.asarray(hessian, dtype=float).tolist()
-    n = len(g)
+    not on a bound (all when None). The scaled gradient is computed in one compiled call
+    (:func:`mixframe._ext.checks.scaled_gradient`): the check runs after every fit."""
+    g = np.ascontiguousarray(gradient, dtype=np.float64).reshape(-1)
+    H = np.asarray(hessian, dtype=np.float64)
+    n = g.shape[0]
     out = []
-    idx = list(range(n))
-    if free is not None:
-        fl = np.asarray(free, dtype=bool).tolist()
-        # a parameter on its (lower) bound: the criterion must not fall going into the interior, to first
-        # order, nor, where its derivative vanishes (a variance parameter the criterion is even in), to
-        # second order: else the bound is a saddle or a maximum the search stopped on
-        for i in range(n):
-            if not fl[i] and (g[i] < -grad_tol or (abs(g[i]) < grad_tol and math.isfinite(Hm[i][i])
-                                                    and Hm[i][i] < -hess_tol)):
-                out.append(f"parameter {i + 1} is on its bound but the criterion decreases into the interior")
-        idx = [i for i in range(n) if fl[i]]
-    if not idx:
-        return out
-    gs = [g[i] for i in idx]
-    Hs = [[0.5 * (Hm[i][j] + Hm[j][i]) for j in idx] for i in idx]
-    if not (all(map(math.isfinite, gs)) and all(math.isfinite(v) for row in Hs for v in row)):
+    if free is None:
+        fl = np.ones(n, dtype=np.uint8)
+    else:
+        fl = np.ascontiguousarray(free, dtype=np.uint8)
+        if not fl.all():
+            # a parameter on its (lower) bound: the criterion must not fall going into the interior, to first
+            # order, nor, where its derivative vanishes (a variance parameter the criterion is even in), to
+            # second order: else the bound is a saddle or a maximum the search stopped on
+            for i in np.flatnonzero(fl == 0).tolist():
+                gi, hii = float(g[i]), float(H[i, i])
+                if gi < -grad_tol or (abs(gi) < grad_tol and math.isfinite(hii) and hii < -hess_tol):
+                    out.append(f"parameter {i + 1} is on its bound but the criterion decreases into the interior")
+            if not fl.any():
+                return out
+    status, worst, max_g = scaled_gradient(g, H, fl)
+    if status == 1:
         return ["the gradient or Hessian of the criterion is not finite at the reported point"]
-    L = cholesky(Hs)                           # H = L L' = R'R with R = L'
-    max_g = max(abs(v) for v in gs)
-    if L is None:                              # not positive definite: how many directions descend
-        n_neg = int(np.sum(np.linalg.eigvalsh(np.array(Hs)) < -hess_tol))
+    if status == 2:                            # not positive definite: how many directions descend
+        idx = np.flatnonzero(fl)
+        Hs = H[np.ix_(idx, idx)]
+        n_neg = int(np.sum(np.linalg.eigvalsh(0.5 * (Hs + Hs.T)) < -hess_tol))
         out.append(f"degenerate Hessian with {n_neg} negative eigenvalue{'s' if n_neg > 1 else ''}" if n_neg
                    else "the Hessian is not positive definite (unable to evaluate the scaled gradient)")
-        worst = max_g
-    else:
-        step = forward_solve(L, gs)            # R^{-T} g = L^{-1} g: lme4's scaled gradient
-        worst = max(min(abs(a), abs(b)) for a, b in zip(step, gs))
     if worst >= grad_tol:
         out.append(f"failed to converge with max|grad| = {max_g:.3g} (tol = {grad_tol:g})")
     return out

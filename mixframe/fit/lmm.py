@@ -166,7 +166,7 @@ def _check_lmm(obj, opt, lower) -> list:
     derivatives of a one-block model, the analytic gradient and the search's Hessian model of the
     gradient-based search, central differences otherwise."""
     x = np.asarray(opt.x, dtype=float)
-    free = ~(np.isfinite(lower) & (x <= lower))
+    free = ~(x <= lower)                       # -inf bounds: always free
     derivs = getattr(opt, "derivatives", None)
     if opt.hessian is not None and opt.gradient is not None:
         g, H = opt.gradient, opt.hessian       # the search's gradient at x (exact) and its Hessian (exact, or its model)

@@ -179,12 +179,12 @@ class OneBlockDerivatives:
         opt = trust_region(self._dev, np.asarray(x0, dtype=np.float64),
                            **trust_region_tolerances(control_settings(control)))
         x = opt.x
-        signs = np.ones(x.size)
-        for start, stop in self._columns:
-            if x[start] < 0.0:
-                signs[start:stop] = -1.0
-        if (signs < 0.0).any():
+        flip = [(start, stop) for start, stop in self._columns if x[start] < 0.0]
+        if flip:
             # the deviance is unchanged by the negation, its derivatives change sign with the coordinates
+            signs = np.ones(x.size)
+            for start, stop in flip:
+                signs[start:stop] = -1.0
             x *= signs
             if opt.gradient is not None:
                 opt.gradient = np.asarray(opt.gradient) * signs

@@ -40,12 +40,27 @@ def private_copy(data):
     """A copy of an eager frame that later in-place changes of ``data`` cannot reach (cheap: see module)."""
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(data, pd.DataFrame):
-        copy_on_write = int(pd.__version__.split(".", 1)[0]) >= 3
-        return data.copy(deep=not copy_on_write)
+        if int(pd.__version__.split(".", 1)[0]) < 3:
+            return data.copy(deep=True)
+        return _shallow_pandas_copy(data)
     pl = sys.modules.get("polars")
     if pl is not None and isinstance(data, pl.DataFrame):
         return data.clone()
     return data
+
+
+def _shallow_pandas_copy(data):
+    """``data.copy(deep=False)`` under copy-on-write (pandas 3), at half its cost: each block is copied without
+    its values (registering the reference that makes a later in-place write copy first), and the axes are views.
+    ``DataFrame.copy`` does the same through its general machinery; it is used where pandas lacks these
+    internals."""
+    try:
+        mgr = data._mgr
+        blocks = tuple(block.copy(deep=False) for block in mgr.blocks)
+        out = type(mgr).from_blocks(blocks, [axis.view() for axis in mgr.axes])
+        return data._constructor_from_mgr(out, axes=out.axes)
+    except (AttributeError, TypeError):
+        return data.copy(deep=False)
 
 
 class FrameRows:

@@ -151,6 +151,19 @@ def test_sorting_the_pandas_frame_in_place_after_the_fit_keeps_augment_aligned()
     assert fit.data["Days"].max() == 9
 
 
+def test_renaming_and_editing_the_pandas_frame_after_the_fit_leave_the_models_copy_alone():
+    data = mf.datasets.sleepstudy()
+    fit = mf.lmm("Reaction ~ Days + (Days | Subject)", data)
+    before = fit.augment()
+    data.index.name = "row"
+    data.columns = ["a", "b", "c"]
+    data.iloc[0, 0] = -1.0
+    data["d"] = 1.0
+    after = fit.augment()
+    pd.testing.assert_frame_equal(before, after, check_exact=True)
+    assert after.index.name is None and list(fit.data.columns) == ["Reaction", "Days", "Subject"]
+
+
 def test_editing_the_polars_frame_in_place_after_the_fit_keeps_augment_aligned():
     data = mf.datasets.sleepstudy(backend="polars")
     fit = mf.lmm("Reaction ~ Days + (Days | Subject)", data)

@@ -1,0 +1,142 @@
+# The checks every fit makes of its arrays (finite values, a response that varies, a fixed-effects matrix of full
+# rank) and of its answer (lme4's convergence test), each in one pass over the numbers. At the sizes of most fits
+# a NumPy reduction costs more in dispatch than in arithmetic, and a fit makes a dozen of them.
+#
+# cython: language_level=3
+
+cimport cython
+from libc.math cimport INFINITY, NAN, fabs, isfinite, sqrt
+from libc.stdlib cimport free, malloc
+
+from scipy.linalg.cython_lapack cimport dpotrf
+
+
+def finite_range(const double[::1] values):
+    """(number of non-finite values, least and greatest finite value) of a vector; NaN bounds when no value is
+    finite."""
+    cdef Py_ssize_t i, n = values.shape[0], bad = 0
+    cdef double v, lo = INFINITY, hi = -INFINITY
+    with nogil:
+        for i in range(n):
+            v = values[i]
+            if not isfinite(v):
+                bad += 1
+            else:
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+    if bad == n:
+        return bad, NAN, NAN
+    return bad, lo, hi
+
+
+def first_nonfinite_column(const double[:, :] X):
+    """Index of the first column of X holding a non-finite value, or -1."""
+    cdef Py_ssize_t i, j, n = X.shape[0], p = X.shape[1], found = -1
+    with nogil:
+        for j in range(p):
+            for i in range(n):
+                if not isfinite(X[i, j]):
+                    found = j
+                    break
+            if found >= 0:
+                break
+    return found
+
+
+cdef int _cholesky(double* a, int n) noexcept nogil:
+    """Lower Cholesky factor in place of a symmetric n x n matrix stored by rows (LAPACK sees the transpose, its
+    upper triangle); the LAPACK info."""
+    cdef char uplo = b'U'
+    cdef int info = 0
+    if n > 0:
+        dpotrf(&uplo, &n, a, &n, &info)
+    return info
+
+
+def full_rank_crossprod(const double[:, :] xtx, double tol):
+    """True when every diagonal element of the Cholesky factor of the unit-scaled cross-product D^-1/2 X'X D^-1/2
+    (D its diagonal) exceeds ``tol``: no column is within ``tol`` of the span of the ones before it. False also
+    for a zero column or a factor that fails."""
+    cdef Py_ssize_t i, j, p = xtx.shape[0]
+    cdef double* a
+    cdef double* d
+    cdef bint ok = True
+    if p == 0:
+        return True
+    a = <double*> malloc(p * p * sizeof(double))
+    d = <double*> malloc(p * sizeof(double))
+    if a == NULL or d == NULL:
+        free(a)
+        free(d)
+        raise MemoryError()
+    with nogil:
+        for i in range(p):
+            d[i] = sqrt(xtx[i, i]) if xtx[i, i] > 0.0 else 0.0
+            if not d[i] > 0.0:
+                ok = False
+        if ok:
+            for i in range(p):
+                for j in range(p):
+                    a[i * p + j] = xtx[i, j] / (d[i] * d[j])
+            ok = _cholesky(a, <int> p) == 0
+            if ok:
+                for i in range(p):
+                    if not a[i * p + i] > tol:
+                        ok = False
+    free(a)
+    free(d)
+    return bool(ok)
+
+
+def scaled_gradient(const double[::1] gradient, const double[:, :] hessian, const unsigned char[::1] is_free):
+    """lme4's scaled-gradient test over the free parameters: with R'R = H (the symmetrised Hessian of the free
+    parameters), the largest over them of min(|R^-T g|_i, |g|_i).
+
+    Returns (status, worst, max |g|): status 0 when H has a Cholesky factor, 1 when a value is not finite, 2 when
+    H is not positive definite (worst is then max |g|)."""
+    cdef Py_ssize_t n = gradient.shape[0], m = 0, i, j, a_, b_
+    cdef double* h
+    cdef double* g
+    cdef Py_ssize_t* idx
+    cdef double s, max_g = 0.0, worst = 0.0
+    cdef int status = 0
+    h = <double*> malloc((n * n + n + 1) * sizeof(double))
+    idx = <Py_ssize_t*> malloc((n + 1) * sizeof(Py_ssize_t))
+    if h == NULL or idx == NULL:
+        free(h)
+        free(idx)
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            if is_free[i]:
+                idx[m] = i
+                m += 1
+        g = h + m * m
+        for a_ in range(m):
+            g[a_] = gradient[idx[a_]]
+            if not isfinite(g[a_]):
+                status = 1
+            if fabs(g[a_]) > max_g:
+                max_g = fabs(g[a_])
+            for b_ in range(m):
+                h[a_ * m + b_] = 0.5 * (hessian[idx[a_], idx[b_]] + hessian[idx[b_], idx[a_]])
+                if not isfinite(h[a_ * m + b_]):
+                    status = 1
+        if status == 0 and _cholesky(h, <int> m) != 0:
+            status = 2
+        if status == 0:
+            # forward substitution with the lower factor, row by row (its transpose is LAPACK's upper one)
+            for i in range(m):
+                s = g[i]
+                for j in range(i):
+                    s -= h[i * m + j] * g[j]       # g[j] holds the solution for j < i by now
+                s /= h[i * m + i]
+                worst = max(worst, min(fabs(s), fabs(g[i])))
+                g[i] = s
+        elif status == 2:
+            worst = max_g
+    free(h)
+    free(idx)
+    return status, worst, max_g
