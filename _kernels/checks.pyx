@@ -5,44 +5,39 @@
 # cython: language_level=3
 
 cimport cython
-from libc.math cimport INFINITY, NAN, fabs, isfinite, sqrt
+from libc.math cimport NAN, fabs, isfinite, sqrt
 from libc.stdlib cimport free, malloc
 
 from scipy.linalg.cython_lapack cimport dpotrf
 
 
-def finite_range(const double[::1] values):
-    """(number of non-finite values, least and greatest finite value) of a vector; NaN bounds when no value is
-    finite."""
+def count_nonfinite(const double[::1] values):
+    """The number of NaN and infinite values of a vector (a loop the compiler vectorises: x - x is 0 exactly
+    when x is finite)."""
     cdef Py_ssize_t i, n = values.shape[0], bad = 0
-    cdef double v, lo = INFINITY, hi = -INFINITY
+    cdef double d
     with nogil:
         for i in range(n):
-            v = values[i]
-            if not isfinite(v):
-                bad += 1
-            else:
-                if v < lo:
-                    lo = v
-                if v > hi:
-                    hi = v
-    if bad == n:
-        return bad, NAN, NAN
-    return bad, lo, hi
+            d = values[i] - values[i]
+            bad += d != d
+    return bad
 
 
-def first_nonfinite_column(const double[:, :] X):
-    """Index of the first column of X holding a non-finite value, or -1."""
-    cdef Py_ssize_t i, j, n = X.shape[0], p = X.shape[1], found = -1
+def is_constant(const double[::1] values):
+    """(True, the value) when every element equals the first (an empty vector: (True, NaN)), else (False, NaN);
+    stops at the first element that differs."""
+    cdef Py_ssize_t i, n = values.shape[0]
+    cdef double first
+    cdef bint same = True
+    if n == 0:
+        return True, NAN
+    first = values[0]
     with nogil:
-        for j in range(p):
-            for i in range(n):
-                if not isfinite(X[i, j]):
-                    found = j
-                    break
-            if found >= 0:
+        for i in range(1, n):
+            if values[i] != first:
+                same = False
                 break
-    return found
+    return bool(same), (first if same else NAN)
 
 
 cdef int _cholesky(double* a, int n) noexcept nogil:

@@ -33,7 +33,7 @@ from ..errors import DataError, FormulaError
 from ..formula.fixed import (check_columns, evaluate_numeric, expression_columns, fixed_matrix,
                              matrix_from_spec)
 from ..formula.simple import SimpleSpec, evaluate_arithmetic, simple_matrix
-from .._ext.checks import finite_range, first_nonfinite_column, full_rank_crossprod
+from .._ext.checks import count_nonfinite, full_rank_crossprod, is_constant
 from ..io import frames
 from .spec import ColumnLevels, DesignData, DesignSpec, TermSpec
 
@@ -109,14 +109,15 @@ def model_frame(frame, names, rows: np.ndarray, factor_levels: dict | None = Non
     return pd.DataFrame(data, index=pd.RangeIndex(n)), levels, kinds
 
 
-def _group_codes(cache, components, rows: np.ndarray):
-    """(codes, labels, component levels, keys) of a grouping factor over ``rows``; ``keys`` (None for
-    one component) are the observed combinations as indices into the product of the components' levels."""
+def _group_codes(cache, components, rows):
+    """(codes, labels, component levels, keys) of a grouping factor over ``rows`` (None: every row); ``keys``
+    (None for one component) are the observed combinations as indices into the product of the components'
+    levels."""
     key = None
     comp_levels = []
     for name in components:
         codes, lv = cache.codes(name)
-        codes, lv, _ = frames.drop_unused_levels(codes[rows], lv)
+        codes, lv, _ = frames.drop_unused_levels(codes if rows is None else codes[rows], lv)
         comp_levels.append(lv)
         key = codes.astype(np.int64) if key is None else key * len(lv) + codes
     if len(components) == 1 and not (key < 0).any():
@@ -291,14 +292,17 @@ def used_rows(cache, columns, n_total, arrays):
 
 
 def _n_nonfinite(values) -> int:
-    """The number of non-finite values of a vector (one compiled pass)."""
-    return finite_range(np.ascontiguousarray(values, dtype=np.float64))[0]
+    """The number of non-finite values of an array (one compiled pass over a contiguous one)."""
+    values = np.asarray(values, dtype=np.float64)
+    flat = values.ravel(order="K")       # a view of a C- or F-ordered array
+    return count_nonfinite(flat if flat.flags.c_contiguous else np.ascontiguousarray(flat))
 
 
-def _all_finite(M) -> bool:
-    """True when a matrix (or vector) holds finite values only (one compiled pass)."""
-    M = np.asarray(M, dtype=np.float64)
-    return first_nonfinite_column(M.reshape(-1, 1) if M.ndim == 1 else M) < 0
+def _first_nonfinite_column(M) -> int:
+    """Index of the first column of a matrix holding a non-finite value, or -1."""
+    if not _n_nonfinite(M):
+        return -1
+    return int(np.flatnonzero(~np.isfinite(M).all(axis=0))[0])
 
 
 def _check_finite(rows: Rows, names):
@@ -312,7 +316,7 @@ def _check_finite(rows: Rows, names):
 
 
 def _check_x(X, x_names):
-    j = first_nonfinite_column(np.asarray(X, dtype=np.float64))
+    j = _first_nonfinite_column(X)
     if j >= 0:
         name = x_names[j]
         raise DataError(f"fixed-effect column {name!r} has non-finite values (e.g. log of 0)")
@@ -519,15 +523,18 @@ def _check_response_varies(y, w, response, kind, family):
     yv = y if w is None else y[w > 0]
     if yv.size == 0:
         return
-    _, lo, hi = finite_range(np.ascontiguousarray(yv, dtype=np.float64))
+    # every rule is about a constant response (the binomial proportions and Poisson counts are >= 0)
+    constant, value = is_constant(np.ascontiguousarray(yv, dtype=np.float64))
+    if not constant:
+        return
     fam = (family or "binomial") if kind == "glmm" else None
-    if kind == "lmm" and lo == hi:
-        raise DataError(f"the response {response!r} is constant (every value is {lo:g}); a linear mixed "
+    if kind == "lmm":
+        raise DataError(f"the response {response!r} is constant (every value is {value:g}); a linear mixed "
                         f"model needs a response that varies")
-    if fam == "binomial" and (hi == 0 or lo == 1):
-        what = "0 (no successes)" if hi == 0 else "1 (no failures)"
+    if fam == "binomial" and value in (0.0, 1.0):
+        what = "0 (no successes)" if value == 0 else "1 (no failures)"
         raise DataError(f"the binomial response {response!r} is all {what}; the model cannot be fitted")
-    if fam == "poisson" and hi == 0:
+    if fam == "poisson" and value == 0:
         raise DataError(f"the poisson response {response!r} is all 0; the model cannot be fitted")
 
 
@@ -545,7 +552,7 @@ def _weights(w_all, rows: Rows, column=None):
 
 def _check_z(Z, names, where: str):
     """DataError naming the effect of a random-effect term whose column has non-finite values."""
-    if Z is not None and not _all_finite(Z):
+    if Z is not None and _n_nonfinite(Z):
         bad = ~np.isfinite(Z)
         j = int(np.nonzero(bad.any(axis=0))[0][0])
         values = Z[bad[:, j], j]
@@ -580,7 +587,7 @@ def _check_kind(parsed, kind, kinds):
 def _learn_term(bar, rows: Rows, kind):
     """(TermSpec, codes, Z or None) of one bar, its levels learned from the rows."""
     cache = rows.cache
-    codes, labels, comp_levels, keys = _group_codes(cache, bar.components, rows.used)
+    codes, labels, comp_levels, keys = _group_codes(cache, bar.components, None if rows.all else rows.used)
     if len(labels) < 2:
         raise DataError(f"grouping factor {bar.group!r} in {bar} has {len(labels)} level"
                         f"{'' if len(labels) == 1 else 's'}; random effects need at least 2")

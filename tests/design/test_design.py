@@ -409,3 +409,17 @@ def test_z_times_b_is_the_dense_product():
         bs.append(b)
         dense += np.sum(Z * b[codes], axis=1)
     np.testing.assert_allclose(z_times_b(terms, bs), dense, rtol=1e-13)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_first_nonfinite_column_names_the_first_bad_column(order):
+    from mixframe.design.encode import _first_nonfinite_column
+
+    X = np.asarray(np.random.default_rng(3).normal(size=(30, 5)), order=order)
+    assert _first_nonfinite_column(X) == -1
+    X[7, 3] = np.inf
+    X[2, 4] = np.nan
+    assert _first_nonfinite_column(X) == 3
+    X[29, 0] = -np.inf
+    assert _first_nonfinite_column(X) == 0
+    assert _first_nonfinite_column(X[:, 1:]) == 2          # a strided view

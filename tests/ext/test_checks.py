@@ -2,44 +2,39 @@
 import numpy as np
 import pytest
 
-from mixframe._ext.checks import finite_range, first_nonfinite_column, full_rank_crossprod, scaled_gradient
+from mixframe._ext.checks import count_nonfinite, full_rank_crossprod, is_constant, scaled_gradient
 
 RNG = np.random.default_rng(20261202)
 
 
 @pytest.mark.parametrize("values", [
     np.array([3.0, -1.0, 2.5]),
-    np.array([np.nan, 1.0, np.inf, -4.0]),
+    np.array([np.nan, 1.0, np.inf, -4.0, -np.inf]),
     np.array([np.nan, np.inf]),
     np.array([]),
-    RNG.normal(size=1000),
+    RNG.normal(size=1001),
 ])
-def test_finite_range_counts_the_non_finite_values_and_bounds_the_rest(values):
-    bad, lo, hi = finite_range(values)
-    ok = np.isfinite(values)
-    assert bad == int((~ok).sum())
-    if ok.any():
-        assert (lo, hi) == (values[ok].min(), values[ok].max())
-    else:
-        assert np.isnan(lo) and np.isnan(hi)
+def test_count_nonfinite_counts_nan_and_infinities(values):
+    assert count_nonfinite(values) == int((~np.isfinite(values)).sum())
 
 
-def test_finite_range_reads_read_only_views():
+def test_count_nonfinite_reads_read_only_views():
     v = np.arange(5.0)
     v.flags.writeable = False
-    assert finite_range(v) == (0, 0.0, 4.0)
+    assert count_nonfinite(v) == 0
 
 
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_first_nonfinite_column_is_the_first_column_with_a_bad_value(order):
-    X = np.asarray(RNG.normal(size=(30, 5)), order=order)
-    assert first_nonfinite_column(X) == -1
-    X[7, 3] = np.inf
-    X[2, 4] = np.nan
-    assert first_nonfinite_column(X) == 3
-    X[29, 0] = -np.inf
-    assert first_nonfinite_column(X) == 0
-    assert first_nonfinite_column(X[:, 1:]) == 2          # strided views
+@pytest.mark.parametrize("values, expected", [
+    (np.array([2.0, 2.0, 2.0]), (True, 2.0)),
+    (np.array([0.0]), (True, 0.0)),
+    (np.array([1.0, 1.0, 1.0 + 1e-15]), (False, None)),
+    (np.array([5.0, 4.0] + [5.0] * 100), (False, None)),
+])
+def test_is_constant_compares_every_value_with_the_first(values, expected):
+    same, value = is_constant(values)
+    assert same is expected[0]
+    assert value == expected[1] if same else np.isnan(value)
+    assert is_constant(np.array([]))[0] is True
 
 
 def _oracle_full_rank(xtx, tol):
