@@ -217,6 +217,11 @@ cdef tuple _arrow_modes(const int[::1] y, const double[::1] eta_fix, const doubl
     cdef double[::1] g_in = ws[7 * mo:7 * mo + mi]
     cdef double[::1] prev_in = ws[7 * mo + mi:]
     with nogil:
+        # a term whose SD is 0 leaves the likelihood: its penalized modes are exactly 0
+        if lam_out == 0.0:
+            u_out[:] = 0.0
+        if lam_in == 0.0:
+            u_in[:] = 0.0
         while True:
             ll_o[:] = 0.0
             g_in[:] = 0.0
@@ -320,6 +325,9 @@ cdef tuple _arrow_modes(const int[::1] y, const double[::1] eta_fix, const doubl
                     maxstep = fabs(dk)
             first = False
             nhalf = 0
+            if maxstep == 0.0:      # no step at all: the pass just made was at the final point
+                status = 0
+                break
             if maxstep < tol:
                 final = True
         # curvature pieces at the modes and the log-determinant of the arrowhead blocks

@@ -38,7 +38,7 @@ def _snap_sds(objective, layout, xi, beta, theta, fmin):
     for i in np.flatnonzero(layout.diag & (theta > 0.0)):
         trial = theta.copy()
         trial[i] = 0.0
-        f_trial = objective(xi, beta, trial)
+        f_trial = objective.probe(xi, beta, trial)
         if f_trial <= fmin + SNAP_TOL:
             theta, fmin, moved = trial, min(fmin, f_trial), True
     return theta, fmin, moved

@@ -115,6 +115,15 @@ class LaplaceObjective:
         except InnerError:
             return np.inf
 
+    def probe(self, xi, beta, theta) -> float:
+        """-log L at a trial point (a variance put on its bound, say) that leaves the modes where they were:
+        the next evaluation near the current point starts from its own modes, not from the trial's."""
+        u = self.u.copy()
+        try:
+            return self(xi, beta, theta)
+        finally:
+            self.u[:] = u
+
     def _compiled(self, alpha, eta0, theta) -> float:
         """-log L from the registered compiled driver (warm start from the last modes, else from 0)."""
         self.model.alpha = alpha
