@@ -16,14 +16,15 @@ SNAP_BELOW = 1e-4
 
 
 def snap_to_bounds(fun, x, candidates, fmin: float | None = None, tol_abs: float = 1e-10, tol_rel: float = 1e-12,
-                   below: float = SNAP_BELOW):
+                   below: float = SNAP_BELOW, margins: dict | None = None):
     """Put each of ``x[candidates]`` (parameters with bound 0) that is below ``below`` in absolute value on
     0 when ``fun`` there is at most ``tol_abs + tol_rel |fmin|`` above ``fmin`` (the optimizer's point).
 
-    Returns ``(x, fmin)``, the (possibly) changed point and its criterion; ``x`` is a copy.
+    Returns ``(x, fmin)``, the (possibly) changed point and its criterion; ``x`` is a copy. ``margins``, a
+    dict, receives for each parameter tried how far ``fun`` at its bound lay above ``fmin`` then.
     """
     x = np.array(x, dtype=float)
-    for i in np.asarray(candidates, dtype=np.int64):
+    for i in np.asarray(candidates, dtype=np.int64).tolist():
         if x[i] == 0.0 or abs(x[i]) >= below:
             continue
         if fmin is None:        # evaluated only when some parameter is near its bound
@@ -34,6 +35,8 @@ def snap_to_bounds(fun, x, candidates, fmin: float | None = None, tol_abs: float
             f_trial = float(fun(trial))
         except (ArithmeticError, np.linalg.LinAlgError):
             continue
+        if margins is not None:
+            margins[i] = f_trial - fmin
         if math.isfinite(f_trial) and f_trial <= fmin + tol_abs + tol_rel * abs(fmin):
             x, fmin = trial, min(fmin, f_trial)
     return x, fmin

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..design.terms import theta_to_lambdas
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
+from .boundary import snap_to_bounds
 from .convergence import SEPARATION_MESSAGE, convergence_failures, separated
 from .checks import check_random_effect_sizes
 from .clm import CLMProblem, make_cdf, newton_clm, start_thresholds, threshold_structure
@@ -31,17 +32,18 @@ __all__ = ["fit_clmm", "rho_to_xi", "xi_to_rho"]
 SNAP_TOL = 1e-7     # a diagonal theta is kept at 0 when -log L there rises by at most this much (a boundary fit)
 
 
-def _snap_sds(objective, layout, xi, beta, theta, fmin):
-    """Put each diagonal theta on 0 where -log L there is at most SNAP_TOL above ``fmin``.
-    Returns (theta, fmin, whether any moved)."""
-    moved = False
-    for i in np.flatnonzero(layout.diag & (theta > 0.0)):
-        trial = theta.copy()
-        trial[i] = 0.0
-        f_trial = objective.probe(xi, beta, trial)
-        if f_trial <= fmin + SNAP_TOL:
-            theta, fmin, moved = trial, min(fmin, f_trial), True
-    return theta, fmin, moved
+#: a diagonal theta whose bound lay this far above the optimum (in -log L) before the Newton polish is not tried
+#: again after it: the polish moves the estimates too little to close such a gap
+CLEAR_MARGIN = 0.5
+
+
+def _snap_sds(objective, layout, xi, beta, theta, fmin, skip=(), margins=None):
+    """Put each diagonal theta on 0 where -log L there is at most SNAP_TOL above ``fmin`` (every one is tried,
+    except the indices in ``skip``: see the call). Returns (theta, fmin, whether any moved)."""
+    candidates = [i for i in np.flatnonzero(layout.diag).tolist() if i not in skip]
+    snapped, f = snap_to_bounds(lambda th: objective.probe(xi, beta, th), theta, candidates, fmin=fmin,
+                                tol_abs=SNAP_TOL, tol_rel=0.0, below=np.inf, margins=margins)
+    return snapped, f, bool(np.any(snapped != theta))
 
 
 def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int = 1,
@@ -118,11 +120,15 @@ def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int
     # Newton polish. Every diagonal theta is tried (one evaluation each), not only small ones: near 0 the
     # likelihood is flat in an SD, and the search (derivative-free, or Newton in log SD) can stop well inside
     # (0.02 on carData's WVS for (1 | country/religion)) at a point worse than the boundary
-    theta, fmin, _ = _snap_sds(objective, layout, xi, beta, theta, fmin)
+    margins = {}
+    theta, fmin, _ = _snap_sds(objective, layout, xi, beta, theta, fmin, margins=margins)
     free = ~(layout.diag & (theta == 0.0))
+    v0 = layout.to_inference(xi, beta, theta, free)
     v, fmin, g, H = polish(objective, layout, xi, beta, theta, free)
     xi, beta, theta = layout.from_inference(v, theta, free)
-    theta, fmin, snapped = _snap_sds(objective, layout, xi, beta, theta, fmin)
+    small_move = bool(np.max(np.abs(v - v0), initial=0.0) < 1e-2)
+    clear = {i for i, gap in margins.items() if gap > CLEAR_MARGIN} if small_move else set()
+    theta, fmin, snapped = _snap_sds(objective, layout, xi, beta, theta, fmin, skip=clear)
     if snapped:
         free = ~(layout.diag & (theta == 0.0))
         v, fmin, g, H = polish(objective, layout, xi, beta, theta, free)
