@@ -44,6 +44,8 @@ def _warnings_at_caller(fit):
 
 
 def _reissue(pending) -> None:
+    if not pending:
+        return
     frame = _caller_frame()
     for w in pending:
         if frame is None:

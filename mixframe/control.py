@@ -29,6 +29,7 @@ ValueError: unknown control option 'maxiters' for glmm (did you mean 'maxiter'?)
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping
@@ -113,6 +114,12 @@ def _setting(check, default: str, doc: str):
 
 
 # ---------------------------------------------------------------------------------- the records
+@functools.lru_cache(maxsize=None)
+def _fields_of(cls) -> tuple:
+    """The dataclass fields of a control record class (looked up once: a fit reads them twice)."""
+    return fields(cls)
+
+
 @dataclass(frozen=True, repr=False)
 class Control:
     """The settings of one fit; the subclasses name the kind and its fields."""
@@ -125,14 +132,19 @@ class Control:
 
     def __post_init__(self):
         # a record built directly (LMMControl(maxiter=...)) is checked and normalised as a parsed one is
-        for f in fields(self):
+        for f in _fields_of(type(self)):
             value = getattr(self, f.name)
             if value is not None:
                 object.__setattr__(self, f.name, f.metadata["check"](self.kind, f.name, value))
 
     def options(self) -> dict[str, Any]:
         """The settings that were given, as the dict the fitting functions read."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        out = {}
+        for f in _fields_of(type(self)):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = value
+        return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.options().items())})"

@@ -20,16 +20,20 @@ def snap_to_bounds(fun, x, candidates, fmin: float | None = None, tol_abs: float
     """Put each of ``x[candidates]`` (parameters with bound 0) that is below ``below`` in absolute value on
     0 when ``fun`` there is at most ``tol_abs + tol_rel |fmin|`` above ``fmin`` (the optimizer's point).
 
-    Returns ``(x, fmin)``, the (possibly) changed point and its criterion; ``x`` is a copy. ``margins``, a
-    dict, receives for each parameter tried how far ``fun`` at its bound lay above ``fmin`` then.
+    Returns ``(x, fmin)``: ``x`` itself when nothing moved, else a changed copy, and its criterion.
+    ``margins``, a dict, receives for each parameter tried how far ``fun`` at its bound lay above ``fmin``
+    then.
     """
-    x = np.array(x, dtype=float)
-    for i in np.asarray(candidates, dtype=np.int64).tolist():
-        if x[i] == 0.0 or abs(x[i]) >= below:
-            continue
+    values = np.asarray(x, dtype=float).tolist()
+    tried = [i for i in np.asarray(candidates, dtype=np.int64).tolist()
+             if values[i] != 0.0 and abs(values[i]) < below]
+    if not tried:
+        return x, fmin
+    point = np.array(x, dtype=float)
+    for i in tried:
         if fmin is None:        # evaluated only when some parameter is near its bound
-            fmin = float(fun(x))
-        trial = x.copy()
+            fmin = float(fun(point))
+        trial = point.copy()
         trial[i] = 0.0
         try:
             f_trial = float(fun(trial))
@@ -38,5 +42,5 @@ def snap_to_bounds(fun, x, candidates, fmin: float | None = None, tol_abs: float
         if margins is not None:
             margins[i] = f_trial - fmin
         if math.isfinite(f_trial) and f_trial <= fmin + tol_abs + tol_rel * abs(fmin):
-            x, fmin = trial, min(fmin, f_trial)
-    return x, fmin
+            point, fmin = trial, min(fmin, f_trial)
+    return (x if all(a == b for a, b in zip(point.tolist(), values)) else point), fmin

@@ -43,7 +43,7 @@ def _snap_sds(objective, layout, xi, beta, theta, fmin, skip=(), margins=None):
     candidates = [i for i in np.flatnonzero(layout.diag).tolist() if i not in skip]
     snapped, f = snap_to_bounds(lambda th: objective.probe(xi, beta, th), theta, candidates, fmin=fmin,
                                 tol_abs=SNAP_TOL, tol_rel=0.0, below=np.inf, margins=margins)
-    return snapped, f, bool(np.any(snapped != theta))
+    return snapped, f, snapped is not theta
 
 
 def fit_clmm(design, link: str = "logit", threshold: str = "flexible", nagq: int = 1,

@@ -138,7 +138,7 @@ def optimize_lmm(obj, design, control=None):
     ctl = control_settings(control)
     x, fmin = snap_to_bounds(obj, opt.x, np.flatnonzero(np.isfinite(lower)), fmin=opt.fun,
                              tol_abs=10.0 * ctl["ftol_abs"], tol_rel=10.0 * ctl["ftol_rel"])
-    if not np.array_equal(x, opt.x):
+    if x is not opt.x:
         opt.x, opt.fun = x, fmin
         opt.gradient = opt.hessian = None      # the search's derivatives were at the point before the snap
     opt.checks = _check_lmm(obj, opt, lower)
@@ -272,6 +272,6 @@ def tri_inv(L) -> np.ndarray:
 
 
 def _is_singular(design, theta) -> bool:
-    lower = design.theta_lower_bounds()
-    diag = np.isfinite(lower)
-    return bool(np.any(np.asarray(theta)[diag] < SINGULAR_TOL))
+    """True when a diagonal element of a relative factor (a parameter with bound 0) is below SINGULAR_TOL."""
+    lower = design.theta_lower_bounds().tolist()
+    return any(t < SINGULAR_TOL for t, lo in zip(np.asarray(theta, dtype=float).tolist(), lower) if lo == 0.0)

@@ -189,7 +189,7 @@ class OneBlockDerivatives:
             if opt.gradient is not None:
                 opt.gradient = np.asarray(opt.gradient) * signs
             if opt.hessian is not None:
-                opt.hessian = np.asarray(opt.hessian) * np.outer(signs, signs)
+                opt.hessian = np.asarray(opt.hessian) * signs[:, None] * signs
         return opt
 
     def __call__(self, theta):

@@ -209,6 +209,8 @@ def check_columns(names, available, where: str) -> None:
 
     The message names the column, where it was used and the closest column names.
     """
+    if all(name in available for name in names):     # the usual case: every name is a column
+        return
     available = list(available)
     known = set(available) | set(EVAL_CONTEXT)
     for name in sorted(names):

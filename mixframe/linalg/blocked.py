@@ -17,6 +17,7 @@ This module is the only Python code that touches the compiled kernel (``mixframe
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 from scipy.linalg.lapack import dtrtri
@@ -66,6 +67,21 @@ def _one_blas_thread():
     return _OneBlasThread()
 
 
+@functools.lru_cache(maxsize=256)
+def _lambda_layout(ks: tuple):
+    """For terms of sizes ``ks``: the start of each term's k x k relative factor in the flat Lambda workspace
+    (and its end), and the position there of each theta (read-only int64 arrays, made once per shape)."""
+    offsets, idx = [0], []
+    for k in ks:
+        start = offsets[-1]
+        idx.extend(start + i * k + j for j in range(k) for i in range(j, k))
+        offsets.append(start + k * k)
+    out = np.array(offsets, dtype=np.int64), np.array(idx, dtype=np.int64)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 class BlockedSystem:
     """Structure and workspace of the blocked Cholesky factor for a list of random-effect terms.
 
@@ -108,11 +124,7 @@ class BlockedSystem:
             self.r_off[1:] = np.cumsum(self.r_k * self.r_m)[:-1]
         self.q1 = self.k0 * self.m0
         self.q2 = int(np.sum(self.r_k * self.r_m)) if rterms else 0
-        lam_len = [t.k * t.k for t in self.terms]
-        self._lam_offsets = np.concatenate([[0], np.cumsum(lam_len)]).astype(np.int64)
-        idx = [self._lam_offsets[ti] + i * t.k + j
-               for ti, t in enumerate(self.terms) for j in range(t.k) for i in range(j, t.k)]
-        self._theta_idx = np.asarray(idx, dtype=np.int64)
+        self._lam_offsets, self._theta_idx = _lambda_layout(tuple(t.k for t in self.terms))
         self._lam_all = np.zeros(int(self._lam_offsets[-1]))
         o = int(self._lam_offsets[1])
         self._lam0, self._lamR = self._lam_all[:o], self._lam_all[o:]     # contiguous views

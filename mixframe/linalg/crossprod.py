@@ -21,6 +21,8 @@ log weights   sum of log w                                           one exact c
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._ext import crossprod as _cp
@@ -64,6 +66,14 @@ def table_codes(values, low: float, table) -> np.ndarray:
 def count_terms(terms, weighted: bool) -> bool:
     """True when the Z blocks are counts: every term a scalar intercept ``(1 | g)`` and no weights."""
     return not weighted and all(t.k == 1 and getattr(t, "spec", None) is None for t in terms)
+
+
+def _offsets(sizes) -> np.ndarray:
+    """int64 starts of consecutive blocks of the given sizes, and the end: [0, s0, s0 + s1, ...]."""
+    out = [0]
+    for size in sizes:
+        out.append(out[-1] + int(size))
+    return np.array(out, dtype=np.int64)
 
 
 def _tri(k: int) -> int:
@@ -368,7 +378,7 @@ class Crossprods:
                 out[name] = np.empty(shape)
         out["A11"][...] = self._diag_block(0)
         out["AE1"][...] = _values(self.ze[0]).reshape(ms[0], ks[0], ne).transpose(2, 0, 1).reshape(ne, q1)
-        offs = np.concatenate([[0], np.cumsum([m * k for m, k in zip(ms[1:], ks[1:])])]).astype(np.int64)
+        offs = _offsets([m * k for m, k in zip(ms[1:], ks[1:])])
         A22, AER = out["A22"], out["AER"]
         A22[...] = 0.0
         for t in range(1, len(self.terms)):
@@ -416,7 +426,7 @@ class Crossprods:
         m0, k0 = ms[0], ks[0]
         if len(self.terms) == 1:
             return np.zeros(m0 + 1, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros((0, k0))
-        offs = np.concatenate([[0], np.cumsum([m * k for m, k in zip(ms[1:], ks[1:])])]).astype(np.int64)
+        offs = _offsets([m * k for m, k in zip(ms[1:], ks[1:])])
         if len(self.terms) == 2 and self.count and self.pairs[(1, 0)].grid is not None:
             ptr, cols, vals = self.pairs[(1, 0)].csr()
             return ptr, cols, vals[:, None]
@@ -435,8 +445,12 @@ class Crossprods:
         return ptr, row.astype(np.int32), np.ascontiguousarray(val)
 
 
+@functools.lru_cache(maxsize=64)
 def _tri_order(k: int):
-    """Row and column of the lower-triangle cells in the order the kernel stores them: (0,0), (1,0), (1,1), ..."""
+    """Row and column of the lower-triangle cells in the order the kernel stores them: (0,0), (1,0), (1,1), ...
+    (read-only arrays, made once per k)."""
     rows = np.repeat(np.arange(k), np.arange(1, k + 1))
     cols = np.concatenate([np.arange(a + 1) for a in range(k)]) if k else np.zeros(0, dtype=np.int64)
+    rows.flags.writeable = False
+    cols.flags.writeable = False
     return rows, cols
