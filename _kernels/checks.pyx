@@ -23,6 +23,15 @@ def count_nonfinite(const double[::1] values):
     return bad
 
 
+def count_nan(const double[::1] values):
+    """The number of NaN values of a vector (a vectorised loop: x != x exactly for NaN)."""
+    cdef Py_ssize_t i, n = values.shape[0], nan = 0
+    with nogil:
+        for i in range(n):
+            nan += values[i] != values[i]
+    return nan
+
+
 def is_constant(const double[::1] values):
     """(True, the value) when every element equals the first (an empty vector: (True, NaN)), else (False, NaN);
     stops at the first element that differs."""

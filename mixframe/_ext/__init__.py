@@ -11,7 +11,8 @@ module           built from (includes, cimports)               imported only by
 ===============  ============================================  ==============================================
 blocked          blocked.pyx (small_dense.pxi); C interface:   mixframe.linalg.blocked
                  _kernels/mixframe/_ext/blocked.pxd
-checks           checks.pyx                                    mixframe.design.encode, mixframe.fit.convergence
+checks           checks.pyx                                    mixframe.design.encode, mixframe.fit.convergence,
+                                                               mixframe.io.frames
 crossprod        crossprod.pyx                                 mixframe.linalg.crossprod, mixframe.linalg.blocked
 lmm_derivs       lmm_derivs.pyx (small_dense.pxi)              mixframe.fit.lmm_grad
 family           family.pyx (family_core.pxi, codes.pxi)       mixframe.families.glm

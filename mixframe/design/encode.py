@@ -175,6 +175,10 @@ class Rows:
             self._numeric[name] = self.take(self.cache.numeric(name))
         return self._numeric[name]
 
+    def numeric_read(self, name):
+        """The values :meth:`numeric` returned for ``name`` if it was read (else None)."""
+        return self._numeric.get(name)
+
     def numeric_or_none(self, name: str):
         ok = name in self.cache and self.cache.kind(name) == "numeric"
         return self.numeric(name) if ok else None
@@ -679,7 +683,8 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     formulaic_cols = roles["fixed"] | roles["lhs"] | roles["offset"] | {
         c for c in roles["response"] if plain_column(parsed.response, cols) != c}
     rows = Rows(cache, used, formulaic_cols)
-    _check_finite(rows, every - roles["grouping"] - ({w_col} if w_col else set()))
+    finite = every - roles["grouping"] - ({w_col} if w_col else set())
+    _check_finite(rows, finite)
     factor_levels, col_kinds = rows.levels_and_kinds()
     X, x_names, fixed_spec = rows.matrix(parsed.fixed, where="the fixed effects")
     _check_x(X, x_names)
@@ -687,7 +692,9 @@ def learn(parsed, data, *, kind, family=None, weights=None, offset=None, levels=
     X, x_names, x_keep = _kept_fixed(X, x_names, kind, intercept_dropped, fixed_columns)
     w = _weights(w_all, rows, w_col)
     y, w, response_levels = _response(parsed.response, parsed.cbind, rows, kind, family, w, levels)
-    if _n_nonfinite(y):
+    # a response that is a column as it is was checked with the columns (_check_finite)
+    y_col = plain_column(parsed.response, cols)
+    if not (y_col in finite and y is rows.numeric_read(y_col)) and _n_nonfinite(y):
         raise DataError(f"response {parsed.response!r} has non-finite values")
     if check_response:
         _check_response_varies(y, w, parsed.response, kind, family)

@@ -882,7 +882,10 @@ class ColumnCache:
             if how is None:
                 mask = missing_mask(self.frame, name)
             elif kind in ("numeric", "bool"):
-                mask = np.isnan(self.numeric(name))
+                from .._ext.checks import count_nan
+
+                values = self.numeric(name)
+                mask = np.isnan(values) if count_nan(values) else np.zeros(values.shape[0], dtype=bool)
             elif how == "arrow" and name not in self._codes:
                 arr = self._arrow_of(name)     # strings: the nulls, without encoding the column
                 mask = np.zeros(len(arr), dtype=bool) if arr.null_count == 0 else \

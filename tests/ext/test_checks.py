@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mixframe._ext.checks import count_nonfinite, full_rank_crossprod, is_constant, scaled_gradient
+from mixframe._ext.checks import count_nan, count_nonfinite, full_rank_crossprod, is_constant, scaled_gradient
 
 RNG = np.random.default_rng(20261202)
 
@@ -16,6 +16,16 @@ RNG = np.random.default_rng(20261202)
 ])
 def test_count_nonfinite_counts_nan_and_infinities(values):
     assert count_nonfinite(values) == int((~np.isfinite(values)).sum())
+
+
+@pytest.mark.parametrize("values", [
+    np.array([3.0, np.inf, -np.inf]),
+    np.array([np.nan, 1.0, np.nan]),
+    np.array([]),
+    RNG.normal(size=1001),
+])
+def test_count_nan_counts_nan_only(values):
+    assert count_nan(values) == int(np.isnan(values).sum())
 
 
 def test_count_nonfinite_reads_read_only_views():
