@@ -133,10 +133,12 @@ def lmm(formula, data, *, reml=True, weights=None, offset=None, groups=None, ran
     from .results.call import FitCall
 
     control = parse_control("lmm", control)
+    # without weights the rank of X is decided by the fit, from the exact X'X it computes anyway
+    unweighted = weights is None
     design = build_design(formula, data, kind="lmm", groups=groups, random=random, weights=weights,
-                          offset=offset)
+                          offset=offset, fixed_columns="all" if unweighted else None)
     _announce_dropped(design)
-    raw = fit_lmm(design, reml=reml, control=control.options())
+    raw = fit_lmm(design, reml=reml, control=control.options(), check_rank=unweighted)
     info = _call_info(formula, data, groups, random, reml=reml)
     if reml:
         info["call"] = FitCall("lmm", {"formula": formula, "weights": weights, "offset": offset,

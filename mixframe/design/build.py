@@ -8,6 +8,8 @@ streamed batches are encoded with it).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..formula import parse_formula
@@ -46,6 +48,18 @@ def design_from(spec, data) -> Design:
                   terms=terms, used=data.used, n_total=data.n_total, response=spec.response,
                   response_levels=spec.response_levels, fixed_spec=spec.fixed_spec, formula=spec.formula,
                   fixed_formula=spec.fixed_formula, extra=extra, spec=spec)
+
+
+def with_fixed_columns(design, kept) -> Design:
+    """The design with only the fixed-effect columns ``kept`` (indices into ``design.x_names``), its spec
+    keeping the same columns for new rows and batches; for a fit that decides the rank of X from the
+    cross-products it computes (:func:`mixframe.fit.lmm.fit_lmm`)."""
+    kept = [int(j) for j in kept]
+    spec = design.spec
+    full = list(range(len(design.x_names))) if spec.x_keep is None else list(spec.x_keep)
+    names = [design.x_names[j] for j in kept]
+    spec = dataclasses.replace(spec, x_names=names, x_keep=tuple(full[j] for j in kept))
+    return dataclasses.replace(design, X=np.ascontiguousarray(design.X[:, kept]), x_names=names, spec=spec)
 
 
 def build_design(formula, data, *, kind, family=None, groups=None, random=None, weights=None,

@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
+from ..design.build import with_fixed_columns
+from ..design.encode import reduce_fixed
 from ..design.terms import theta_to_lambdas, u_to_b, z_times_b
 from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..linalg.blocked import BlockedSystem
@@ -105,10 +107,20 @@ class LmmObjective:
         return sigma * sigma * (inv.T @ inv)
 
 
-def fit_lmm(design, reml: bool = True, control: dict | None = None) -> RawFit:
-    """Fit a linear mixed model by (RE)ML. Returns the raw fit record."""
+def fit_lmm(design, reml: bool = True, control: dict | None = None, check_rank: bool = False) -> RawFit:
+    """Fit a linear mixed model by (RE)ML. Returns the raw fit record.
+
+    ``check_rank``: the design keeps every fixed-effect column (``build_design(..., fixed_columns="all")``) and
+    the aliased ones are dropped here, by the rank check of X'X (:func:`mixframe.design.encode.reduce_fixed`)
+    read off the exact cross-products the objective computes anyway (an unweighted fit's)."""
     check_random_effect_sizes(design, "lmm")
     obj = LmmObjective(design, reml)
+    if check_rank:
+        p = design.p
+        kept = reduce_fixed(obj.system.crossprod_blocks().AEE[:p, :p], design.x_names, stacklevel=3)
+        if len(kept) < p:
+            design = with_fixed_columns(design, kept)
+            obj = LmmObjective(design, reml)
 
     def linear_predictors(beta, bs):
         eta_fixed = design.X @ beta

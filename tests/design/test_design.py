@@ -423,3 +423,18 @@ def test_first_nonfinite_column_names_the_first_bad_column(order):
     X[29, 0] = -np.inf
     assert _first_nonfinite_column(X) == 0
     assert _first_nonfinite_column(X[:, 1:]) == 2          # a strided view
+
+
+def test_with_fixed_columns_keeps_the_columns_for_new_rows():
+    from mixframe.design.build import with_fixed_columns
+
+    df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.5, 2.5, 3.5], "x": [0.0, 1.0, 0.0, 1.0, 2.0, 1.0],
+                       "g": list("aabbcc")})
+    df["x2"] = 2.0 * df["x"]
+    design = build_design("y ~ x + x2 + (1 | g)", df, kind="lmm", fixed_columns="all")
+    assert design.x_names == ["(Intercept)", "x", "x2"]
+    kept = with_fixed_columns(design, [0, 2])
+    assert kept.x_names == kept.spec.x_names == ["(Intercept)", "x2"]
+    np.testing.assert_array_equal(kept.X, design.X[:, [0, 2]])
+    assert kept.X.flags.c_contiguous
+    np.testing.assert_array_equal(kept.spec.encode(df.iloc[:3]).X, design.X[:3][:, [0, 2]])
