@@ -35,3 +35,45 @@ def test_string_missing_masks_before_encoding(backend):
         want = frames.row_labels(*frames.encode_column(df, name)).tolist()
         assert strings.to_pylist() == want
     assert frames.ColumnCache(pd.DataFrame({"x": [1.0]})).strings("x") is None
+
+
+def test_pandas_columns_read_without_the_block_manager_give_the_same_values():
+    import pandas as pd
+
+    from mixframe.io.frames import ColumnCache, _PandasColumn
+
+    df = pd.DataFrame({"x": [1.5, None, 3.0], "g": ["b", "a", None], "k": pd.Categorical(["u", "v", "u"])})
+
+    class NoInternals:                      # what a pandas without ``_mgr`` offers: columns and __getitem__
+        columns = df.columns
+
+        def __getitem__(self, name):
+            return df[name]
+
+    for name in df.columns:
+        direct, fallback = _PandasColumn.of(df, name), _PandasColumn.of(NoInternals(), name)
+        assert direct.dtype == fallback.dtype
+        assert list(pd.Series(direct.to_numpy()).isna()) == list(pd.Series(fallback.to_numpy()).isna())
+    cache = ColumnCache(df)
+    assert cache.codes("g")[0].tolist() == [1, 0, -1] and cache.missing("x").tolist() == [False, True, False]
+    dup = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
+    assert _PandasColumn.of(dup, "a") is None       # a duplicated name is not one column
+
+
+def test_the_private_copy_falls_back_to_pandas_own_shallow_copy():
+    import pandas as pd
+
+    from mixframe.results.rows import _shallow_pandas_copy
+
+    df = pd.DataFrame({"x": [1.0, 2.0]})
+    calls = []
+
+    class Frame:
+        def copy(self, deep):
+            calls.append(deep)
+            return df.copy(deep=deep)
+
+    assert _shallow_pandas_copy(Frame()).equals(df) and calls == [False]
+    copy = _shallow_pandas_copy(df)
+    df.loc[0, "x"] = -1.0
+    assert copy["x"].tolist() == [1.0, 2.0]
