@@ -174,14 +174,14 @@ def optimize_lmm(obj, design, control=None):
 
 
 def _check_lmm(obj, opt, lower) -> list:
-    """lme4's convergence checks at the reported theta (:mod:`mixframe.fit.convergence`): the exact
-    derivatives of a one-block model, the analytic gradient and the search's Hessian model of the
-    gradient-based search, central differences otherwise."""
+    """lme4's convergence checks at the reported theta (:mod:`mixframe.fit.convergence`): the search's own
+    gradient and Hessian at its answer (exact for a one-block model; the Hessian model of the gradient-based
+    search), the exact derivatives of a one-block model at a snapped point, central differences otherwise."""
     x = np.asarray(opt.x, dtype=float)
     free = ~(x <= lower)                       # -inf bounds: always free
     derivs = getattr(opt, "derivatives", None)
     if opt.hessian is not None and opt.gradient is not None:
-        g, H = opt.gradient, opt.hessian       # the search's gradient at x (exact) and its Hessian (exact, or its model)
+        g, H = opt.gradient, opt.hessian       # the search's, at x
     elif derivs is not None:
         _, g, H = derivs(x)
     else:
