@@ -556,12 +556,11 @@ def _weights(w_all, rows: Rows, column=None):
 
 def _check_z(Z, names, where: str):
     """DataError naming the effect of a random-effect term whose column has non-finite values."""
-    if Z is not None and _n_nonfinite(Z):
-        bad = ~np.isfinite(Z)
-        j = int(np.nonzero(bad.any(axis=0))[0][0])
-        values = Z[bad[:, j], j]
-        raise DataError(f"{where} has non-finite values in {names[j]!r} ({int(bad[:, j].sum())} row(s), e.g. "
-                        f"{values[0]}); replace or remove them (e.g. a log of 0 or a division by 0)")
+    j = -1 if Z is None else _first_nonfinite_column(Z)
+    if j >= 0:
+        bad = ~np.isfinite(Z[:, j])
+        raise DataError(f"{where} has non-finite values in {names[j]!r} ({int(bad.sum())} row(s), e.g. "
+                        f"{Z[bad, j][0]}); replace or remove them (e.g. a log of 0 or a division by 0)")
 
 
 def _offset(o_all, offsets, rows: Rows, check: bool = True):

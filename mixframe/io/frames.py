@@ -604,9 +604,6 @@ class _PandasColumn:
     def dropna(self):
         return self._frame[self._name].dropna()
 
-    def __iter__(self):
-        return iter(self._frame[self._name])
-
 
 def _frozen(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values).view()  # a view of its own: the flag never touches the user's array
